@@ -1,0 +1,197 @@
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type { KeepaliveOptions } from '../core/connection.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
+import { HandshakeError, InvalidArgumentError, TimeoutError, TransportError, WebSocketError } from '../core/errors.js';
+import { buildUpgradeRequest, validateUpgradeResponse } from '../core/handshake.js';
+import { HttpHeadParser } from '../core/http-head.js';
+import { Context } from '../transport/context.js';
+import { Session } from '../transport/session.js';
+import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ClientHandler<T = any> = Handler<ClientSession<T>>;
+
+export interface ConnectOptions {
+  /** Subprotocol(s) to offer, in order of preference. */
+  protocol?: string | string[];
+  /** Extra request headers (validated: no CR, LF or NUL, names must be tokens). */
+  headers?: Record<string, string> | Iterable<[string, string]>;
+  origin?: string;
+  /** TLS options for wss:// (ca, cert, key, servername, ...). */
+  tls?: TlsConnectionOptions;
+  /** Accept any server certificate (self-signed test servers). */
+  insecure?: boolean;
+  /** Event handler; without onMessage/onFragment, messages are buffered for messages(). */
+  handler?: ClientHandler;
+  /** Default: ping after 30 s quiet, hang up after 60 s. null disables. */
+  keepalive?: KeepaliveOptions | null;
+  limits?: Partial<SessionLimits>;
+  closeTimeoutMs?: number;
+  /** Connect plus opening handshake must finish within this time. Default 10000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Largest HTTP head accepted from the server. Default 16384. */
+  maxHeadBytes?: number;
+  /** Share timers and randomness with other clients; by default each client has its own. */
+  context?: Context;
+  /** Errors thrown by handlers. Default: printed to stderr. */
+  onError?: (error: unknown, session: ClientSession) => void;
+}
+
+/** A client-side session; `messages()` iterates what arrives. */
+export class ClientSession<T = Record<string, unknown>> extends Session<T> {
+  readonly url: URL;
+  /** Response headers of the opening handshake (lower-cased names). */
+  readonly responseHeaders: ReadonlyMap<string, readonly string[]>;
+  constructor(init: ConstructorParameters<typeof Session<T>>[0], url: URL, responseHeaders: ReadonlyMap<string, readonly string[]>) {
+    super(init);
+    this.url = url;
+    this.responseHeaders = responseHeaders;
+  }
+}
+
+interface Target {
+  url: URL;
+  secure: boolean;
+  host: string;
+  port: number;
+  hostHeader: string;
+  path: string;
+}
+
+/** Parses and checks a ws:// or wss:// URL (RFC 6455 section 3). */
+export function parseWebSocketUrl(input: string | URL): Target {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new InvalidArgumentError('ERR_BAD_URL', `not a URL: ${String(input)}`);
+  }
+  let secure: boolean;
+  if (url.protocol === 'ws:' || url.protocol === 'http:') secure = false;
+  else if (url.protocol === 'wss:' || url.protocol === 'https:') secure = true;
+  else throw new InvalidArgumentError('ERR_BAD_URL', `unsupported scheme ${url.protocol} (ws: or wss:)`);
+  // Section 3: "Fragment identifiers are meaningless in the context of WebSocket URIs and MUST NOT be used".
+  if (url.hash !== '' || String(input).includes('#')) throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL may not have a fragment');
+  if (url.hostname === '') throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL needs a host');
+  const defaultPort = secure ? 443 : 80;
+  const port = url.port === '' ? defaultPort : Number(url.port);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const hostHeader = url.port === '' ? url.hostname : `${url.hostname}:${url.port}`;
+  return { url, secure, host, port, hostHeader, path: (url.pathname || '/') + url.search };
+}
+
+/**
+ * Opens a WebSocket connection. Resolves once the opening handshake has
+ * succeeded; rejects with a HandshakeError (bad answer or status),
+ * TransportError (connect or TLS failure) or TimeoutError.
+ */
+export function connect(url: string | URL, options: ConnectOptions = {}): Promise<ClientSession> {
+  // Everything the application passed in is validated before a byte is sent.
+  let target: Target;
+  let request: Buffer;
+  const context = options.context ?? new Context();
+  const ownContext = !options.context;
+  const key = context.newKey();
+  const protocols = options.protocol === undefined ? [] : Array.isArray(options.protocol) ? options.protocol : [options.protocol];
+  try {
+    target = parseWebSocketUrl(url);
+    const headers: Array<[string, string]> = options.headers === undefined ? [] : Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
+    request = buildUpgradeRequest({ host: target.hostHeader, path: target.path, key, protocols, origin: options.origin, headers });
+  } catch (err) {
+    if (ownContext) context.close();
+    return Promise.reject(err);
+  }
+
+  return new Promise<ClientSession>((resolve, reject) => {
+    let socket: Socket;
+    if (target.secure) {
+      const tlsOpts: TlsConnectionOptions = {
+        host: target.host,
+        port: target.port,
+        ALPNProtocols: ['http/1.1'],
+        ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
+        ...(options.insecure ? { rejectUnauthorized: false } : {}),
+        ...options.tls,
+      };
+      socket = tlsConnect(tlsOpts);
+    } else {
+      socket = netConnect({ host: target.host, port: target.port });
+    }
+    socket.setNoDelay(true);
+    const parser = new HttpHeadParser('response', { maxHeadBytes: options.maxHeadBytes });
+    let settled = false;
+    const timer = {
+      onTimer: () => fail(new TimeoutError('ERR_HANDSHAKE_TIMEOUT', `opening handshake not finished within ${options.handshakeTimeoutMs ?? 10_000} ms`)),
+    };
+    context.timers.schedule(timer, context.now() + (options.handshakeTimeoutMs ?? 10_000));
+
+    const cleanup = () => {
+      context.timers.cancel(timer);
+      socket.off(target.secure ? 'secureConnect' : 'connect', onConnect);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    const fail = (err: WebSocketError) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      socket.destroy();
+      if (ownContext) context.close();
+      reject(err);
+    };
+    const onConnect = () => {
+      socket.write(request);
+    };
+    const onError = (err: Error) => fail(new TransportError('ERR_CONNECT', `cannot connect to ${target.url.href}: ${err.message}`, { cause: err }));
+    const onClose = () => fail(new TransportError('ERR_CONNECTION_CLOSED', 'the server closed the connection during the opening handshake'));
+    const onData = (chunk: Buffer) => {
+      let result;
+      try {
+        result = parser.push(chunk);
+        if (!result) return;
+        const agreed = validateUpgradeResponse(result.head, { key, protocols, offeredExtensions: [] });
+        settled = true;
+        cleanup();
+        socket.pause();
+        const handler = options.handler ?? {};
+        const session = new ClientSession<Record<string, unknown>>(
+          {
+            role: 'client',
+            socket,
+            context,
+            handler: handler as Handler<unknown>,
+            protocol: agreed.protocol,
+            extensions: [],
+            limits: options.limits ?? {},
+            keepalive: options.keepalive !== undefined ? options.keepalive : DEFAULT_KEEPALIVE,
+            closeTimeoutMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+            head: Buffer.alloc(0),
+            inbox: !handler.onMessage && !handler.onFragment,
+            onHandlerError: (e, s) => (options.onError ? options.onError(e, s as unknown as ClientSession) : console.error('sockeye:', e)),
+            onFinished: () => {
+              if (ownContext) context.close();
+            },
+          },
+          target.url,
+          result.head.headers,
+        );
+        resolve(session);
+        // Frames that came in the same packet as the 101 answer are processed after the caller got the session.
+        const rest = Buffer.from(result.rest);
+        queueMicrotask(() => {
+          session.start(rest);
+          socket.resume();
+        });
+      } catch (err) {
+        if (err instanceof WebSocketError) fail(err);
+        else fail(new HandshakeError('ERR_HANDSHAKE', String(err)));
+      }
+    };
+    socket.on(target.secure ? 'secureConnect' : 'connect', onConnect);
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+  });
+}

@@ -1,0 +1,416 @@
+import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close-codes.js';
+import {
+  InvalidArgumentError,
+  InvalidStateError,
+  LimitExceededError,
+  ProtocolError,
+  TimeoutError,
+  TransportError,
+  WebSocketError,
+} from './errors.js';
+import { encodeFrame, encodeOwnedFrame } from './frame-serializer.js';
+import { FrameParser, type FrameSink } from './frame-parser.js';
+import { Opcode, MAX_CONTROL_PAYLOAD } from './opcodes.js';
+import { isValidUtf8, Utf8Validator } from './utf8-validator.js';
+
+export type Role = 'server' | 'client';
+
+/**
+ * open: data flows both ways. closing: we sent a close frame and wait for the
+ * peer's (we may still receive data). closed: the WebSocket is finished; the
+ * transport only has to flush and release the socket.
+ */
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+/**
+ * How the transport must end the socket once the connection is closed:
+ * 'graceful' flushes everything queued (the close frame last) and then ends
+ * the TCP connection; 'abort' destroys it at once (the peer is gone or stuck).
+ */
+export type Hangup = 'graceful' | 'abort';
+
+export type ConnectionEvent =
+  | { type: 'message'; binary: boolean; data: Buffer }
+  | { type: 'fragment'; binary: boolean; data: Buffer; first: boolean; last: boolean }
+  | { type: 'ping'; data: Buffer }
+  | { type: 'pong'; data: Buffer }
+  | { type: 'closed'; code: number; reason: string; wasClean: boolean; error: WebSocketError | undefined; hangup: Hangup };
+
+export interface ConnectionHost {
+  onEvent(event: ConnectionEvent): void;
+  /**
+   * Bytes to put on the wire, one whole frame per call. `urgent` marks pings and
+   * pongs, which may go ahead of data frames that are still queued but never
+   * inside one (invariant S2). Close frames are never urgent: a graceful close
+   * goes after every queued message (invariant S4). `endsMessage` marks the
+   * frame that completes an application message (for counting unsent ones).
+   */
+  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean): void;
+}
+
+export interface KeepaliveOptions {
+  /** Send a ping after this long without receiving anything. 0 disables pings. */
+  pingAfterMs: number;
+  /** Hang up after this long without receiving anything (no data, no pong). 0 disables. */
+  hangupAfterMs: number;
+  /**
+   * Ping every pingAfterMs even while data arrives (libwebsockets' test server
+   * behaves so). Default false: ping only when the line is quiet.
+   */
+  alwaysPing?: boolean;
+}
+
+export interface ConnectionLimits {
+  /** Largest message (sum of its frames' payloads); bigger fails with 1009. */
+  maxMessageBytes: number;
+  /** Largest single frame payload; bigger fails with 1009. */
+  maxFrameBytes: number;
+  /** Most frames in one message (guards against floods of empty continuations); more fails with 1008. */
+  maxFragments: number;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  maxMessageBytes: 16 * 1024 * 1024,
+  maxFrameBytes: 16 * 1024 * 1024,
+  maxFragments: 65536,
+};
+
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+
+export interface ConnectionOptions {
+  role: Role;
+  limits?: Partial<ConnectionLimits>;
+  /** How long to wait for the peer's close frame after sending ours. */
+  closeTimeoutMs?: number;
+  keepalive?: KeepaliveOptions | null;
+  /** Deliver data as 'fragment' events as it arrives instead of whole 'message' events. */
+  streamMessages?: boolean;
+  /** Client only: returns 4 fresh random bytes per frame (S5: the core has no randomness of its own). */
+  maskSource?: () => Uint8Array;
+  /** The current time in ms, as the host measures it. */
+  now: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The RFC 6455 connection after the opening handshake: bytes and time in,
+ * events and bytes out (invariant S5). It never touches a socket or a timer;
+ * the host calls receive(), tick() and the send methods, and acts on the
+ * events and writes it is given.
+ */
+export class Connection implements FrameSink {
+  readonly role: Role;
+  private _state: ConnectionState = 'open';
+  private readonly host: ConnectionHost;
+  private readonly parser: FrameParser;
+  private readonly limits: ConnectionLimits;
+  private readonly closeTimeoutMs: number;
+  private readonly keepalive: KeepaliveOptions | null;
+  private readonly maskSource: (() => Uint8Array) | null;
+  streamMessages: boolean;
+
+  // Inbound message assembly.
+  private msgBinary = false;
+  private msgParts: Buffer[] = [];
+  private msgBytes = 0;
+  private msgFrames = 0;
+  private msgFirstPending = false;
+  private readonly utf8 = new Utf8Validator();
+  private frameFin = false;
+  private frameLength = 0;
+
+  // Outbound.
+  private outStreaming = false;
+  private outStreamBinary = false;
+  private closeSent = false;
+
+  // Time.
+  private lastRxAt: number;
+  private lastPingAt: number;
+  private closeDeadline = Infinity;
+
+  constructor(host: ConnectionHost, options: ConnectionOptions) {
+    this.host = host;
+    this.role = options.role;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    if (options.limits?.maxMessageBytes !== undefined && options.limits.maxFrameBytes === undefined) {
+      this.limits.maxFrameBytes = this.limits.maxMessageBytes;
+    }
+    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.keepalive = options.keepalive && (options.keepalive.pingAfterMs > 0 || options.keepalive.hangupAfterMs > 0) ? options.keepalive : null;
+    this.streamMessages = options.streamMessages ?? false;
+    if (this.role === 'client' && !options.maskSource) throw new InvalidArgumentError('ERR_NO_MASK_SOURCE', 'a client connection needs a maskSource');
+    this.maskSource = this.role === 'client' ? options.maskSource! : null;
+    this.lastRxAt = options.now;
+    this.lastPingAt = options.now;
+    this.parser = new FrameParser(this, { role: this.role, maxFrameBytes: this.limits.maxFrameBytes });
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** True while a streamed outgoing message is open (send() must wait until it ends). */
+  get sendingStream(): boolean {
+    return this.outStreaming;
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /** Feeds bytes from the peer. Takes ownership of `data` (payloads are unmasked in place). */
+  receive(data: Buffer, now: number): void {
+    if (this._state === 'closed') return;
+    this.lastRxAt = now;
+    try {
+      this.parser.push(data);
+    } catch (err) {
+      if (err instanceof WebSocketError) this.fail(err);
+      else throw err;
+    }
+  }
+
+  /** The transport ended (EOF, reset, TLS error). */
+  transportClosed(error?: Error): void {
+    if (this._state === 'closed') return;
+    const err = error instanceof WebSocketError ? error : new TransportError('ERR_CONNECTION_LOST', error ? `connection lost: ${error.message}` : 'connection closed without a close frame', error ? { cause: error } : undefined);
+    this.finish(CloseCode.Abnormal, '', false, err, 'abort');
+  }
+
+  /** Runs timers: keepalive pings and hang-up, close handshake timeout. Returns the next time tick() is needed. */
+  tick(now: number): number {
+    if (this._state === 'closing' && now >= this.closeDeadline) {
+      this.finish(CloseCode.Abnormal, '', false, new TimeoutError('ERR_CLOSE_TIMEOUT', `no close frame from the peer within ${this.closeTimeoutMs} ms`), 'abort');
+      return Infinity;
+    }
+    const ka = this.keepalive;
+    if (this._state === 'open' && ka) {
+      if (ka.hangupAfterMs > 0 && now - this.lastRxAt >= ka.hangupAfterMs) {
+        this.finish(CloseCode.Abnormal, '', false, new TimeoutError('ERR_KEEPALIVE_TIMEOUT', `nothing received for ${now - this.lastRxAt} ms (hang-up after ${ka.hangupAfterMs} ms)`), 'abort');
+        return Infinity;
+      }
+      if (ka.pingAfterMs > 0 && now - this.pingBase() >= ka.pingAfterMs) {
+        this.lastPingAt = now;
+        this.writeControl(Opcode.Ping, EMPTY, true);
+      }
+    }
+    return this.nextDeadline();
+  }
+
+  /** The earliest time at which tick() has something to do (Infinity: nothing). */
+  nextDeadline(): number {
+    if (this._state === 'closing') return this.closeDeadline;
+    if (this._state !== 'open' || !this.keepalive) return Infinity;
+    const ka = this.keepalive;
+    let t = Infinity;
+    if (ka.hangupAfterMs > 0) t = this.lastRxAt + ka.hangupAfterMs;
+    if (ka.pingAfterMs > 0) t = Math.min(t, this.pingBase() + ka.pingAfterMs);
+    return t;
+  }
+
+  private pingBase(): number {
+    return this.keepalive!.alwaysPing ? this.lastPingAt : Math.max(this.lastRxAt, this.lastPingAt);
+  }
+
+  // --------------------------------------------------------------- output
+
+  private mask(): Uint8Array | null {
+    return this.maskSource ? this.maskSource() : null;
+  }
+
+  private assertCanSendData(operation: string): void {
+    if (this._state !== 'open') throw new InvalidStateError(operation, this._state);
+  }
+
+  /**
+   * Sends one whole message. The payload is copied unless `owned` says the
+   * caller hands it over and will not touch it again (invariant S2).
+   */
+  send(data: Uint8Array, binary: boolean, owned = false): void {
+    this.assertCanSendData('send');
+    if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
+    const opcode = binary ? Opcode.Binary : Opcode.Text;
+    const opts = { mask: this.mask() };
+    this.host.write(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), false, true);
+  }
+
+  /** Sends one fragment of a streamed message; `last` ends the message (RFC 6455 section 5.4). */
+  sendFragment(data: Uint8Array, binary: boolean, last: boolean): void {
+    this.assertCanSendData('send a fragment');
+    let opcode: number;
+    if (!this.outStreaming) {
+      opcode = binary ? Opcode.Binary : Opcode.Text;
+      this.outStreaming = !last;
+      this.outStreamBinary = binary;
+    } else {
+      if (binary !== this.outStreamBinary) throw new InvalidArgumentError('ERR_STREAM_TYPE', 'a fragment must have the type of the message it continues');
+      opcode = Opcode.Continuation;
+      if (last) this.outStreaming = false;
+    }
+    this.host.write(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), false, last);
+  }
+
+  ping(data: Uint8Array = EMPTY): void {
+    this.assertCanSendData('ping');
+    if (data.length > MAX_CONTROL_PAYLOAD) throw new InvalidArgumentError('ERR_CONTROL_TOO_LONG', `ping payload of ${data.length} bytes (max 125)`);
+    this.writeControl(Opcode.Ping, data, true);
+  }
+
+  pong(data: Uint8Array = EMPTY): void {
+    this.assertCanSendData('pong');
+    if (data.length > MAX_CONTROL_PAYLOAD) throw new InvalidArgumentError('ERR_CONTROL_TOO_LONG', `pong payload of ${data.length} bytes (max 125)`);
+    this.writeControl(Opcode.Pong, data, true);
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 section 7.1.2). The close frame goes
+   * after everything already queued. Closing twice is a no-op.
+   */
+  close(code: number = CloseCode.Normal, reason = '', now?: number): void {
+    if (this._state !== 'open') return;
+    const payload = encodeClosePayload(code, reason);
+    this.sendClose(payload);
+    this._state = 'closing';
+    this.closeDeadline = (now ?? this.lastRxAt) + this.closeTimeoutMs;
+  }
+
+  private sendClose(payload: Buffer): void {
+    if (this.closeSent) return;
+    this.closeSent = true;
+    this.host.write(encodeFrame(Opcode.Close, payload, { mask: this.mask() }), false, false);
+  }
+
+  private writeControl(opcode: number, payload: Uint8Array, urgent: boolean): void {
+    this.host.write(encodeFrame(opcode, payload, { mask: this.mask() }), urgent, false);
+  }
+
+  // ------------------------------------------------------------- failures
+
+  /** Fails the connection (RFC 6455 section 7.1.7): close frame with the error's code, then hang up. */
+  fail(error: WebSocketError): void {
+    if (this._state === 'closed') return;
+    const code = error.closeCode !== undefined && isValidWireCloseCode(error.closeCode) ? error.closeCode : CloseCode.ProtocolError;
+    if (this._state === 'open') this.sendClose(encodeClosePayload(code, truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES)));
+    this.finish(code, error.message, false, error, 'graceful');
+  }
+
+  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup): void {
+    this._state = 'closed';
+    this.msgParts = [];
+    this.host.onEvent({ type: 'closed', code, reason, wasClean, error, hangup });
+  }
+
+  // ---------------------------------------------------- FrameSink (parser)
+
+  onDataFrameStart(opcode: number, fin: boolean, _rsv: number, length: number): void {
+    if (this._state === 'closed') return;
+    if (opcode !== Opcode.Continuation) {
+      this.msgBinary = opcode === Opcode.Binary;
+      this.msgBytes = 0;
+      this.msgFrames = 0;
+      this.msgParts = [];
+      this.msgFirstPending = true;
+      this.utf8.reset();
+    }
+    this.msgFrames++;
+    if (this.msgFrames > this.limits.maxFragments) {
+      throw new LimitExceededError('maxFragments', `message of more than ${this.limits.maxFragments} frames`, CloseCode.PolicyViolation);
+    }
+    // Refuse before the payload arrives: the header already tells the size.
+    if (this.msgBytes + length > this.limits.maxMessageBytes) {
+      throw new LimitExceededError('maxMessageBytes', `message of more than ${this.limits.maxMessageBytes} bytes`);
+    }
+    this.msgBytes += length;
+    this.frameFin = fin;
+    this.frameLength = length;
+  }
+
+  onDataPayload(data: Buffer, remaining: number): void {
+    if (this._state === 'closed') return;
+    // RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8.
+    if (!this.msgBinary && !this.utf8.write(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', CloseCode.InvalidPayload);
+    const last = this.frameFin && remaining === 0;
+    if (last && !this.msgBinary && !this.utf8.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+    if (this.streamMessages) {
+      const first = this.msgFirstPending;
+      this.msgFirstPending = false;
+      this.host.onEvent({ type: 'fragment', binary: this.msgBinary, data, first, last });
+    } else {
+      this.msgParts.push(data);
+    }
+  }
+
+  onDataFrameEnd(fin: boolean): void {
+    if (this._state === 'closed') return;
+    if (!fin) return;
+    if (!this.msgBinary && !this.utf8.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+    if (this.streamMessages) {
+      // A final frame with an empty payload still has to end the stream.
+      if (this.frameLength === 0) {
+        const first = this.msgFirstPending;
+        this.msgFirstPending = false;
+        this.host.onEvent({ type: 'fragment', binary: this.msgBinary, data: EMPTY, first, last: true });
+      }
+      return;
+    }
+    const parts = this.msgParts;
+    this.msgParts = [];
+    const data = parts.length === 1 ? parts[0] : parts.length === 0 ? EMPTY : Buffer.concat(parts, this.msgBytes);
+    this.host.onEvent({ type: 'message', binary: this.msgBinary, data });
+  }
+
+  onControlFrame(opcode: number, payload: Buffer): void {
+    if (this._state === 'closed') return;
+    if (opcode === Opcode.Ping) {
+      // RFC 6455 section 5.5.2: answer with a pong carrying the same data, unless we already sent close.
+      if (this._state === 'open') this.writeControl(Opcode.Pong, payload, true);
+      this.host.onEvent({ type: 'ping', data: payload });
+    } else if (opcode === Opcode.Pong) {
+      this.host.onEvent({ type: 'pong', data: payload });
+    } else {
+      this.onClose(payload);
+    }
+  }
+
+  private onClose(payload: Buffer): void {
+    const { code, reason } = decodeClosePayload(payload);
+    // Section 5.5.1: answer a close we did not start, echoing its code.
+    if (!this.closeSent) this.sendClose(payload.length === 0 ? EMPTY : encodeClosePayload(code, ''));
+    this.finish(code, reason, true, undefined, 'graceful');
+  }
+}
+
+/** Builds a close payload, refusing codes that may not be sent and reasons over 123 bytes. */
+export function encodeClosePayload(code: number, reason: string): Buffer {
+  if (!Number.isInteger(code) || !isValidWireCloseCode(code)) {
+    throw new InvalidArgumentError('ERR_BAD_CLOSE_CODE', `close code ${code} may not be sent (RFC 6455 section 7.4)`);
+  }
+  const reasonBytes = Buffer.from(reason, 'utf8');
+  if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
+    throw new InvalidArgumentError('ERR_CLOSE_REASON_TOO_LONG', `close reason of ${reasonBytes.length} bytes (max ${MAX_CLOSE_REASON_BYTES})`);
+  }
+  const out = Buffer.allocUnsafe(2 + reasonBytes.length);
+  out.writeUInt16BE(code, 0);
+  reasonBytes.copy(out, 2);
+  return out;
+}
+
+/** Parses a received close payload (RFC 6455 section 5.5.1), throwing on a malformed one. */
+export function decodeClosePayload(payload: Buffer): { code: number; reason: string } {
+  if (payload.length === 0) return { code: CloseCode.NoStatus, reason: '' };
+  if (payload.length === 1) throw new ProtocolError('ERR_BAD_CLOSE_PAYLOAD', 'close frame with a 1-byte payload');
+  const code = payload.readUInt16BE(0);
+  if (!isValidWireCloseCode(code)) throw new ProtocolError('ERR_BAD_CLOSE_CODE', `invalid close code ${code}`);
+  const reasonBytes = payload.subarray(2);
+  if (!isValidUtf8(reasonBytes)) throw new ProtocolError('ERR_INVALID_UTF8', 'close reason is not UTF-8', CloseCode.InvalidPayload);
+  return { code, reason: reasonBytes.toString('utf8') };
+}
+
+/** Cuts a string to at most `max` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, max: number): string {
+  const b = Buffer.from(s, 'utf8');
+  if (b.length <= max) return s;
+  let end = max;
+  while (end > 0 && (b[end] & 0xc0) === 0x80) end--;
+  return b.subarray(0, end).toString('utf8');
+}

@@ -1,0 +1,83 @@
+import { applyMask } from './mask.js';
+
+/** Payloads up to this size are copied into the same buffer as their header (one write, one allocation). */
+const INLINE_PAYLOAD_MAX = 64 * 1024;
+
+export interface EncodeOptions {
+  fin?: boolean;
+  /** RSV bits (0x4 = RSV1) set by an extension. */
+  rsv?: number;
+  /** 4 fresh random bytes for a client frame (RFC 6455 section 5.3), null for a server frame. */
+  mask: Uint8Array | null;
+}
+
+/** Size of a frame header for a payload of `length` bytes (RFC 6455 section 5.2). */
+export function headerSize(length: number, masked: boolean): number {
+  return (length < 126 ? 2 : length < 0x10000 ? 4 : 10) + (masked ? 4 : 0);
+}
+
+function writeHeader(target: Buffer, opcode: number, length: number, opts: EncodeOptions): number {
+  const fin = opts.fin ?? true;
+  target[0] = (fin ? 0x80 : 0) | ((opts.rsv ?? 0) << 4) | opcode;
+  const maskBit = opts.mask ? 0x80 : 0;
+  let p: number;
+  if (length < 126) {
+    target[1] = maskBit | length;
+    p = 2;
+  } else if (length < 0x10000) {
+    target[1] = maskBit | 126;
+    target.writeUInt16BE(length, 2);
+    p = 4;
+  } else {
+    target[1] = maskBit | 127;
+    target.writeUInt32BE(Math.floor(length / 0x100000000), 2);
+    target.writeUInt32BE(length >>> 0, 6);
+    p = 10;
+  }
+  if (opts.mask) {
+    target[p] = opts.mask[0];
+    target[p + 1] = opts.mask[1];
+    target[p + 2] = opts.mask[2];
+    target[p + 3] = opts.mask[3];
+    p += 4;
+  }
+  return p;
+}
+
+/**
+ * Builds one frame. The payload is always copied into memory the library owns
+ * (invariant S2: what goes on the wire is what the application sent when it
+ * sent it, whatever it does with its buffer afterwards). Small frames come back
+ * as one buffer; large ones as [header, payload copy] to be written corked.
+ */
+export function encodeFrame(opcode: number, payload: Uint8Array, opts: EncodeOptions): Buffer[] {
+  const length = payload.length;
+  const hsize = headerSize(length, opts.mask !== null);
+  if (length <= INLINE_PAYLOAD_MAX) {
+    const out = Buffer.allocUnsafe(hsize + length);
+    writeHeader(out, opcode, length, opts);
+    out.set(payload, hsize);
+    if (opts.mask) applyMask(out, opts.mask, 0, hsize, hsize + length);
+    return [out];
+  }
+  const header = Buffer.allocUnsafe(hsize);
+  writeHeader(header, opcode, length, opts);
+  const body = Buffer.allocUnsafe(length);
+  body.set(payload);
+  if (opts.mask) applyMask(body, opts.mask);
+  return [header, body];
+}
+
+/**
+ * Builds a frame from a payload the library already owns (a string it encoded
+ * itself, or an explicit ownership transfer): no copy for server frames; for
+ * client frames the payload is masked in place.
+ */
+export function encodeOwnedFrame(opcode: number, payload: Buffer, opts: EncodeOptions): Buffer[] {
+  const length = payload.length;
+  if (length <= 1024) return encodeFrame(opcode, payload, opts);
+  const header = Buffer.allocUnsafe(headerSize(length, opts.mask !== null));
+  writeHeader(header, opcode, length, opts);
+  if (opts.mask) applyMask(payload, opts.mask);
+  return [header, payload];
+}

@@ -1,0 +1,323 @@
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { KeepaliveOptions } from '../core/connection.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
+import { HandshakeError, InvalidStateError, WebSocketError } from '../core/errors.js';
+import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
+import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
+import { Context } from '../transport/context.js';
+import type { Session } from '../transport/session.js';
+import type { TimerEntry } from '../transport/timer-wheel.js';
+import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
+import { ServerSession, type UpgradeRequest } from './server-session.js';
+
+/** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
+export type VerifyResult = boolean | { status: number; message?: string; headers?: Record<string, string> };
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ServerHandler<T = any> = Handler<ServerSession<T>>;
+
+export interface ServerOptions {
+  /** Port to listen on (0 picks a free one). Default 7681, as libwebsockets' test server. */
+  port?: number;
+  /** Address to listen on. Default '127.0.0.1': listening on every interface is a choice to make explicitly ('0.0.0.0' or '::'). */
+  host?: string;
+  /** Serve wss:// with these TLS options (key and cert at least). */
+  tls?: TlsOptions;
+  /** Attach to an existing node:http or node:https server through its 'upgrade' event instead of listening. */
+  server?: HttpServer;
+  /** Accept upgrades only at this path (others get 404). Default: any path. */
+  path?: string;
+  /** Handlers by subprotocol name; the first protocol the client offers that is here is chosen. */
+  protocols?: Record<string, ServerHandler>;
+  /** Handler for clients that ask for no subprotocol, or for none that the server has. */
+  handler?: ServerHandler;
+  /** Keepalive for every session (protocols may override). Default ping after 30 s quiet, hang up after 60 s. null disables. */
+  keepalive?: KeepaliveOptions | null;
+  limits?: Partial<SessionLimits>;
+  /** Wait this long for the peer's close frame. Default 5000 ms. */
+  closeTimeoutMs?: number;
+  /** The whole opening handshake must arrive within this time. Default 10000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Largest HTTP head (431 above). Default 16384 bytes. */
+  maxHeadBytes?: number;
+  /** Most header fields (431 above). Default 100. */
+  maxHeaders?: number;
+  /** Decides whether to accept a client (origin checks, auth). */
+  verifyClient?: (request: UpgradeRequest) => VerifyResult | Promise<VerifyResult>;
+  /** Errors that belong to no session's handler: a handler that threw, a failed handshake. Default: printed to stderr. */
+  onError?: (error: unknown, session?: ServerSession) => void;
+  context?: Context;
+}
+
+interface PendingHandshake extends TimerEntry {
+  socket: Duplex;
+}
+
+/**
+ * A WebSocket server: listens (ws or wss) or attaches to an HTTP server,
+ * performs the opening handshake, routes to a handler by subprotocol, and
+ * runs sessions.
+ */
+export class WebSocketServer {
+  readonly options: ServerOptions;
+  readonly context: Context;
+  private readonly protocols: Map<string, ServerHandler>;
+  private netServer: NetServer | null = null;
+  private readonly attached: HttpServer | null;
+  private readonly sessions = new Set<ServerSession>();
+  private readonly handshakes = new Set<PendingHandshake>();
+  private closing = false;
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head);
+
+  constructor(options: ServerOptions = {}) {
+    this.options = options;
+    this.context = options.context ?? new Context();
+    this.protocols = new Map(Object.entries(options.protocols ?? {}));
+    this.attached = options.server ?? null;
+    if (this.attached) this.attached.on('upgrade', this.onUpgrade);
+  }
+
+  /** Sessions that are open or closing. */
+  get clients(): ReadonlySet<ServerSession> {
+    return this.sessions;
+  }
+
+  /** The address the server listens on (after listen()). */
+  address(): AddressInfo {
+    const a = (this.netServer ?? this.attached)?.address();
+    if (!a || typeof a === 'string') throw new InvalidStateError('read the address', 'not listening');
+    return a;
+  }
+
+  get port(): number {
+    return this.address().port;
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  listen(port = this.options.port ?? 7681, host = this.options.host ?? '127.0.0.1'): Promise<AddressInfo> {
+    if (this.attached) throw new InvalidStateError('listen', 'attached to an HTTP server');
+    if (this.netServer) throw new InvalidStateError('listen', 'already listening');
+    const onSocket = (socket: Socket) => this.acceptSocket(socket, !!this.options.tls);
+    let server: NetServer;
+    if (this.options.tls) {
+      const tlsServer = createTlsServer({ ALPNProtocols: ['http/1.1'], ...this.options.tls }, onSocket);
+      // A client that sends garbage instead of a ClientHello harms only itself.
+      tlsServer.on('tlsClientError', (err, socket) => {
+        socket.destroy();
+        this.report(new WebSocketError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, 1015, { cause: err }));
+      });
+      server = tlsServer;
+    } else {
+      server = createNetServer(onSocket);
+    }
+    this.netServer = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.report(err));
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, closes every session with `code` (1001 "going away" by
+   * default), waits for them to finish (each bounded by its close timeout),
+   * and releases the timers.
+   */
+  async close(code = 1001, reason = 'server shutting down'): Promise<void> {
+    this.closing = true;
+    const serverClosed = this.netServer
+      ? new Promise<void>((resolve) => this.netServer!.close(() => resolve()))
+      : Promise.resolve();
+    if (this.attached) this.attached.off('upgrade', this.onUpgrade);
+    for (const h of this.handshakes) {
+      this.context.timers.cancel(h);
+      h.socket.destroy();
+    }
+    this.handshakes.clear();
+    const all = [...this.sessions];
+    for (const s of all) s.close(code, reason);
+    await Promise.all(all.map((s) => s.closed));
+    await serverClosed;
+    if (!this.options.context) this.context.close();
+  }
+
+  /**
+   * Handles an HTTP upgrade request from a node:http server (what `server`
+   * in the options wires up; callable directly for custom routing).
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const headers = new Map<string, string[]>();
+    const rawHeaders: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i];
+      const value = req.rawHeaders[i + 1];
+      rawHeaders.push([name, value]);
+      const key = name.toLowerCase();
+      const list = headers.get(key);
+      if (list) list.push(value);
+      else headers.set(key, [value]);
+    }
+    const parsed: HttpHead = { kind: 'request', method: req.method ?? '', target: req.url ?? '/', status: 0, reason: '', version: req.httpVersion, headers, rawHeaders };
+    const secure = !!(socket as Duplex & { encrypted?: boolean }).encrypted;
+    void this.upgrade(socket, parsed, head, secure);
+  }
+
+  private acceptSocket(socket: Socket, secure: boolean): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const parser = new HttpHeadParser('request', { maxHeadBytes: this.options.maxHeadBytes, maxHeaders: this.options.maxHeaders });
+    const pending: PendingHandshake = {
+      socket,
+      onTimer: () => {
+        this.handshakes.delete(pending);
+        // The head did not arrive in time (a trickling client): answer 408 and drop it.
+        this.reject(socket, 408, 'opening handshake timed out');
+      },
+    };
+    this.handshakes.add(pending);
+    this.context.timers.schedule(pending, this.context.now() + (this.options.handshakeTimeoutMs ?? 10_000));
+    const done = () => {
+      this.handshakes.delete(pending);
+      this.context.timers.cancel(pending);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onError);
+    };
+    const onError = () => {
+      done();
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      let result;
+      try {
+        result = parser.push(chunk);
+      } catch (err) {
+        done();
+        if (err instanceof HandshakeError) this.reject(socket, err.status ?? 400, err.message, err.headers);
+        else this.reject(socket, 400, 'bad request');
+        return;
+      }
+      if (!result) return;
+      done();
+      // Reading stops until the session takes over, so no frame that follows the head is lost or reordered.
+      socket.pause();
+      void this.upgrade(socket, result.head, Buffer.from(result.rest), secure);
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onError);
+  }
+
+  private async upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
+    try {
+      if (!head.headers.has('upgrade')) {
+        // A plain HTTP request on a WebSocket-only endpoint (RFC 6455 section 4.2.2 / RFC 7231 6.5.15).
+        this.reject(socket, 426, 'this endpoint speaks WebSocket only', { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' });
+        return;
+      }
+      const info = validateUpgradeRequest(head);
+      const qpos = head.target.indexOf('?');
+      const path = qpos === -1 ? head.target : head.target.slice(0, qpos);
+      if (this.options.path !== undefined && path !== this.options.path) {
+        this.reject(socket, 404, 'no WebSocket endpoint at this path');
+        return;
+      }
+      let protocol: string | undefined;
+      let handler: ServerHandler | undefined;
+      for (const p of info.protocols) {
+        const h = this.protocols.get(p);
+        if (h) {
+          protocol = p;
+          handler = h;
+          break;
+        }
+      }
+      handler ??= this.options.handler;
+      if (!handler) {
+        this.reject(socket, 400, info.protocols.length > 0 ? 'none of the offered subprotocols is supported' : 'a subprotocol is required');
+        return;
+      }
+      const request: UpgradeRequest = {
+        url: head.target,
+        path,
+        query: new URLSearchParams(qpos === -1 ? '' : head.target.slice(qpos + 1)),
+        host: info.host,
+        origin: info.origin,
+        headers: head.headers,
+        remoteAddress: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+        protocols: info.protocols,
+        secure,
+      };
+      if (this.options.verifyClient) {
+        const verdict = await this.options.verifyClient(request);
+        if (verdict !== true) {
+          const v = verdict === false ? { status: 403, message: 'forbidden' } : verdict;
+          this.reject(socket, v.status, v.message ?? 'refused', v.headers);
+          return;
+        }
+      }
+      if (this.closing || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      // Extensions: none are negotiated by the core yet, so every offer is declined by omission (RFC 6455 section 9.1).
+      socket.write(buildUpgradeResponse({ key: info.key, protocol }));
+      const session = new ServerSession<Record<string, unknown>>(
+        {
+          role: 'server',
+          socket,
+          context: this.context,
+          handler: handler as Handler<unknown>,
+          protocol,
+          extensions: [],
+          limits: { ...this.options.limits, ...handler.limits },
+          keepalive: handler.keepalive !== undefined ? handler.keepalive : this.options.keepalive !== undefined ? this.options.keepalive : DEFAULT_KEEPALIVE,
+          closeTimeoutMs: this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+          head: rest,
+          onHandlerError: (err, s) => this.report(err, s as unknown as ServerSession),
+          onFinished: (s) => this.sessions.delete(s as unknown as ServerSession),
+        },
+        request,
+      );
+      this.sessions.add(session);
+      session.start(rest);
+      socket.resume();
+    } catch (err) {
+      if (err instanceof HandshakeError) this.reject(socket, err.status ?? 400, err.message, err.headers);
+      else {
+        this.report(err);
+        this.reject(socket, 500, 'internal error');
+      }
+    }
+  }
+
+  private reject(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
+    if (socket.destroyed) return;
+    socket.end(buildRejectResponse(status, message, headers));
+    // Do not wait for a misbehaving client to read the answer.
+    const t = setTimeout(() => socket.destroy(), 1000);
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
+  }
+
+  private report(error: unknown, session?: ServerSession): void {
+    if (this.options.onError) this.options.onError(error, session);
+    else console.error('sockeye:', error);
+  }
+}
+
+/** Creates a server; call listen() on it (unless it is attached to an HTTP server). */
+export function createServer(options: ServerOptions = {}): WebSocketServer {
+  return new WebSocketServer(options);
+}
+
+export type { Session };

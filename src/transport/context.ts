@@ -1,0 +1,49 @@
+import { randomFillSync } from 'node:crypto';
+import { TimerWheel } from './timer-wheel.js';
+
+export interface ContextOptions {
+  /** Granularity of keepalive, close and handshake timers. Default 10 ms. */
+  timerResolutionMs?: number;
+}
+
+/**
+ * What connections share: the timer wheel and a pool of random bytes for
+ * client masks and keys. One per server, or per client unless several clients
+ * are given the same one. Nothing of this lives at module level.
+ */
+export class Context {
+  readonly timers: TimerWheel;
+  private pool = Buffer.alloc(0);
+  private poolPos = 0;
+
+  constructor(options: ContextOptions = {}) {
+    this.timers = new TimerWheel(options.timerResolutionMs ?? 10);
+  }
+
+  now(): number {
+    return this.timers.now();
+  }
+
+  /** Fresh random bytes from the CSPRNG, drawn from a refilled pool (RFC 6455 section 10.3: masks must be unpredictable). */
+  random(n: number): Buffer {
+    if (this.poolPos + n > this.pool.length) {
+      this.pool = randomFillSync(Buffer.allocUnsafe(Math.max(4096, n)));
+      this.poolPos = 0;
+    }
+    const out = this.pool.subarray(this.poolPos, this.poolPos + n);
+    this.poolPos += n;
+    return out;
+  }
+
+  /** A mask source for client connections. */
+  readonly maskSource = (): Uint8Array => this.random(4);
+
+  /** A Sec-WebSocket-Key: base64 of 16 random bytes (RFC 6455 section 4.1). */
+  newKey(): string {
+    return Buffer.from(this.random(16)).toString('base64');
+  }
+
+  close(): void {
+    this.timers.stop();
+  }
+}

@@ -1,0 +1,616 @@
+import type { Duplex } from 'node:stream';
+import { Connection, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
+import { InvalidArgumentError, InvalidStateError, LimitExceededError, TransportError, WebSocketError } from '../core/errors.js';
+import type { Context } from './context.js';
+import type { TimerEntry } from './timer-wheel.js';
+import {
+  DEFAULT_SESSION_LIMITS,
+  type CloseInfo,
+  type Fragment,
+  type Handler,
+  type Message,
+  type SendStatus,
+  type SessionLimits,
+  type WritableInfo,
+} from './types.js';
+
+export type SessionState = 'open' | 'closing' | 'closed';
+
+export interface SessionInit<S> {
+  role: Role;
+  socket: Duplex;
+  context: Context;
+  handler: Handler<S>;
+  protocol: string | undefined;
+  extensions: string[];
+  limits: Partial<SessionLimits>;
+  keepalive: KeepaliveOptions | null;
+  closeTimeoutMs: number;
+  /** Bytes that arrived after the handshake head: the first frames. */
+  head: Buffer;
+  /** Called when a handler throws: the session is failed with 1011 and the error goes here. */
+  onHandlerError: (error: unknown, session: Session<never>) => void;
+  /** Called once, after onClose. */
+  onFinished?: (session: Session<never>) => void;
+  /** Buffer whole messages for messages() (client sessions without onMessage). */
+  inbox?: boolean;
+}
+
+class IncomingMessage implements Message {
+  readonly binary: boolean;
+  readonly data: Buffer;
+  private decoded: string | undefined;
+  constructor(binary: boolean, data: Buffer) {
+    this.binary = binary;
+    this.data = data;
+  }
+  get text(): string {
+    return (this.decoded ??= this.data.toString('utf8'));
+  }
+}
+
+interface QueuedFrame {
+  chunks: Buffer[];
+  bytes: number;
+  /** A data frame that ends a message (counted as an unsent message if dropped). */
+  endsMessage: boolean;
+}
+
+function toBytes(data: string | Uint8Array | ArrayBuffer | ArrayBufferView): { bytes: Buffer; owned: boolean } {
+  if (typeof data === 'string') return { bytes: Buffer.from(data, 'utf8'), owned: true };
+  if (Buffer.isBuffer(data)) return { bytes: data, owned: false };
+  if (data instanceof Uint8Array) return { bytes: Buffer.from(data.buffer, data.byteOffset, data.byteLength), owned: false };
+  if (data instanceof ArrayBuffer) return { bytes: Buffer.from(data), owned: false };
+  if (ArrayBuffer.isView(data)) return { bytes: Buffer.from(data.buffer, data.byteOffset, data.byteLength), owned: false };
+  throw new InvalidArgumentError('ERR_BAD_PAYLOAD', 'send() takes a string, Buffer, TypedArray, DataView or ArrayBuffer');
+}
+
+/**
+ * A WebSocket session over a byte stream (TCP or TLS socket): the core
+ * Connection bound to the socket, a write queue with backpressure, writable
+ * callbacks, and timers on the context's wheel.
+ *
+ * Invariant S1 by construction: nothing on the write side ever pauses the
+ * socket's reading; 'data' is always consumed and parsed, whatever the
+ * write queue holds. Invariant S2: send() copies (or takes a string the
+ * library encoded itself), control frames are whole frames queued between
+ * data frames, and onWritable fires only for requestWritable().
+ */
+export class Session<T = Record<string, unknown>> implements ConnectionHost, TimerEntry {
+  /** Per-session application data, typed by the handler's author. */
+  data: T = {} as T;
+  readonly protocol: string | undefined;
+  readonly extensions: readonly string[];
+  readonly role: Role;
+
+  protected readonly socket: Duplex;
+  protected readonly context: Context;
+  protected handler: Handler<this>;
+  private readonly conn: Connection;
+  private readonly maxQueuedBytes: number;
+  private readonly highWaterMark: number;
+  private readonly closeTimeoutMs: number;
+  private readonly onHandlerError: SessionInit<T>['onHandlerError'];
+  private readonly onFinished: SessionInit<T>['onFinished'];
+
+  private readonly urgentQ: QueuedFrame[] = [];
+  private readonly dataQ: QueuedFrame[] = [];
+  private queuedBytes = 0;
+  private blocked = false;
+  private socketGone = false;
+  private ending = false;
+  private destroyAt = Infinity;
+
+  private writableRequested = false;
+  private writableRequests = 0;
+  private writableScheduled = false;
+  private drainWaiters: Array<() => void> = [];
+
+  private deferred: Array<{ bytes: Buffer; binary: boolean }> = [];
+  private closeEvent: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
+  private closeInfo: CloseInfo | null = null;
+  private closedResolve!: (info: CloseInfo) => void;
+  /** Resolves once, after the socket is released, with how the session ended. Never rejects. */
+  readonly closed: Promise<CloseInfo>;
+
+  // Inbox for messages() (client sessions).
+  private readonly inboxEnabled: boolean;
+  private inbox: Message[] = [];
+  private inboxBytes = 0;
+  private inboxWaiter: (() => void) | null = null;
+  private readPausedForInbox = false;
+
+  constructor(init: SessionInit<T>) {
+    this.role = init.role;
+    this.socket = init.socket;
+    this.context = init.context;
+    this.handler = init.handler as unknown as Handler<this>;
+    this.protocol = init.protocol;
+    this.extensions = init.extensions;
+    this.maxQueuedBytes = init.limits.maxQueuedBytes ?? DEFAULT_SESSION_LIMITS.maxQueuedBytes;
+    this.highWaterMark = init.limits.highWaterMark ?? DEFAULT_SESSION_LIMITS.highWaterMark;
+    this.closeTimeoutMs = init.closeTimeoutMs;
+    this.onHandlerError = init.onHandlerError;
+    this.onFinished = init.onFinished;
+    this.inboxEnabled = init.inbox ?? false;
+    this.closed = new Promise((resolve) => (this.closedResolve = resolve));
+    this.conn = new Connection(this, {
+      role: init.role,
+      limits: init.limits,
+      closeTimeoutMs: init.closeTimeoutMs,
+      keepalive: init.keepalive,
+      streamMessages: typeof this.handler.onFragment === 'function',
+      maskSource: init.role === 'client' ? init.context.maskSource : undefined,
+      now: init.context.now(),
+    });
+  }
+
+  /** Wires the socket and runs onOpen; then processes bytes that came with the handshake. */
+  start(head: Buffer): void {
+    const s = this.socket;
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('drain', () => this.onDrain());
+    s.on('end', () => this.onEnd());
+    s.on('error', (err: Error) => this.onSocketError(err));
+    s.on('close', () => this.onSocketClose());
+    this.reschedule();
+    this.callHandler(() => this.handler.onOpen?.(this));
+    if (head.length > 0 && !this.socketGone) this.onData(head);
+  }
+
+  // ------------------------------------------------------------ public API
+
+  get state(): SessionState {
+    return this.conn.state;
+  }
+
+  /** Bytes accepted by send() that the kernel has not taken yet (our queue plus the socket's buffer). */
+  get bufferedAmount(): number {
+    return this.queuedBytes + (this.socketGone ? 0 : this.socket.writableLength);
+  }
+
+  get remoteAddress(): string | undefined {
+    return (this.socket as Duplex & { remoteAddress?: string }).remoteAddress;
+  }
+
+  /**
+   * Sends a message: a string as TEXT, bytes as BINARY (or as TEXT with
+   * { binary: false }). The bytes are copied before send() returns.
+   */
+  send(data: string | Uint8Array | ArrayBuffer | ArrayBufferView, options: { binary?: boolean } = {}): SendStatus {
+    const binary = options.binary ?? typeof data !== 'string';
+    if (this.conn.state !== 'open') return 'dropped';
+    const { bytes, owned } = toBytes(data);
+    if (this.overQueueLimit(bytes.length)) return 'dropped';
+    if (this.conn.sendingStream) {
+      // A streamed message is open: this one goes out after it ends (copied now, S2).
+      this.deferred.push({ bytes: owned ? bytes : Buffer.from(bytes), binary });
+      this.queuedBytes += bytes.length;
+      return this.statusAfterSend();
+    }
+    this.conn.send(bytes, binary, owned);
+    return this.statusAfterSend();
+  }
+
+  /**
+   * Opens a message to be sent piece by piece (RFC 6455 section 5.4
+   * fragmentation): each write() is one frame on the wire; end() sends the
+   * final frame. Other send() calls wait until the stream ends.
+   */
+  stream(options: { binary?: boolean } = {}): MessageWriter {
+    if (this.conn.state !== 'open') throw new InvalidStateError('open a message stream', this.conn.state);
+    if (this.conn.sendingStream) throw new InvalidStateError('open a message stream', 'streaming another message');
+    return new MessageWriter(this, options.binary ?? true);
+  }
+
+  /**
+   * Sends everything `source` yields as one fragmented message, pacing itself
+   * on bufferedAmount so memory stays bounded whatever the source's size.
+   */
+  async sendStream(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, options: { binary?: boolean } = {}): Promise<void> {
+    const writer = this.stream(options);
+    for await (const chunk of source) {
+      const status = writer.write(chunk);
+      if (status === 'dropped') throw new InvalidStateError('stream a message', this.conn.state);
+      if (status === 'backpressure') await this.waitForDrain();
+    }
+    if (writer.end() === 'dropped') throw new InvalidStateError('finish a message stream', this.conn.state);
+  }
+
+  /**
+   * Asks for one onWritable callback, fired when everything queued has gone
+   * to the kernel (at once, on the next turn of the event loop, if it already
+   * has). Returns false if a request is already pending: requests do not
+   * stack, the pending one answers both.
+   */
+  requestWritable(): boolean {
+    if (this.conn.state !== 'open') throw new InvalidStateError('request a writable callback', this.conn.state);
+    if (this.writableRequested) return false;
+    this.writableRequested = true;
+    this.writableRequests++;
+    this.maybeFireWritable();
+    return true;
+  }
+
+  /** Number of requestWritable() calls that registered a request so far. */
+  get writableRequestCount(): number {
+    return this.writableRequests;
+  }
+
+  ping(data: string | Uint8Array = Buffer.alloc(0)): SendStatus {
+    if (this.conn.state !== 'open') return 'dropped';
+    this.conn.ping(toBytes(data).bytes);
+    return this.statusAfterSend();
+  }
+
+  pong(data: string | Uint8Array = Buffer.alloc(0)): SendStatus {
+    if (this.conn.state !== 'open') return 'dropped';
+    this.conn.pong(toBytes(data).bytes);
+    return this.statusAfterSend();
+  }
+
+  /**
+   * Starts the closing handshake: everything queued is sent first, then the
+   * close frame (S4). onClose fires when the peer has answered and the socket
+   * is closed, or after the close timeout.
+   */
+  close(code = 1000, reason = ''): void {
+    if (this.conn.state !== 'open') return;
+    this.flushDeferredBeforeClose();
+    this.conn.close(code, reason, this.context.now());
+    this.reschedule();
+  }
+
+  /** Drops the connection at once, without a closing handshake. */
+  terminate(): void {
+    if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_TERMINATED', 'terminated by the application'));
+    this.destroySocket();
+  }
+
+  /**
+   * Whole messages as they arrive, for sessions without an onMessage handler
+   * (client sessions). Ends after a clean close; throws the error after a
+   * failed one.
+   */
+  messages(): AsyncIterableIterator<Message> {
+    if (!this.inboxEnabled) throw new InvalidStateError('iterate messages', 'handled by onMessage (no inbox)');
+    const self = this;
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next(): Promise<IteratorResult<Message>> {
+        for (;;) {
+          const m = self.takeFromInbox();
+          if (m) return { value: m, done: false };
+          if (self.closeInfo || self.closeEvent) {
+            const info = self.closeInfo;
+            const ev = self.closeEvent;
+            const error = info?.error ?? ev?.error;
+            const clean = info ? info.wasClean : ev!.wasClean;
+            if (!clean && error) throw error;
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((r) => (self.inboxWaiter = r));
+        }
+      },
+      async return(): Promise<IteratorResult<Message>> {
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  // ----------------------------------------------------- internal helpers
+
+  /** @internal used by MessageWriter */
+  _writeFragment(chunk: string | Uint8Array, last: boolean, binary: boolean): SendStatus {
+    if (this.conn.state !== 'open') return 'dropped';
+    const { bytes } = toBytes(chunk);
+    if (this.overQueueLimit(bytes.length)) return 'dropped';
+    this.conn.sendFragment(bytes, binary, last);
+    if (last) this.flushDeferred();
+    return this.statusAfterSend();
+  }
+
+  /** @internal resolves when bufferedAmount is at or below the high-water mark (or the session ends). */
+  waitForDrain(): Promise<void> {
+    if (this.bufferedAmount <= this.highWaterMark || this.socketGone) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private overQueueLimit(size: number): boolean {
+    const buffered = this.bufferedAmount;
+    if (buffered > 0 && buffered + size > this.maxQueuedBytes) {
+      const err = new LimitExceededError('maxQueuedBytes', `send of ${size} bytes dropped: ${buffered} bytes already queued (limit ${this.maxQueuedBytes})`);
+      this.callHandler(() => this.handler.onError?.(this, err));
+      return true;
+    }
+    return false;
+  }
+
+  private statusAfterSend(): SendStatus {
+    const b = this.bufferedAmount;
+    if (b === 0) return 'sent';
+    return b > this.highWaterMark ? 'backpressure' : 'queued';
+  }
+
+  private flushDeferred(): void {
+    while (this.deferred.length > 0 && !this.conn.sendingStream && this.conn.state === 'open') {
+      const d = this.deferred.shift()!;
+      this.queuedBytes -= d.bytes.length;
+      this.conn.send(d.bytes, d.binary, true);
+    }
+  }
+
+  private flushDeferredBeforeClose(): void {
+    // A stream left open cannot be finished for the application; what waits behind it stays unsent and is reported.
+    if (!this.conn.sendingStream) this.flushDeferred();
+  }
+
+  private callHandler(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.onHandlerError(err, this as unknown as Session<never>);
+      if (this.conn.state === 'open') {
+        this.conn.close(1011, 'internal error', this.context.now());
+        this.reschedule();
+      }
+    }
+  }
+
+  // ------------------------------------------------- ConnectionHost (core)
+
+  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean): void {
+    let bytes = 0;
+    for (const c of chunks) bytes += c.length;
+    if (this.socketGone) return;
+    if (!this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0) {
+      this.writeToSocket(chunks);
+      return;
+    }
+    (urgent ? this.urgentQ : this.dataQ).push({ chunks, bytes, endsMessage });
+    this.queuedBytes += bytes;
+  }
+
+  onEvent(ev: ConnectionEvent): void {
+    switch (ev.type) {
+      case 'message': {
+        const m = new IncomingMessage(ev.binary, ev.data);
+        if (this.handler.onMessage) this.callHandler(() => this.handler.onMessage!(this, m));
+        else if (this.inboxEnabled) this.pushInbox(m);
+        break;
+      }
+      case 'fragment': {
+        const f: Fragment = { binary: ev.binary, data: ev.data, first: ev.first, last: ev.last };
+        this.callHandler(() => this.handler.onFragment!(this, f));
+        break;
+      }
+      case 'ping':
+        if (this.handler.onPing) this.callHandler(() => this.handler.onPing!(this, ev.data));
+        break;
+      case 'pong':
+        if (this.handler.onPong) this.callHandler(() => this.handler.onPong!(this, ev.data));
+        break;
+      case 'closed':
+        this.onConnectionClosed(ev);
+        break;
+    }
+  }
+
+  private writeToSocket(chunks: Buffer[]): void {
+    const s = this.socket;
+    let ok: boolean;
+    if (chunks.length === 1) {
+      ok = s.write(chunks[0]);
+    } else {
+      // Header and payload leave in one writev (DESIGN: corked writes).
+      s.cork();
+      ok = true;
+      for (const c of chunks) ok = s.write(c);
+      s.uncork();
+    }
+    if (!ok) this.blocked = true;
+  }
+
+  private flushQueues(): void {
+    while (!this.blocked && !this.socketGone) {
+      const f = this.urgentQ.length > 0 ? this.urgentQ.shift() : this.dataQ.shift();
+      if (!f) break;
+      this.queuedBytes -= f.bytes;
+      this.writeToSocket(f.chunks);
+    }
+  }
+
+  private get idle(): boolean {
+    return !this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0;
+  }
+
+  // ----------------------------------------------------------- socket side
+
+  private onData(chunk: Buffer): void {
+    if (this.conn.state === 'closed') return;
+    // Replies produced by one read (pongs, echoes) leave in one corked write.
+    this.socket.cork();
+    try {
+      this.conn.receive(chunk, this.context.now());
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private onDrain(): void {
+    this.blocked = false;
+    this.flushQueues();
+    if (!this.idle) return;
+    if (this.ending) this.endSocket();
+    if (this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
+      const ws = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of ws) w();
+    }
+    this.maybeFireWritable();
+  }
+
+  private maybeFireWritable(): void {
+    if (!this.writableRequested || this.writableScheduled || !this.idle) return;
+    // Never synchronously from requestWritable() or inside a write: on the next turn of the loop.
+    this.writableScheduled = true;
+    setImmediate(() => {
+      this.writableScheduled = false;
+      if (!this.writableRequested || this.conn.state !== 'open') return;
+      if (!this.idle) return; // the application queued more meanwhile: wait for 'drain'
+      this.writableRequested = false;
+      const info: WritableInfo = { request: this.writableRequests };
+      this.callHandler(() => this.handler.onWritable?.(this, info));
+    });
+  }
+
+  private onEnd(): void {
+    // The peer half-closed. Before the closing handshake finished, that is an abnormal closure (1006).
+    if (this.conn.state !== 'closed') this.conn.transportClosed();
+    this.endSocket();
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_SOCKET', `socket error: ${err.message}`, { cause: err }));
+    this.destroySocket();
+  }
+
+  private onSocketClose(): void {
+    this.socketGone = true;
+    if (this.conn.state !== 'closed') this.conn.transportClosed();
+    this.context.timers.cancel(this);
+    const unsent = this.dataQ.filter((f) => f.endsMessage).length + this.deferred.length;
+    this.urgentQ.length = 0;
+    this.dataQ.length = 0;
+    this.deferred = [];
+    this.queuedBytes = 0;
+    for (const w of this.drainWaiters) w();
+    this.drainWaiters = [];
+    const ev = this.closeEvent!;
+    const info: CloseInfo = { code: ev.code, reason: ev.reason, wasClean: ev.wasClean, error: ev.error, unsentMessages: unsent };
+    this.closeInfo = info;
+    this.wakeInbox();
+    this.callHandlerFinal(() => this.handler.onClose?.(this, info));
+    this.closedResolve(info);
+    this.onFinished?.(this as unknown as Session<never>);
+  }
+
+  private callHandlerFinal(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.onHandlerError(err, this as unknown as Session<never>);
+    }
+  }
+
+  private onConnectionClosed(ev: Extract<ConnectionEvent, { type: 'closed' }>): void {
+    this.closeEvent = ev;
+    this.writableRequested = false;
+    if (ev.error && !this.socketGone) {
+      const e = ev.error;
+      this.callHandlerFinal(() => this.handler.onError?.(this, e));
+    }
+    this.wakeInbox();
+    if (ev.hangup === 'abort') {
+      this.destroySocket();
+      return;
+    }
+    // Graceful: everything queued goes out, then FIN; if the peer never closes its side, destroy after the close timeout.
+    this.ending = true;
+    this.destroyAt = this.context.now() + this.closeTimeoutMs;
+    this.reschedule();
+    if (this.idle) this.endSocket();
+  }
+
+  private endSocket(): void {
+    if (this.socketGone) return;
+    this.ending = true;
+    if (!this.idle) return;
+    this.socket.end();
+  }
+
+  private destroySocket(): void {
+    if (this.socketGone) return;
+    this.socket.destroy();
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private reschedule(): void {
+    if (this.socketGone) return;
+    const at = Math.min(this.conn.nextDeadline(), this.destroyAt);
+    this.context.timers.schedule(this, at);
+  }
+
+  onTimer(now: number): void {
+    if (this.socketGone) return;
+    if (now >= this.destroyAt) {
+      this.destroySocket();
+      return;
+    }
+    this.socket.cork();
+    try {
+      this.conn.tick(now);
+    } finally {
+      this.socket.uncork();
+    }
+    this.reschedule();
+  }
+
+  // ------------------------------------------------------------------ inbox
+
+  private pushInbox(m: Message): void {
+    this.inbox.push(m);
+    this.inboxBytes += m.data.length;
+    // Inbound flow control driven by the application's reading (not by writes: S1).
+    if (this.inboxBytes > this.highWaterMark * 16 && !this.readPausedForInbox) {
+      this.readPausedForInbox = true;
+      this.socket.pause();
+    }
+    this.wakeInbox();
+  }
+
+  private takeFromInbox(): Message | undefined {
+    const m = this.inbox.shift();
+    if (m) {
+      this.inboxBytes -= m.data.length;
+      if (this.readPausedForInbox && this.inboxBytes <= this.highWaterMark * 8) {
+        this.readPausedForInbox = false;
+        this.socket.resume();
+      }
+    }
+    return m;
+  }
+
+  private wakeInbox(): void {
+    const w = this.inboxWaiter;
+    this.inboxWaiter = null;
+    w?.();
+  }
+}
+
+/** A message being sent fragment by fragment (Session.stream()). */
+export class MessageWriter {
+  private ended = false;
+  private readonly session: Session<unknown>;
+  private readonly binary: boolean;
+  constructor(session: Session<unknown>, binary: boolean) {
+    this.session = session;
+    this.binary = binary;
+  }
+  /** Sends one fragment (copied before returning). */
+  write(chunk: string | Uint8Array): SendStatus {
+    if (this.ended) throw new InvalidStateError('write to a message stream', 'ended');
+    return this.session._writeFragment(chunk, false, this.binary);
+  }
+  /** Sends the final fragment (possibly empty) and ends the message. */
+  end(chunk: string | Uint8Array = Buffer.alloc(0)): SendStatus {
+    if (this.ended) throw new InvalidStateError('end a message stream', 'ended');
+    this.ended = true;
+    return this.session._writeFragment(chunk, true, this.binary);
+  }
+}
+
+export { WebSocketError };
