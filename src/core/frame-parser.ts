@@ -123,9 +123,7 @@ export class FrameParser {
    * it, or -1 when the chunk ended first (the partial header is kept).
    */
   private readHeader(chunk: Buffer, pos: number): number {
-    let src: Buffer = chunk;
-    let p = pos;
-    let avail = chunk.length - pos;
+    const avail = chunk.length - pos;
     if (this.headerLen > 0) {
       // Finish a split header byte by byte into headerBuf (at most 14 bytes).
       const need = this.headerNeed(this.headerBuf, 0, this.headerLen);
@@ -138,15 +136,11 @@ export class FrameParser {
         if (copy < avail) return this.readHeader(chunk, pos + copy);
         return -1;
       }
-      src = this.headerBuf;
-      p = 0;
-      avail = this.headerLen;
-      const consumedFromChunk = copy;
       this.headerLen = 0;
-      this.decodeHeader(src, p);
-      return pos + consumedFromChunk;
+      this.decodeHeader(this.headerBuf, 0);
+      return pos + copy;
     }
-    if (avail < 2 || avail < this.headerNeed(src, p, avail)) {
+    if (avail < 2 || avail < this.headerNeed(chunk, pos, avail)) {
       chunk.copy(this.headerBuf, 0, pos);
       this.headerLen = avail;
       // Validate what we can of the first two bytes at once (fail fast).
@@ -154,7 +148,7 @@ export class FrameParser {
       if (avail >= 2) this.checkSecondByte(chunk[pos + 1]);
       return -1;
     }
-    return pos + this.decodeHeader(src, p);
+    return pos + this.decodeHeader(chunk, pos);
   }
 
   /** Total header size implied by the bytes available (2 if the length byte is not there yet). */

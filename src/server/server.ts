@@ -103,7 +103,7 @@ export class WebSocketServer {
     const onSocket = (socket: Socket) => this.acceptSocket(socket, !!this.options.tls);
     let server: NetServer;
     if (this.options.tls) {
-      const tlsServer = createTlsServer({ ALPNProtocols: ['http/1.1'], ...this.options.tls }, onSocket);
+      const tlsServer = createTlsServer({ ALPNProtocols: ['http/1.1'], handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, ...this.options.tls }, onSocket);
       // A client that sends garbage instead of a ClientHello harms only itself.
       tlsServer.on('tlsClientError', (err, socket) => {
         socket.destroy();

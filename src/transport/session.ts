@@ -274,30 +274,29 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    */
   messages(): AsyncIterableIterator<Message> {
     if (!this.inboxEnabled) throw new InvalidStateError('iterate messages', 'handled by onMessage (no inbox)');
-    const self = this;
+    const next = (): Promise<IteratorResult<Message>> => this.nextFromInbox();
     return {
       [Symbol.asyncIterator]() {
         return this;
       },
-      async next(): Promise<IteratorResult<Message>> {
-        for (;;) {
-          const m = self.takeFromInbox();
-          if (m) return { value: m, done: false };
-          if (self.closeInfo || self.closeEvent) {
-            const info = self.closeInfo;
-            const ev = self.closeEvent;
-            const error = info?.error ?? ev?.error;
-            const clean = info ? info.wasClean : ev!.wasClean;
-            if (!clean && error) throw error;
-            return { value: undefined, done: true };
-          }
-          await new Promise<void>((r) => (self.inboxWaiter = r));
-        }
-      },
+      next,
       async return(): Promise<IteratorResult<Message>> {
         return { value: undefined, done: true };
       },
     };
+  }
+
+  private async nextFromInbox(): Promise<IteratorResult<Message>> {
+    for (;;) {
+      const m = this.takeFromInbox();
+      if (m) return { value: m, done: false };
+      const ended = this.closeInfo ?? this.closeEvent;
+      if (ended) {
+        if (!ended.wasClean && ended.error) throw ended.error;
+        return { value: undefined, done: true };
+      }
+      await new Promise<void>((r) => (this.inboxWaiter = r));
+    }
   }
 
   // ----------------------------------------------------- internal helpers

@@ -1,0 +1,651 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  WEBSOCKET_GUID,
+  acceptKey,
+  buildRejectResponse,
+  buildUpgradeRequest,
+  buildUpgradeResponse,
+  isValidKey,
+  parseTokenList,
+  validateUpgradeRequest,
+  validateUpgradeResponse,
+  type UpgradeRequestOptions,
+} from '../../src/core/handshake.js';
+import { HttpHeadParser, type HttpHead } from '../../src/core/http-head.js';
+import { HandshakeError, InvalidArgumentError } from '../../src/core/errors.js';
+
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+const ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
+const FRAMES = Buffer.from([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+
+function parse(text: string | Buffer, kind: 'request' | 'response', maxHeadBytes?: number): HttpHead {
+  const result = new HttpHeadParser(kind, maxHeadBytes === undefined ? undefined : { maxHeadBytes }).push(
+    typeof text === 'string' ? Buffer.from(text, 'latin1') : text,
+  );
+  assert.ok(result);
+  return result.head;
+}
+
+type Lines = Array<[string, string]>;
+const BASE_REQUEST: Lines = [
+  ['Host', 'server.example.com'],
+  ['Upgrade', 'websocket'],
+  ['Connection', 'Upgrade'],
+  ['Sec-WebSocket-Key', KEY],
+  ['Sec-WebSocket-Version', '13'],
+];
+
+/** A request head from the base headers, with `drop` removed and `add` appended. */
+function request(opts: { line?: string; drop?: string[]; add?: Lines } = {}): HttpHead {
+  const drop = (opts.drop ?? []).map((n) => n.toLowerCase());
+  const lines = BASE_REQUEST.filter(([n]) => !drop.includes(n.toLowerCase())).concat(opts.add ?? []);
+  const text = (opts.line ?? 'GET /chat HTTP/1.1') + '\r\n' + lines.map(([n, v]) => `${n}: ${v}\r\n`).join('') + '\r\n';
+  return parse(text, 'request', 1 << 20);
+}
+
+const BASE_RESPONSE: Lines = [
+  ['Upgrade', 'websocket'],
+  ['Connection', 'Upgrade'],
+  ['Sec-WebSocket-Accept', ACCEPT],
+];
+
+function response(opts: { line?: string; drop?: string[]; add?: Lines } = {}): HttpHead {
+  const drop = (opts.drop ?? []).map((n) => n.toLowerCase());
+  const lines = BASE_RESPONSE.filter(([n]) => !drop.includes(n.toLowerCase())).concat(opts.add ?? []);
+  const text = (opts.line ?? 'HTTP/1.1 101 Switching Protocols') + '\r\n' + lines.map(([n, v]) => `${n}: ${v}\r\n`).join('') + '\r\n';
+  return parse(text, 'response', 1 << 20);
+}
+
+function rejects(fn: () => unknown, code: string, status: number | undefined, headers?: Record<string, string>): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof HandshakeError, `expected HandshakeError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    assert.equal(err.status, status);
+    if (headers !== undefined) assert.deepEqual(err.headers, headers);
+    return true;
+  });
+}
+
+function refuses(fn: () => unknown, code: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof InvalidArgumentError, `expected InvalidArgumentError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return true;
+  });
+}
+
+const CLIENT = { key: KEY, protocols: [] as string[], offeredExtensions: [] as string[] };
+
+describe('acceptKey / isValidKey', () => {
+  it('computes the RFC 6455 section 1.3 example', () => {
+    assert.equal(WEBSOCKET_GUID, '258EAFA5-E914-47DA-95CA-C5AB0DC85B11');
+    assert.equal(acceptKey(KEY), ACCEPT);
+  });
+
+  it('accepts base64 of exactly 16 bytes', () => {
+    assert.ok(isValidKey(KEY));
+    assert.ok(isValidKey(Buffer.alloc(16, 0xff).toString('base64')));
+    assert.ok(isValidKey(Buffer.alloc(16).toString('base64')));
+  });
+
+  it('rejects everything else', () => {
+    for (const key of [
+      '',
+      'dGhlIHNhbXBsZSBub25jZQ=', // 23 chars
+      'dGhlIHNhbXBsZSBub25jZQ===',
+      'dGhlIHNhbXBsZSBub25jZQAA', // 18 bytes, no padding
+      Buffer.alloc(15).toString('base64') + '=',
+      Buffer.alloc(17).toString('base64'),
+      'dGhlIHNhbXBsZSBub25jZR==', // non-zero pad bits (RFC 4648 section 3.5)
+      'dGhlIHNhbXBsZS-ub25jZQ==', // URL-safe alphabet
+      'dGhlIHNhbXBsZS_ub25jZQ==',
+      'dGhlIHNhbXBsZS ub25jZQ==',
+      'dGhlIHNhbXBsZS.ub25jZQ==',
+      ' GhlIHNhbXBsZSBub25jZQ==',
+    ]) {
+      assert.equal(isValidKey(key), false, key);
+    }
+  });
+});
+
+describe('parseTokenList', () => {
+  it('splits, trims OWS and skips empty elements', () => {
+    assert.deepEqual(parseTokenList(' a ,\tb,, ,c,'), ['a', 'b', 'c']);
+    assert.deepEqual(parseTokenList(''), []);
+  });
+
+  it('throws HandshakeError 400 on a non-token element', () => {
+    for (const v of ['a b', 'a, b c', 'a;b', '"a"', 'a/b', 'é']) rejects(() => parseTokenList(v), 'ERR_BAD_TOKEN_LIST', 400);
+  });
+
+  it('is linear on inputs built for regex backtracking', () => {
+    for (const v of ['a' + ' '.repeat(50000) + 'b', 'a,'.repeat(20000) + '(', ' ,'.repeat(50000) + '\x00']) {
+      const start = performance.now();
+      assert.throws(() => parseTokenList(v), HandshakeError);
+      const elapsed = performance.now() - start;
+      assert.ok(elapsed < 500, `took ${elapsed.toFixed(1)} ms`);
+    }
+  });
+});
+
+describe('validateUpgradeRequest', () => {
+  it('accepts the RFC 6455 section 1.3 request and reports what it asked for', () => {
+    const info = validateUpgradeRequest(
+      request({
+        add: [
+          ['Origin', 'http://example.com'],
+          ['Sec-WebSocket-Protocol', 'chat, superchat'],
+          ['Sec-WebSocket-Extensions', 'permessage-deflate; client_max_window_bits'],
+        ],
+      }),
+    );
+    assert.deepEqual(info, {
+      key: KEY,
+      path: '/chat',
+      host: 'server.example.com',
+      origin: 'http://example.com',
+      protocols: ['chat', 'superchat'],
+      extensions: [{ name: 'permessage-deflate', params: [['client_max_window_bits', true]] }],
+    });
+  });
+
+  it('defaults: no origin, no protocols, no extensions', () => {
+    const info = validateUpgradeRequest(request());
+    assert.equal(info.origin, undefined);
+    assert.deepEqual(info.protocols, []);
+    assert.deepEqual(info.extensions, []);
+  });
+
+  it('matches Upgrade and Connection tokens case-insensitively, within lists', () => {
+    validateUpgradeRequest(
+      request({
+        drop: ['Upgrade', 'Connection'],
+        add: [
+          ['Upgrade', 'h2c, WebSocket'],
+          ['Connection', 'keep-alive, UPGRADE'],
+        ],
+      }),
+    );
+    validateUpgradeRequest(
+      request({
+        drop: ['Upgrade', 'Connection'],
+        add: [
+          ['Upgrade', 'HTTP/2.0'],
+          ['Upgrade', 'websocket'],
+          ['Connection', 'keep-alive'],
+          ['Connection', 'upgrade'],
+        ],
+      }),
+    );
+  });
+
+  it('joins Sec-WebSocket-Protocol and Sec-WebSocket-Extensions lines', () => {
+    const info = validateUpgradeRequest(
+      request({
+        add: [
+          ['Sec-WebSocket-Protocol', 'a'],
+          ['Sec-WebSocket-Protocol', 'b, c'],
+          ['Sec-WebSocket-Extensions', 'x'],
+          ['Sec-WebSocket-Extensions', 'y; p=1'],
+        ],
+      }),
+    );
+    assert.deepEqual(info.protocols, ['a', 'b', 'c']);
+    assert.deepEqual(
+      info.extensions.map((e) => e.name),
+      ['x', 'y'],
+    );
+  });
+
+  it('answers 405 with Allow: GET to other methods', () => {
+    rejects(() => validateUpgradeRequest(request({ line: 'POST /chat HTTP/1.1' })), 'ERR_BAD_METHOD', 405, { Allow: 'GET' });
+    rejects(() => validateUpgradeRequest(request({ line: 'get /chat HTTP/1.1' })), 'ERR_BAD_METHOD', 405);
+  });
+
+  it('answers 400 to HTTP/1.0', () => {
+    rejects(() => validateUpgradeRequest(request({ line: 'GET /chat HTTP/1.0' })), 'ERR_BAD_HTTP_VERSION', 400);
+  });
+
+  it('answers 400 to a missing, empty or repeated Host', () => {
+    rejects(() => validateUpgradeRequest(request({ drop: ['Host'] })), 'ERR_BAD_HOST', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Host'], add: [['Host', '']] })), 'ERR_BAD_HOST', 400);
+    rejects(() => validateUpgradeRequest(request({ add: [['host', 'evil.example.com']] })), 'ERR_BAD_HOST', 400);
+  });
+
+  it('answers 400 when Upgrade lacks websocket', () => {
+    rejects(() => validateUpgradeRequest(request({ drop: ['Upgrade'] })), 'ERR_BAD_UPGRADE', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Upgrade'], add: [['Upgrade', 'h2c']] })), 'ERR_BAD_UPGRADE', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Upgrade'], add: [['Upgrade', 'websocket2']] })), 'ERR_BAD_UPGRADE', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Upgrade'], add: [['Upgrade', 'web socket']] })), 'ERR_BAD_UPGRADE', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Upgrade'], add: [['Upgrade', 'websocket, a/']] })), 'ERR_BAD_UPGRADE', 400);
+  });
+
+  it('answers 400 when Connection lacks upgrade', () => {
+    rejects(() => validateUpgradeRequest(request({ drop: ['Connection'] })), 'ERR_BAD_CONNECTION', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Connection'], add: [['Connection', 'keep-alive']] })), 'ERR_BAD_CONNECTION', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Connection'], add: [['Connection', 'upgraded']] })), 'ERR_BAD_CONNECTION', 400);
+    rejects(() => validateUpgradeRequest(request({ drop: ['Connection'], add: [['Connection', 'keep alive, upgrade']] })), 'ERR_BAD_CONNECTION', 400);
+  });
+
+  it('answers 400 to a missing, repeated or malformed key', () => {
+    rejects(() => validateUpgradeRequest(request({ drop: ['Sec-WebSocket-Key'] })), 'ERR_BAD_KEY', 400);
+    rejects(() => validateUpgradeRequest(request({ add: [['Sec-WebSocket-Key', KEY]] })), 'ERR_BAD_KEY', 400);
+    for (const key of ['', 'short==', Buffer.alloc(20).toString('base64'), 'dGhlIHNhbXBsZSBub25jZR==']) {
+      rejects(() => validateUpgradeRequest(request({ drop: ['Sec-WebSocket-Key'], add: [['Sec-WebSocket-Key', key]] })), 'ERR_BAD_KEY', 400);
+    }
+  });
+
+  it('answers 426 with Sec-WebSocket-Version: 13 to a missing or other version (RFC 6455 section 4.4)', () => {
+    const headers = { 'Sec-WebSocket-Version': '13' };
+    rejects(() => validateUpgradeRequest(request({ drop: ['Sec-WebSocket-Version'] })), 'ERR_BAD_VERSION', 426, headers);
+    for (const v of ['8', '12', '14', '13, 8', '013', '']) {
+      rejects(() => validateUpgradeRequest(request({ drop: ['Sec-WebSocket-Version'], add: [['Sec-WebSocket-Version', v]] })), 'ERR_BAD_VERSION', 426, headers);
+    }
+  });
+
+  it('answers 400 to a repeated version', () => {
+    rejects(() => validateUpgradeRequest(request({ add: [['Sec-WebSocket-Version', '13']] })), 'ERR_BAD_VERSION', 400);
+  });
+
+  it('answers 400 to bad subprotocol lists', () => {
+    for (const v of ['a b', 'chat, chat', 'a, "b"', '', ' , ', 'a;b']) {
+      rejects(() => validateUpgradeRequest(request({ add: [['Sec-WebSocket-Protocol', v]] })), 'ERR_BAD_PROTOCOL', 400);
+    }
+    rejects(
+      () =>
+        validateUpgradeRequest(
+          request({
+            add: [
+              ['Sec-WebSocket-Protocol', 'chat'],
+              ['Sec-WebSocket-Protocol', 'chat'],
+            ],
+          }),
+        ),
+      'ERR_BAD_PROTOCOL',
+      400,
+    );
+  });
+
+  it('processes subprotocol values built for regex backtracking in well under a second', () => {
+    for (const v of ['a' + ' '.repeat(50000) + 'b', 'a,'.repeat(20000) + '(', 'a, '.repeat(20000) + 'a']) {
+      const head = request({ add: [['Sec-WebSocket-Protocol', v]] });
+      const start = performance.now();
+      rejects(() => validateUpgradeRequest(head), 'ERR_BAD_PROTOCOL', 400);
+      const elapsed = performance.now() - start;
+      assert.ok(elapsed < 500, `took ${elapsed.toFixed(1)} ms`);
+    }
+  });
+
+  it('answers 400 to a bad extensions header', () => {
+    rejects(() => validateUpgradeRequest(request({ add: [['Sec-WebSocket-Extensions', 'permessage-deflate;']] })), 'ERR_BAD_EXTENSION_HEADER', 400);
+    rejects(() => validateUpgradeRequest(request({ add: [['Sec-WebSocket-Extensions', '']] })), 'ERR_BAD_EXTENSION_HEADER', 400);
+  });
+
+  it('treats extension names __proto__ and constructor as data', () => {
+    const info = validateUpgradeRequest(request({ add: [['Sec-WebSocket-Extensions', '__proto__; constructor=1, constructor']] }));
+    assert.deepEqual(info.extensions, [
+      { name: '__proto__', params: [['constructor', '1']] },
+      { name: 'constructor', params: [] },
+    ]);
+    assert.equal(Object.keys(Object.prototype).length, 0);
+  });
+
+  it('answers 400 to a repeated Origin', () => {
+    rejects(
+      () =>
+        validateUpgradeRequest(
+          request({
+            add: [
+              ['Origin', 'http://a.example'],
+              ['Origin', 'http://b.example'],
+            ],
+          }),
+        ),
+      'ERR_BAD_ORIGIN',
+      400,
+    );
+  });
+
+  it('answers 400 to a request announcing a body (the bytes after the head are frames)', () => {
+    rejects(() => validateUpgradeRequest(request({ add: [['Content-Length', '5']] })), 'ERR_UNEXPECTED_BODY', 400);
+    rejects(() => validateUpgradeRequest(request({ add: [['Transfer-Encoding', 'chunked']] })), 'ERR_UNEXPECTED_BODY', 400);
+    validateUpgradeRequest(request({ add: [['Content-Length', '0']] }));
+  });
+
+  it('takes the resource name from origin-form or absolute-form targets', () => {
+    assert.equal(validateUpgradeRequest(request({ line: 'GET /a/../b?x=1&y HTTP/1.1' })).path, '/a/../b?x=1&y');
+    const abs = validateUpgradeRequest(request({ line: 'GET http://other.example:8080/chat?x=1 HTTP/1.1' }));
+    assert.equal(abs.path, '/chat?x=1');
+    assert.equal(abs.host, 'other.example:8080', 'RFC 7230 section 5.4: the target authority wins over Host');
+    assert.equal(validateUpgradeRequest(request({ line: 'GET HTTPS://h.example HTTP/1.1' })).path, '/');
+    assert.equal(validateUpgradeRequest(request({ line: 'GET https://h.example?q HTTP/1.1' })).path, '/?q');
+  });
+
+  it('answers 400 to other targets', () => {
+    for (const target of ['*', 'server.example.com:80', 'ws://h/chat', 'ftp://h/x', 'http:///x', 'http://u@h/x', '/chat#frag', 'chat']) {
+      rejects(() => validateUpgradeRequest(request({ line: `GET ${target} HTTP/1.1` })), 'ERR_BAD_TARGET', 400);
+    }
+  });
+
+  it('refuses a response head', () => {
+    refuses(() => validateUpgradeRequest(response()), 'ERR_BAD_HEAD_KIND');
+  });
+});
+
+describe('buildUpgradeResponse', () => {
+  it('builds the RFC 6455 section 1.3 answer', () => {
+    assert.equal(
+      buildUpgradeResponse({ key: KEY }).toString('latin1'),
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' + ACCEPT + '\r\n\r\n',
+    );
+  });
+
+  it('adds the selected protocol, extensions and extra headers', () => {
+    const text = buildUpgradeResponse({
+      key: KEY,
+      protocol: 'chat',
+      extensions: [{ name: 'permessage-deflate', params: [['server_no_context_takeover', true]] }],
+      headers: [['X-Server', 'sockeye']],
+    }).toString('latin1');
+    assert.ok(text.endsWith('Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\nX-Server: sockeye\r\n\r\n'), text);
+    assert.ok(!buildUpgradeResponse({ key: KEY, extensions: [] }).toString().includes('Extensions'));
+  });
+
+  it('refuses bad arguments', () => {
+    refuses(() => buildUpgradeResponse({ key: 'nope' }), 'ERR_BAD_KEY');
+    refuses(() => buildUpgradeResponse({ key: KEY, protocol: 'a b' }), 'ERR_BAD_PROTOCOL');
+    refuses(() => buildUpgradeResponse({ key: KEY, protocol: 'a\r\nX: y' }), 'ERR_BAD_PROTOCOL');
+    refuses(() => buildUpgradeResponse({ key: KEY, extensions: [{ name: 'a,b', params: [] }] }), 'ERR_BAD_EXTENSION');
+    refuses(() => buildUpgradeResponse({ key: KEY, headers: [['X', 'a\r\nSet-Cookie: evil']] }), 'ERR_BAD_HEADER');
+    refuses(() => buildUpgradeResponse({ key: KEY, headers: [['X Y', 'a']] }), 'ERR_BAD_HEADER');
+    for (const name of ['sec-websocket-accept', 'Upgrade', 'CONNECTION', 'Sec-WebSocket-Protocol', 'Sec-WebSocket-Extensions', 'Content-Length']) {
+      refuses(() => buildUpgradeResponse({ key: KEY, headers: [[name, 'x']] }), 'ERR_BAD_HEADER');
+    }
+  });
+});
+
+describe('buildRejectResponse', () => {
+  it('builds a complete answer with Connection: close and a counted body', () => {
+    const bytes = buildRejectResponse(403, 'forbidden — go away', { 'X-Reason': 'origin' });
+    const result = new HttpHeadParser('response').push(bytes);
+    assert.ok(result);
+    assert.equal(result.head.status, 403);
+    assert.equal(result.head.reason, 'Forbidden');
+    assert.deepEqual(result.head.headers.get('connection'), ['close']);
+    assert.deepEqual(result.head.headers.get('content-type'), ['text/plain; charset=utf-8']);
+    assert.deepEqual(result.head.headers.get('x-reason'), ['origin']);
+    assert.equal(result.head.headers.get('content-length')?.[0], String(result.rest.length));
+    assert.equal(result.rest.toString('utf8'), 'forbidden — go away');
+  });
+
+  it('carries the headers of a HandshakeError (426 version, 405 allow)', () => {
+    try {
+      validateUpgradeRequest(request({ drop: ['Sec-WebSocket-Version'] }));
+      assert.fail('should throw');
+    } catch (err) {
+      assert.ok(err instanceof HandshakeError && err.status !== undefined);
+      const head = parse(buildRejectResponse(err.status, err.message, err.headers), 'response');
+      assert.equal(head.status, 426);
+      assert.equal(head.reason, 'Upgrade Required');
+      assert.deepEqual(head.headers.get('sec-websocket-version'), ['13']);
+    }
+  });
+
+  it('handles an empty message and unknown statuses', () => {
+    const head = parse(buildRejectResponse(499, ''), 'response');
+    assert.equal(head.status, 499);
+    assert.deepEqual(head.headers.get('content-length'), ['0']);
+  });
+
+  it('refuses bad statuses and headers', () => {
+    for (const status of [101, 199, 204, 304, 600, 400.5, NaN]) refuses(() => buildRejectResponse(status, 'x'), 'ERR_BAD_STATUS');
+    refuses(() => buildRejectResponse(400, 'x', { 'X-A': 'a\r\n\r\n<html>' }), 'ERR_BAD_HEADER');
+    refuses(() => buildRejectResponse(400, 'x', { 'X-A': 'a\x00' }), 'ERR_BAD_HEADER');
+    refuses(() => buildRejectResponse(400, 'x', { 'X:A': 'a' }), 'ERR_BAD_HEADER');
+    refuses(() => buildRejectResponse(400, 'x', { 'Content-Length': '0' }), 'ERR_BAD_HEADER');
+    refuses(() => buildRejectResponse(400, 'x', { connection: 'keep-alive' }), 'ERR_BAD_HEADER');
+  });
+});
+
+describe('buildUpgradeRequest', () => {
+  const base: UpgradeRequestOptions = { host: 'server.example.com', path: '/chat', key: KEY };
+
+  it('builds the RFC 6455 section 1.3 request', () => {
+    assert.equal(
+      buildUpgradeRequest({ ...base, origin: 'http://example.com', protocols: ['chat', 'superchat'] }).toString('latin1'),
+      'GET /chat HTTP/1.1\r\n' +
+        'Host: server.example.com\r\n' +
+        'Upgrade: websocket\r\n' +
+        'Connection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${KEY}\r\n` +
+        'Sec-WebSocket-Version: 13\r\n' +
+        'Origin: http://example.com\r\n' +
+        'Sec-WebSocket-Protocol: chat, superchat\r\n' +
+        '\r\n',
+    );
+  });
+
+  it('adds extensions and extra headers, in order', () => {
+    const text = buildUpgradeRequest({
+      ...base,
+      extensions: [{ name: 'permessage-deflate', params: [['client_max_window_bits', true]] }],
+      headers: [
+        ['Authorization', 'Bearer abc'],
+        ['Cookie', 'a=1'],
+      ],
+    }).toString('latin1');
+    assert.ok(text.endsWith('Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nAuthorization: Bearer abc\r\nCookie: a=1\r\n\r\n'), text);
+  });
+
+  it('refuses CR, LF and NUL in header values', () => {
+    for (const value of ['a\r\nX-Evil: 1', 'a\nb', 'a\rb', 'a\x00b', 'a\x7f', 'a\u0100']) {
+      refuses(() => buildUpgradeRequest({ ...base, headers: [['X-Test', value]] }), 'ERR_BAD_HEADER');
+    }
+  });
+
+  it('refuses header names that are not tokens', () => {
+    for (const name of ['', 'X Test', 'X:Test', 'X\r\nY', 'Ä', '(x)']) {
+      refuses(() => buildUpgradeRequest({ ...base, headers: [[name, 'v']] }), 'ERR_BAD_HEADER');
+    }
+  });
+
+  it('refuses headers that would override the handshake', () => {
+    for (const name of ['Upgrade', 'connection', 'Sec-WebSocket-Key', 'SEC-WEBSOCKET-VERSION', 'Sec-WebSocket-Extensions', 'Sec-WebSocket-Protocol', 'Host', 'Origin', 'Content-Length', 'Transfer-Encoding']) {
+      refuses(() => buildUpgradeRequest({ ...base, headers: [[name, 'x']] }), 'ERR_BAD_HEADER');
+    }
+  });
+
+  it('refuses protocols that are not tokens or are repeated', () => {
+    for (const protocols of [['a b'], ['chat\r\nX-Evil: 1'], [''], ['a,b'], ['chat', 'chat'], ['ok', ' padded']]) {
+      refuses(() => buildUpgradeRequest({ ...base, protocols }), 'ERR_BAD_PROTOCOL');
+    }
+  });
+
+  it('refuses bad host, path, key, origin and extensions', () => {
+    refuses(() => buildUpgradeRequest({ ...base, host: '' }), 'ERR_BAD_HOST');
+    refuses(() => buildUpgradeRequest({ ...base, host: 'a\r\nX: y' }), 'ERR_BAD_HOST');
+    refuses(() => buildUpgradeRequest({ ...base, host: 'a b' }), 'ERR_BAD_HOST');
+    for (const path of ['', 'chat', '/a b', '/a#b', '/a\r\n', '/é']) refuses(() => buildUpgradeRequest({ ...base, path }), 'ERR_BAD_PATH');
+    refuses(() => buildUpgradeRequest({ ...base, key: 'abc' }), 'ERR_BAD_KEY');
+    refuses(() => buildUpgradeRequest({ ...base, origin: 'http://a\r\nX: y' }), 'ERR_BAD_ORIGIN');
+    refuses(() => buildUpgradeRequest({ ...base, extensions: [{ name: 'a b', params: [] }] }), 'ERR_BAD_EXTENSION');
+  });
+});
+
+describe('round trip', () => {
+  it('client request -> server validation -> 101 -> client validation, frames preserved', () => {
+    const requestBytes = buildUpgradeRequest({
+      host: 'localhost:7681',
+      path: '/echo?room=1',
+      key: KEY,
+      protocols: ['lws-mirror-protocol', 'dumb-increment-protocol'],
+      extensions: [
+        { name: 'permessage-deflate', params: [['client_max_window_bits', true]] },
+        { name: 'permessage-deflate', params: [] },
+      ],
+      origin: 'https://app.example',
+      headers: [['User-Agent', 'sockeye-test']],
+    });
+
+    const serverParse = new HttpHeadParser('request').push(Buffer.concat([requestBytes, FRAMES]));
+    assert.ok(serverParse);
+    assert.deepEqual(serverParse.rest, FRAMES);
+    const info = validateUpgradeRequest(serverParse.head);
+    assert.equal(info.path, '/echo?room=1');
+    assert.equal(info.host, 'localhost:7681');
+    assert.equal(info.origin, 'https://app.example');
+    assert.deepEqual(info.protocols, ['lws-mirror-protocol', 'dumb-increment-protocol']);
+    assert.equal(info.extensions.length, 2);
+
+    const selected = info.extensions[0];
+    const responseBytes = buildUpgradeResponse({ key: info.key, protocol: info.protocols[1], extensions: [selected] });
+    const clientParse = new HttpHeadParser('response').push(Buffer.concat([responseBytes, FRAMES]));
+    assert.ok(clientParse);
+    assert.deepEqual(clientParse.rest, FRAMES);
+    const agreed = validateUpgradeResponse(clientParse.head, {
+      key: KEY,
+      protocols: ['lws-mirror-protocol', 'dumb-increment-protocol'],
+      offeredExtensions: ['permessage-deflate'],
+    });
+    assert.deepEqual(agreed, {
+      protocol: 'dumb-increment-protocol',
+      extensions: [{ name: 'permessage-deflate', params: [['client_max_window_bits', true]] }],
+    });
+  });
+});
+
+describe('validateUpgradeResponse', () => {
+  it('accepts a plain 101, case-insensitively', () => {
+    assert.deepEqual(validateUpgradeResponse(response(), CLIENT), { protocol: undefined, extensions: [] });
+    validateUpgradeResponse(
+      response({
+        drop: ['Upgrade', 'Connection'],
+        add: [
+          ['Upgrade', 'WebSocket'],
+          ['Connection', 'keep-alive, UPGRADE'],
+        ],
+      }),
+      CLIENT,
+    );
+  });
+
+  it('allows the server to pick no protocol when some were offered', () => {
+    assert.equal(validateUpgradeResponse(response(), { ...CLIENT, protocols: ['chat'] }).protocol, undefined);
+  });
+
+  it('fails on a non-101 status, keeping the status and the headers', () => {
+    const head = response({
+      line: 'HTTP/1.1 403 Forbidden',
+      drop: ['Upgrade', 'Connection', 'Sec-WebSocket-Accept'],
+      add: [
+        ['X-Reason', 'origin'],
+        ['Set-Cookie', 'a=1'],
+        ['Set-Cookie', 'b=2'],
+        ['__proto__', 'data'],
+      ],
+    });
+    assert.throws(
+      () => validateUpgradeResponse(head, CLIENT),
+      (err: unknown) => {
+        assert.ok(err instanceof HandshakeError);
+        assert.equal(err.code, 'ERR_UNEXPECTED_STATUS');
+        assert.equal(err.status, 403);
+        assert.ok(err.message.includes('403 Forbidden'));
+        assert.ok(err.headers);
+        assert.equal(err.headers['x-reason'], 'origin');
+        assert.equal(err.headers['set-cookie'], 'a=1, b=2');
+        assert.equal(Object.getOwnPropertyDescriptor(err.headers, '__proto__')?.value, 'data');
+        assert.equal(err.headers.constructor, undefined);
+        return true;
+      },
+    );
+    rejects(() => validateUpgradeResponse(response({ line: 'HTTP/1.1 200 OK' }), CLIENT), 'ERR_UNEXPECTED_STATUS', 200);
+    rejects(() => validateUpgradeResponse(response({ line: 'HTTP/1.1 302 Found', add: [['Location', '/x']] }), CLIENT), 'ERR_UNEXPECTED_STATUS', 302,
+      Object.assign(Object.create(null) as Record<string, string>, {
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'sec-websocket-accept': ACCEPT,
+        location: '/x',
+      }),
+    );
+  });
+
+  it('fails on a wrong Upgrade or Connection', () => {
+    rejects(() => validateUpgradeResponse(response({ drop: ['Upgrade'] }), CLIENT), 'ERR_BAD_UPGRADE', undefined);
+    rejects(() => validateUpgradeResponse(response({ drop: ['Upgrade'], add: [['Upgrade', 'h2c']] }), CLIENT), 'ERR_BAD_UPGRADE', undefined);
+    rejects(() => validateUpgradeResponse(response({ drop: ['Upgrade'], add: [['Upgrade', 'websocket, h2c']] }), CLIENT), 'ERR_BAD_UPGRADE', undefined);
+    rejects(() => validateUpgradeResponse(response({ drop: ['Connection'] }), CLIENT), 'ERR_BAD_CONNECTION', undefined);
+    rejects(() => validateUpgradeResponse(response({ drop: ['Connection'], add: [['Connection', 'close']] }), CLIENT), 'ERR_BAD_CONNECTION', undefined);
+  });
+
+  it('fails on a missing, wrong or repeated Sec-WebSocket-Accept', () => {
+    rejects(() => validateUpgradeResponse(response({ drop: ['Sec-WebSocket-Accept'] }), CLIENT), 'ERR_BAD_ACCEPT', undefined);
+    rejects(() => validateUpgradeResponse(response(), { ...CLIENT, key: Buffer.alloc(16).toString('base64') }), 'ERR_BAD_ACCEPT', undefined);
+    rejects(
+      () => validateUpgradeResponse(response({ drop: ['Sec-WebSocket-Accept'], add: [['Sec-WebSocket-Accept', ACCEPT.toLowerCase()]] }), CLIENT),
+      'ERR_BAD_ACCEPT',
+      undefined,
+    );
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Accept', ACCEPT]] }), CLIENT), 'ERR_BAD_ACCEPT', undefined);
+  });
+
+  it('fails on a subprotocol that was not offered, several, or one when none was offered', () => {
+    const offered = { ...CLIENT, protocols: ['chat', 'superchat'] };
+    assert.equal(validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', 'superchat']] }), offered).protocol, 'superchat');
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', 'other']] }), offered), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', 'Chat']] }), offered), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', 'chat, superchat']] }), offered), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(
+      () =>
+        validateUpgradeResponse(
+          response({
+            add: [
+              ['Sec-WebSocket-Protocol', 'chat'],
+              ['Sec-WebSocket-Protocol', 'chat'],
+            ],
+          }),
+          offered,
+        ),
+      'ERR_BAD_PROTOCOL',
+      undefined,
+    );
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', '']] }), offered), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', 'a b']] }), offered), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Protocol', 'chat']] }), CLIENT), 'ERR_BAD_PROTOCOL', undefined);
+  });
+
+  it('fails on an extension that was not offered or is answered twice', () => {
+    const offered = { ...CLIENT, offeredExtensions: ['Permessage-Deflate'] };
+    assert.deepEqual(validateUpgradeResponse(response({ add: [['Sec-WebSocket-Extensions', 'permessage-deflate; server_no_context_takeover']] }), offered).extensions, [
+      { name: 'permessage-deflate', params: [['server_no_context_takeover', true]] },
+    ]);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Extensions', 'x-unknown']] }), offered), 'ERR_BAD_EXTENSION', undefined);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Extensions', 'permessage-deflate']] }), CLIENT), 'ERR_BAD_EXTENSION', undefined);
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Extensions', 'permessage-deflate, permessage-deflate']] }), offered), 'ERR_BAD_EXTENSION', undefined);
+    rejects(
+      () =>
+        validateUpgradeResponse(
+          response({
+            add: [
+              ['Sec-WebSocket-Extensions', 'permessage-deflate'],
+              ['Sec-WebSocket-Extensions', 'permessage-deflate'],
+            ],
+          }),
+          offered,
+        ),
+      'ERR_BAD_EXTENSION',
+      undefined,
+    );
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Extensions', '__proto__']] }), offered), 'ERR_BAD_EXTENSION', undefined);
+  });
+
+  it('reports a malformed extensions header without an HTTP status', () => {
+    const offered = { ...CLIENT, offeredExtensions: ['permessage-deflate'] };
+    rejects(() => validateUpgradeResponse(response({ add: [['Sec-WebSocket-Extensions', 'permessage-deflate;']] }), offered), 'ERR_BAD_EXTENSION_HEADER', undefined);
+  });
+
+  it('refuses a request head', () => {
+    refuses(() => validateUpgradeResponse(request(), CLIENT), 'ERR_BAD_HEAD_KIND');
+  });
+});
