@@ -129,6 +129,8 @@ export class Connection implements FrameSink {
   private lastRxAt: number;
   private lastPingAt: number;
   private closeDeadline = Infinity;
+  /** The latest time the host has given us (constructor, receive, tick, close). */
+  private lastNow: number;
 
   constructor(host: ConnectionHost, options: ConnectionOptions) {
     this.host = host;
@@ -144,6 +146,7 @@ export class Connection implements FrameSink {
     this.maskSource = this.role === 'client' ? options.maskSource! : null;
     this.lastRxAt = options.now;
     this.lastPingAt = options.now;
+    this.lastNow = options.now;
     this.parser = new FrameParser(this, { role: this.role, maxFrameBytes: this.limits.maxFrameBytes });
   }
 
@@ -162,6 +165,7 @@ export class Connection implements FrameSink {
   receive(data: Buffer, now: number): void {
     if (this._state === 'closed') return;
     this.lastRxAt = now;
+    this.lastNow = now;
     try {
       this.parser.push(data);
     } catch (err) {
@@ -179,6 +183,7 @@ export class Connection implements FrameSink {
 
   /** Runs timers: keepalive pings and hang-up, close handshake timeout. Returns the next time tick() is needed. */
   tick(now: number): number {
+    this.lastNow = now;
     if (this._state === 'closing' && now >= this.closeDeadline) {
       this.finish(CloseCode.Abnormal, '', false, new TimeoutError('ERR_CLOSE_TIMEOUT', `no close frame from the peer within ${this.closeTimeoutMs} ms`), 'abort');
       return Infinity;
@@ -264,14 +269,28 @@ export class Connection implements FrameSink {
 
   /**
    * Starts the closing handshake (RFC 6455 section 7.1.2). The close frame goes
-   * after everything already queued. Closing twice is a no-op.
+   * after everything already queued. Closing twice is a no-op. `now` starts
+   * the close timeout (default: the latest time given to receive()/tick()).
    */
   close(code: number = CloseCode.Normal, reason = '', now?: number): void {
     if (this._state !== 'open') return;
     const payload = encodeClosePayload(code, reason);
     this.sendClose(payload);
     this._state = 'closing';
-    this.closeDeadline = (now ?? this.lastRxAt) + this.closeTimeoutMs;
+    // The close timeout counts from now; hosts should pass the time, else the latest time they gave us is used.
+    if (now !== undefined) this.lastNow = now;
+    this.closeDeadline = this.lastNow + this.closeTimeoutMs;
+  }
+
+  /**
+   * The host reports that queued bytes are still reaching the peer while we
+   * wait for its close frame: the close timeout restarts from `now`, so a
+   * peer that reads slowly gets every queued message before the close frame
+   * (invariant S4); a peer that stops reading still times out.
+   */
+  closeProgress(now: number): void {
+    this.lastNow = now;
+    if (this._state === 'closing') this.closeDeadline = now + this.closeTimeoutMs;
   }
 
   private sendClose(payload: Buffer): void {

@@ -96,6 +96,22 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private readonly urgentQ: QueuedFrame[] = [];
   private readonly dataQ: QueuedFrame[] = [];
   private queuedBytes = 0;
+  /**
+   * Messages handed to socket.write() whose bytes have not all reached the
+   * kernel yet (in Node's writable buffer, or in a write still in progress).
+   * If the socket is destroyed now they are lost, so they count as unsent
+   * (S4). Added by the integration tests' author: without it, a terminate()
+   * with a full queue under-reported unsentMessages by the messages sitting
+   * in the socket's own buffer (test/integration/graceful-close.test.ts).
+   */
+  private unconfirmedMessages = 0;
+  private readonly onMessageWritten = (err?: Error | null): void => {
+    // Node completes writes cancelled by destroy() without an error, so a
+    // write only counts as delivered if it finished while the socket was alive.
+    // (A write that completed synchronously in the very tick of a destroy is
+    // counted as unsent: over-reporting, never under-reporting.)
+    if (!err && !this.socket.destroyed) this.unconfirmedMessages--;
+  };
   private blocked = false;
   private socketGone = false;
   private ending = false;
@@ -365,7 +381,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     for (const c of chunks) bytes += c.length;
     if (this.socketGone) return;
     if (!this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0) {
-      this.writeToSocket(chunks);
+      this.writeToSocket(chunks, endsMessage);
       return;
     }
     (urgent ? this.urgentQ : this.dataQ).push({ chunks, bytes, endsMessage });
@@ -397,16 +413,18 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     }
   }
 
-  private writeToSocket(chunks: Buffer[]): void {
+  private writeToSocket(chunks: Buffer[], endsMessage: boolean): void {
     const s = this.socket;
+    const cb = endsMessage ? this.onMessageWritten : undefined;
+    if (endsMessage) this.unconfirmedMessages++;
     let ok: boolean;
     if (chunks.length === 1) {
-      ok = s.write(chunks[0]);
+      ok = s.write(chunks[0], cb);
     } else {
       // Header and payload leave in one writev (DESIGN: corked writes).
       s.cork();
       ok = true;
-      for (const c of chunks) ok = s.write(c);
+      for (let i = 0; i < chunks.length; i++) ok = s.write(chunks[i], i === chunks.length - 1 ? cb : undefined);
       s.uncork();
     }
     if (!ok) this.blocked = true;
@@ -417,7 +435,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       const f = this.urgentQ.length > 0 ? this.urgentQ.shift() : this.dataQ.shift();
       if (!f) break;
       this.queuedBytes -= f.bytes;
-      this.writeToSocket(f.chunks);
+      this.writeToSocket(f.chunks, f.endsMessage);
     }
   }
 
@@ -440,6 +458,14 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   private onDrain(): void {
     this.blocked = false;
+    if (this.conn.state !== 'open') {
+      // Closing with data still going out: the peer is reading, so the close
+      // and hang-up timeouts count from this progress, not from close() (S4).
+      const now = this.context.now();
+      this.conn.closeProgress(now);
+      if (this.destroyAt !== Infinity) this.destroyAt = now + this.closeTimeoutMs;
+      this.reschedule();
+    }
     this.flushQueues();
     if (!this.idle) return;
     if (this.ending) this.endSocket();
@@ -480,7 +506,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.socketGone = true;
     if (this.conn.state !== 'closed') this.conn.transportClosed();
     this.context.timers.cancel(this);
-    const unsent = this.dataQ.filter((f) => f.endsMessage).length + this.deferred.length;
+    const unsent = this.dataQ.filter((f) => f.endsMessage).length + this.deferred.length + this.unconfirmedMessages;
     this.urgentQ.length = 0;
     this.dataQ.length = 0;
     this.deferred = [];

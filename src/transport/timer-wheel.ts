@@ -56,7 +56,7 @@ export class TimerWheel {
     if (old !== undefined) this.removeFrom(old, entry);
   }
 
-  /** Stops the timer; entries stay registered (close() of a context). */
+  /** Stops the timer and forgets every entry (close() of a context): none of them fires afterwards. */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

@@ -1,0 +1,78 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyMask } from '../../src/core/mask.js';
+import { testBytes, xorMask } from '../helpers/frames.js';
+
+const bytes = testBytes;
+
+const KEYS = [Buffer.from([0, 0, 0, 0]), Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from([0x37, 0xfa, 0x21, 0x3d]), Buffer.from([1, 2, 3, 4])];
+
+describe('applyMask (RFC 6455 section 5.3)', () => {
+  it('matches the section 5.3 formula (octet i XOR key[i MOD 4]) for every length 0..40 and every offset 0..7', () => {
+    for (const key of KEYS) {
+      for (let n = 0; n <= 40; n++) {
+        for (let offset = 0; offset < 8; offset++) {
+          const data = bytes(n, n * 31 + offset);
+          const expected = xorMask(data, key, offset);
+          const work = Buffer.from(data);
+          applyMask(work, key, offset);
+          assert.deepEqual(work, expected, `key ${key.toString('hex')} length ${n} offset ${offset}`);
+        }
+      }
+    }
+  });
+
+  it('the RFC section 5.7 example: "Hello" masked with 37 fa 21 3d', () => {
+    const data = Buffer.from('Hello');
+    applyMask(data, Buffer.from([0x37, 0xfa, 0x21, 0x3d]));
+    assert.deepEqual(data, Buffer.from([0x7f, 0x9f, 0x4d, 0x51, 0x58]));
+  });
+
+  it('masks only [start, end), leaving the rest of the buffer untouched', () => {
+    const key = KEYS[2];
+    for (let start = 0; start <= 9; start++) {
+      for (let end = start; end <= 20; end++) {
+        const data = bytes(20, start * 100 + end);
+        const work = Buffer.from(data);
+        applyMask(work, key, 0, start, end);
+        const expected = Buffer.concat([data.subarray(0, start), xorMask(data.subarray(start, end), key), data.subarray(end)]);
+        assert.deepEqual(work, expected, `range [${start}, ${end})`);
+      }
+    }
+  });
+
+  it('masking in pieces with running offsets equals masking the whole payload at once, for every split', () => {
+    const key = KEYS[2];
+    const data = bytes(37, 7);
+    const whole = xorMask(data, key);
+    for (let a = 0; a <= data.length; a++) {
+      for (let b = a; b <= data.length; b++) {
+        const work = Buffer.from(data);
+        // Three pieces as a parser sees them: [0,a), [a,b), [b,n), each with its payload offset.
+        applyMask(work.subarray(0, a), key, 0);
+        applyMask(work.subarray(a, b), key, a);
+        applyMask(work.subarray(b), key, b);
+        assert.deepEqual(work, whole, `split at ${a}, ${b}`);
+      }
+    }
+  });
+
+  it('is its own inverse', () => {
+    const data = bytes(1000, 3);
+    const work = Buffer.from(data);
+    applyMask(work, KEYS[3], 5);
+    assert.notDeepEqual(work, data);
+    applyMask(work, KEYS[3], 5);
+    assert.deepEqual(work, data);
+  });
+
+  it('works on a plain Uint8Array view into a larger buffer', () => {
+    const backing = bytes(64, 9);
+    const view = new Uint8Array(backing.buffer, backing.byteOffset + 10, 20);
+    const before = Buffer.from(backing);
+    applyMask(view, KEYS[2], 1);
+    assert.deepEqual(Buffer.from(backing.subarray(0, 10)), before.subarray(0, 10));
+    assert.deepEqual(Buffer.from(backing.subarray(30)), before.subarray(30));
+    assert.deepEqual(Buffer.from(view), xorMask(before.subarray(10, 30), KEYS[2], 1));
+  });
+});

@@ -1,0 +1,293 @@
+/**
+ * The flow-control API over real sockets (DESIGN: send() statuses,
+ * bufferedAmount, requestWritable()):
+ *
+ * - send() says 'sent' when nothing waits, 'queued' while bufferedAmount is
+ *   at or under the high-water mark, 'backpressure' above it, and 'dropped'
+ *   (with a LimitExceededError to onError) past maxQueuedBytes; a dropped
+ *   send costs nothing else: the connection carries on.
+ * - requestWritable() gives exactly one onWritable per registered request,
+ *   never synchronously, never without a request (invariant S2: the failure
+ *   of seed 002 was a writable callback the application had not asked for).
+ *
+ * The slow peer is a raw socket that completes the handshake and then stops
+ * reading, so the kernel buffers fill and the server's queue grows.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LimitExceededError, InvalidStateError, type Message, type SendStatus, type ServerSession, type WebSocketError, type WritableInfo } from '../../src/index.js';
+import { RawClient, clientFrame, delay, echoHandler, openPair, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+
+const KiB = 1024;
+
+/** A binary message whose first 4 bytes are its sequence number. */
+function numbered(seq: number, size: number): Buffer {
+  const b = Buffer.alloc(size, seq & 0xff);
+  b.writeUInt32BE(seq, 0);
+  return b;
+}
+
+/** Starts a server and a raw client that completes the handshake and then stops reading. */
+async function stalledPeer(limits: { highWaterMark: number; maxQueuedBytes: number }, extra: { onError?: (s: ServerSession, e: WebSocketError) => void; onPing?: (s: ServerSession, d: Buffer) => void; onWritable?: (s: ServerSession, i: WritableInfo) => void } = {}) {
+  let resolveSession!: (s: ServerSession) => void;
+  const sessionP = new Promise<ServerSession>((r) => (resolveSession = r));
+  const t = await startServer({
+    limits,
+    handler: echoHandler({
+      onOpen(s) {
+        resolveSession(s);
+      },
+      ...extra,
+    }),
+  });
+  const raw = await RawClient.open(t.port);
+  raw.pause();
+  const session = await withTimeout(sessionP, 5000, 'the session');
+  return { t, raw, session };
+}
+
+describe('send() statuses', () => {
+  it("'sent' when the connection is idle, both sides", async () => {
+    const p = await openPair({});
+    try {
+      assert.equal(p.serverSession.bufferedAmount, 0);
+      assert.equal(p.serverSession.send('hello'), 'sent');
+      assert.equal(p.client.bufferedAmount, 0);
+      assert.equal(p.client.send(Buffer.from('hi')), 'sent');
+      const inbox = p.client.messages();
+      // The server echoes the client's message; the first to arrive is the server's own.
+      assert.equal((await withTimeout(inbox.next(), 5000, 'message')).value?.text, 'hello');
+      assert.deepEqual((await withTimeout(inbox.next(), 5000, 'echo')).value?.data, Buffer.from('hi'));
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it("'queued' up to the high-water mark, then 'backpressure'; the peer gets every message once it reads; reading never waits for writing", { timeout: 60_000 }, async () => {
+    const hwm = 64 * KiB;
+    const pings: string[] = [];
+    const writable: Array<WritableInfo & { buffered: number }> = [];
+    const { t, raw, session } = await stalledPeer(
+      { highWaterMark: hwm, maxQueuedBytes: 256 * 1024 * KiB },
+      {
+        onPing(_s, d) {
+          pings.push(d.toString());
+        },
+        onWritable(s, info) {
+          writable.push({ ...info, buffered: s.bufferedAmount });
+        },
+      },
+    );
+    try {
+      const size = 16 * KiB;
+      const statuses: SendStatus[] = [];
+      let sent = 0;
+      // Bounded: the kernel's socket buffers on loopback take a few MiB at most.
+      while (sent < 20_000) {
+        const st = session.send(numbered(sent, size));
+        statuses.push(st);
+        sent++;
+        const b = session.bufferedAmount;
+        if (st === 'sent') assert.equal(b, 0, `'sent' with ${b} bytes buffered`);
+        if (st === 'queued') assert.ok(b > 0 && b <= hwm, `'queued' with ${b} bytes buffered`);
+        if (st === 'backpressure') {
+          assert.ok(b > hwm, `'backpressure' with ${b} bytes buffered`);
+          break;
+        }
+        assert.notEqual(st, 'dropped');
+        // Let the socket move bytes to the kernel between sends, as a real producer would.
+        if (sent % 16 === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(statuses[0], 'sent');
+      assert.equal(statuses[statuses.length - 1], 'backpressure', `no backpressure after ${sent} sends`);
+      // More sends are still accepted (under maxQueuedBytes), and still say 'backpressure'.
+      for (let i = 0; i < 4; i++) {
+        assert.equal(session.send(numbered(sent, size)), 'backpressure');
+        sent++;
+      }
+
+      // S1: while the outbound side is stuck, the session still reads: a ping gets to the handler.
+      raw.write(clientFrame(0x9, 'still reading?'));
+      await waitUntil(() => pings.length === 1, 5000, 'the ping at the blocked server');
+      assert.deepEqual(pings, ['still reading?']);
+
+      // A writable request cannot be answered while the peer does not read.
+      assert.equal(session.requestWritable(), true);
+      await delay(100);
+      assert.equal(writable.length, 0, 'onWritable fired while data was still waiting');
+
+      raw.resume();
+      await raw.waitFor(() => raw.frames.filter((f) => f.opcode === 0x2).length === sent, 30_000, `${sent} messages at the peer`);
+      const data = raw.frames.filter((f) => f.opcode === 0x2);
+      for (let i = 0; i < sent; i++) {
+        assert.equal(data[i].payload.readUInt32BE(0), i, `message ${i} out of order`);
+        assert.equal(data[i].payload.length, size);
+      }
+      // The pong (section 5.5.3) went out too, between data frames.
+      assert.ok(raw.frames.some((f) => f.opcode === 0xa && f.payload.toString() === 'still reading?'));
+      await waitUntil(() => writable.length === 1, 5000, 'onWritable after the drain');
+      // It fires once everything queued went to the kernel.
+      assert.deepEqual(writable, [{ request: 1, buffered: 0 }]);
+      assert.equal(session.bufferedAmount, 0);
+      assert.equal(session.send('idle again'), 'sent');
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+
+  it("past maxQueuedBytes send() says 'dropped' and onError gets a LimitExceededError; the connection goes on", { timeout: 60_000 }, async () => {
+    const errors: WebSocketError[] = [];
+    const { t, raw, session } = await stalledPeer(
+      { highWaterMark: 64 * KiB, maxQueuedBytes: 512 * KiB },
+      {
+        onError(_s, e) {
+          errors.push(e);
+        },
+      },
+    );
+    try {
+      const size = 32 * KiB;
+      let accepted = 0;
+      let first: SendStatus = 'sent';
+      while (accepted < 20_000) {
+        first = session.send(numbered(accepted, size));
+        if (first === 'dropped') break;
+        accepted++;
+        if (accepted % 16 === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(first, 'dropped', `nothing dropped after ${accepted} sends`);
+      assert.ok(session.bufferedAmount + size > 512 * KiB, 'dropped below the limit');
+      // Each dropped send is reported, and the connection stays open.
+      assert.equal(session.send(numbered(999_999, size)), 'dropped');
+      assert.equal(errors.length, 2);
+      for (const e of errors) {
+        assert.ok(e instanceof LimitExceededError, `got ${e?.constructor?.name}`);
+        assert.equal(e.code, 'ERR_LIMIT_MAX_QUEUED_BYTES');
+        assert.equal(e.limit, 'maxQueuedBytes');
+      }
+      assert.equal(session.state, 'open');
+
+      raw.resume();
+      await raw.waitFor(() => raw.frames.length >= accepted, 30_000, `${accepted} messages at the peer`);
+      await delay(50); // let anything that should not exist arrive
+      const seqs = raw.frames.filter((f) => f.opcode === 0x2).map((f) => f.payload.readUInt32BE(0));
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: accepted }, (_, i) => i),
+        'the peer must get exactly the accepted messages, in order',
+      );
+      // The session is alive both ways: a new send goes out, and an echo comes back.
+      await waitUntil(() => session.bufferedAmount === 0, 5000, 'the queue to drain');
+      assert.equal(session.send('after the drops'), 'sent');
+      raw.write(clientFrame(0x1, 'echo me'));
+      await raw.waitFor(() => raw.frames.some((f) => f.opcode === 0x1 && f.payload.toString() === 'echo me'), 5000, 'the echo');
+      assert.ok(raw.frames.some((f) => f.opcode === 0x1 && f.payload.toString() === 'after the drops'));
+      assert.equal(errors.length, 2, 'no further errors');
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+});
+
+describe('requestWritable()', () => {
+  it('fires onWritable once per registered request, never synchronously, never without a request', async () => {
+    const calls: Array<{ info: WritableInfo; duringRequest: boolean }> = [];
+    let inRequest = false;
+    const p = await openPair({
+      handler: echoHandler({
+        onWritable(_s, info) {
+          calls.push({ info, duringRequest: inRequest });
+        },
+      }),
+    });
+    const s = p.serverSession;
+    const inbox = p.client.messages();
+    try {
+      inRequest = true;
+      assert.equal(s.requestWritable(), true);
+      // A second request while one is pending does not stack.
+      assert.equal(s.requestWritable(), false);
+      inRequest = false;
+      assert.equal(calls.length, 0, 'fired synchronously inside requestWritable()');
+      await waitUntil(() => calls.length === 1, 5000, 'the first onWritable');
+
+      // Traffic that drains the socket, pings and pongs: none of it may raise onWritable (seed 002).
+      const big = Buffer.alloc(4 * 1024 * KiB, 7);
+      assert.notEqual(s.send(big), 'dropped');
+      assert.equal((await withTimeout(inbox.next(), 10_000, 'big')).value?.data.length, big.length);
+      p.client.send('echo');
+      assert.equal((await withTimeout(inbox.next(), 5000, 'echo')).value?.text, 'echo');
+      s.ping('x');
+      p.client.ping('y');
+      await delay(100);
+      assert.equal(calls.length, 1, 'onWritable without a request');
+
+      assert.equal(s.requestWritable(), true);
+      await waitUntil(() => calls.length === 2, 5000, 'the second onWritable');
+      await delay(50);
+      assert.deepEqual(
+        calls.map((c) => [c.info.request, c.duringRequest]),
+        [
+          [1, false],
+          [2, false],
+        ],
+      );
+      assert.equal(s.writableRequestCount, 2);
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('a producer paced by onWritable sends every message once, in order (the dumb-increment pattern)', async () => {
+    const total = 300;
+    let calls = 0;
+    const p = await openPair({
+      handler: {
+        onOpen(s) {
+          s.data.n = 0;
+          s.requestWritable();
+        },
+        onWritable(s) {
+          calls++;
+          const n = s.data.n as number;
+          // 32 KiB each, so the socket really fills and drains on the way.
+          const st = s.send(numbered(n, 32 * KiB));
+          assert.notEqual(st, 'dropped');
+          s.data.n = n + 1;
+          if (n + 1 < total) s.requestWritable();
+        },
+      },
+    });
+    try {
+      const inbox = p.client.messages();
+      for (let i = 0; i < total; i++) {
+        const r = await withTimeout(inbox.next(), 10_000, `message ${i}`);
+        assert.equal((r.value as Message).data.readUInt32BE(0), i);
+      }
+      await delay(50);
+      assert.equal(calls, total);
+      assert.equal(p.serverSession.writableRequestCount, total);
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('works on the client side too, and throws once the session is closed', async () => {
+    let calls = 0;
+    const p = await openPair({}, { handler: { onWritable: () => void calls++ } });
+    try {
+      assert.equal(p.client.requestWritable(), true);
+      assert.equal(calls, 0);
+      await waitUntil(() => calls === 1, 5000, 'the client onWritable');
+      p.client.close();
+      await withTimeout(p.client.closed, 5000, 'close');
+      assert.throws(() => p.client.requestWritable(), InvalidStateError);
+      assert.equal(p.client.send('late'), 'dropped');
+      assert.equal(calls, 1);
+    } finally {
+      await p.cleanup();
+    }
+  });
+});

@@ -1,0 +1,247 @@
+/**
+ * Invariant S4, nothing is lost silently, and server shutdown:
+ *
+ * - close() after queueing messages to a slow peer sends every one of them,
+ *   in order, before the close frame (RFC 6455 section 7.1.2 starts the
+ *   closing handshake; nothing says to discard what was accepted before it);
+ * - a connection that is terminated with a full queue reports, in
+ *   CloseInfo.unsentMessages, exactly the messages the peer did not get;
+ * - server.close() sends 1001 (section 7.4.1, "going away") to every open
+ *   session and resolves only once all of them are closed, bounded by the
+ *   close timeout for peers that never answer.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
+import { RawClient, clientFrame, closePayload, decodeClose, delay, echoHandler, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+
+const KiB = 1024;
+
+function numbered(seq: number, size: number): Buffer {
+  const b = Buffer.alloc(size, seq & 0xff);
+  b.writeUInt32BE(seq, 0);
+  return b;
+}
+
+/** A server whose onOpen hands the session out, and whose onClose infos are collected. */
+async function serverWithSessions(options: Parameters<typeof startServer>[0] = {}) {
+  const sessions: ServerSession[] = [];
+  const closes: CloseInfo[] = [];
+  const t = await startServer({
+    ...options,
+    handler: echoHandler({
+      onOpen(s) {
+        sessions.push(s);
+      },
+      onClose(_s, info) {
+        closes.push(info);
+      },
+    }),
+  });
+  return { t, sessions, closes };
+}
+
+describe('S4: a graceful close flushes the queue first', () => {
+  it('messages queued to a peer that is not reading all go out, in order, before the close frame', { timeout: 30_000 }, async () => {
+    const { t, sessions, closes } = await serverWithSessions({ closeTimeoutMs: 20_000 });
+    const raw = await RawClient.open(t.port);
+    raw.pause();
+    try {
+      await waitUntil(() => sessions.length === 1, 5000, 'the session');
+      const s = sessions[0];
+      const n = 100;
+      const size = 64 * KiB;
+      const statuses: SendStatus[] = [];
+      for (let i = 0; i < n; i++) statuses.push(s.send(numbered(i, size)));
+      assert.ok(!statuses.includes('dropped'));
+      assert.ok(s.bufferedAmount > 0, 'the test needs a queue');
+      s.close(1000, 'flushed');
+      assert.equal(s.state, 'closing');
+      // Sending after close() is refused, never queued behind the close frame.
+      assert.equal(s.send('too late'), 'dropped');
+
+      raw.resume();
+      await raw.waitFrames(n + 1, 20_000);
+      const frames = raw.frames;
+      for (let i = 0; i < n; i++) {
+        assert.equal(frames[i].opcode, 0x2, `frame ${i} should be data`);
+        assert.equal(frames[i].payload.readUInt32BE(0), i, `message ${i} out of order`);
+        assert.equal(frames[i].payload.length, size);
+      }
+      assert.deepEqual(decodeClose(frames[n]), { code: 1000, reason: 'flushed' });
+      assert.equal(frames.length, n + 1, 'nothing after the close frame');
+      // Complete the handshake; the server then reports a clean close with nothing unsent.
+      raw.write(clientFrame(0x8, closePayload(1000)));
+      await raw.waitClosed(5000);
+      await waitUntil(() => closes.length === 1, 5000, 'onClose');
+      assert.equal(closes[0].wasClean, true);
+      assert.equal(closes[0].code, 1000);
+      assert.equal(closes[0].unsentMessages, 0);
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+
+  it('our slow-reading client receives every queued message in order, then the close', { timeout: 30_000 }, async () => {
+    const n = 200;
+    const size = 32 * KiB;
+    const serverStatuses: SendStatus[] = [];
+    const closes: CloseInfo[] = [];
+    const t = await startServer({
+      closeTimeoutMs: 20_000,
+      handler: {
+        onOpen(s) {
+          for (let i = 0; i < n; i++) serverStatuses.push(s.send(numbered(i, size)));
+          s.close(1000, 'all sent');
+        },
+        onClose(_s, info) {
+          closes.push(info);
+        },
+      },
+    });
+    try {
+      // A small high-water mark makes the client stop reading its socket while its inbox is full.
+      const c = await connect(t.url(), { keepalive: null, limits: { highWaterMark: 16 * KiB } });
+      const got: number[] = [];
+      const inbox = c.messages();
+      for (let i = 0; i < n + 1; i++) {
+        const r = await withTimeout(inbox.next(), 10_000, `message ${i}`);
+        if (r.done) break;
+        const m = r.value as Message;
+        assert.equal(m.data.length, size);
+        got.push(m.data.readUInt32BE(0));
+        if (i % 10 === 0) await delay(2); // a slow consumer
+      }
+      assert.ok(!serverStatuses.includes('dropped'));
+      assert.deepEqual(
+        got,
+        Array.from({ length: n }, (_, i) => i),
+      );
+      const info = await withTimeout(c.closed, 10_000, 'the client close');
+      assert.deepEqual([info.code, info.reason, info.wasClean], [1000, 'all sent', true]);
+      await waitUntil(() => closes.length === 1, 5000, 'onClose at the server');
+      assert.equal(closes[0].unsentMessages, 0);
+      assert.equal(closes[0].wasClean, true);
+    } finally {
+      await t.server.close();
+    }
+  });
+
+  it('messages waiting behind a stream that is still open when close() is called are reported as unsent', async () => {
+    const { t, sessions, closes } = await serverWithSessions();
+    const c = await connect(t.url(), { keepalive: null });
+    try {
+      await waitUntil(() => sessions.length === 1, 5000, 'the session');
+      const s = sessions[0];
+      const w = s.stream({ binary: false });
+      assert.notEqual(w.write('part one'), 'dropped');
+      assert.notEqual(s.send('behind the stream 1'), 'dropped');
+      assert.notEqual(s.send('behind the stream 2'), 'dropped');
+      s.close(1000, 'stream abandoned');
+      await withTimeout(c.closed, 5000, 'the client close');
+      await waitUntil(() => closes.length === 1, 5000, 'onClose');
+      assert.equal(closes[0].unsentMessages, 2);
+    } finally {
+      c.terminate();
+      await t.server.close();
+    }
+  });
+});
+
+describe('S4: unsent messages are reported when a connection dies with a full queue', () => {
+  // 64 KiB messages leave one message in Node's own socket buffer when the
+  // queue starts; 1 KiB messages leave about sixteen there. Both must be counted.
+  for (const size of [64 * KiB, 1 * KiB]) {
+  it(`terminate() with ${size / KiB} KiB messages: CloseInfo.unsentMessages equals the messages the peer never got, and is > 0`, { timeout: 30_000 }, async () => {
+    const { t, sessions } = await serverWithSessions({ limits: { maxQueuedBytes: 64 * 1024 * KiB } });
+    const raw = await RawClient.open(t.port);
+    raw.pause();
+    try {
+      await waitUntil(() => sessions.length === 1, 5000, 'the session');
+      const s = sessions[0];
+      const target = size * 64;
+      let accepted = 0;
+      // Fill the kernel buffers and then our queue: stop once 64 messages wait in the session.
+      while (accepted < 100_000 && s.bufferedAmount < target) {
+        assert.notEqual(s.send(numbered(accepted, size)), 'dropped');
+        accepted++;
+        if (accepted % 16 === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(s.bufferedAmount >= target, 'the test needs a full queue');
+      s.terminate();
+      const info = await withTimeout(s.closed, 5000, 'the terminated session');
+      assert.equal(info.code, 1006);
+      assert.equal(info.wasClean, false);
+
+      // What the kernel had already taken still reaches the peer; count complete messages.
+      raw.resume();
+      await raw.waitClosed(20_000);
+      const got = raw.frames.filter((f) => f.opcode === 0x2);
+      got.forEach((f, i) => assert.equal(f.payload.readUInt32BE(0), i, `message ${i} out of order`));
+      const missing = accepted - got.length;
+      assert.ok(info.unsentMessages > 0, 'unsentMessages must report the lost messages');
+      assert.equal(info.unsentMessages, missing, `peer got ${got.length} of ${accepted}; unsentMessages says ${info.unsentMessages}`);
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+  }
+});
+
+describe('server.close()', () => {
+  it('sends 1001 to every open session and resolves after all of them are closed', { timeout: 30_000 }, async () => {
+    const { t, closes } = await serverWithSessions();
+    const clients = await Promise.all(Array.from({ length: 5 }, () => connect(t.url(), { keepalive: null })));
+    // Each session works before the shutdown.
+    for (const [i, c] of clients.entries()) {
+      c.send(`hi ${i}`);
+      assert.equal((await withTimeout(c.messages().next(), 5000, 'echo')).value?.text, `hi ${i}`);
+    }
+    assert.equal(t.server.clients.size, 5);
+    await withTimeout(t.server.close(), 10_000, 'server.close()');
+    // Resolved only after every session finished.
+    assert.equal(closes.length, 5);
+    assert.equal(t.server.clients.size, 0);
+    for (const info of closes) {
+      assert.equal(info.code, 1001);
+      assert.equal(info.wasClean, true);
+    }
+    for (const c of clients) {
+      const info = await withTimeout(c.closed, 5000, 'the client close');
+      assert.equal(info.code, 1001);
+      assert.equal(info.reason, 'server shutting down');
+      assert.equal(info.wasClean, true);
+    }
+    // The listener is gone.
+    await assert.rejects(connect(t.url(), { keepalive: null, handshakeTimeoutMs: 3000 }), (err: unknown) => err instanceof TransportError);
+  });
+
+  it('a peer that never answers the close is dropped after closeTimeoutMs, and a pending handshake is dropped at once', { timeout: 30_000 }, async () => {
+    const { t, closes } = await serverWithSessions({ closeTimeoutMs: 300 });
+    const good = await connect(t.url(), { keepalive: null });
+    const mute = await RawClient.open(t.port);
+    mute.pause(); // reads nothing, so it never answers the close frame
+    const idle = await RawClient.connect(t.port); // connected, no request yet
+    try {
+      await waitUntil(() => t.server.clients.size === 2, 5000, 'both sessions');
+      await withTimeout(t.server.close(), 10_000, 'server.close()');
+      assert.equal(t.server.clients.size, 0);
+      assert.equal(closes.length, 2);
+      const byClean = [...closes].sort((a, b) => Number(b.wasClean) - Number(a.wasClean));
+      assert.deepEqual([byClean[0].code, byClean[0].wasClean], [1001, true]);
+      assert.deepEqual([byClean[1].code, byClean[1].wasClean], [1006, false]);
+      assert.equal((await withTimeout(good.closed, 5000, 'good client')).code, 1001);
+      await idle.waitClosed(5000);
+      assert.equal(idle.head, null, 'the pending handshake got an answer');
+      // The mute peer was sent the 1001 close frame before it was dropped.
+      mute.resume();
+      assert.equal((await mute.waitClose(5000)).code, 1001);
+    } finally {
+      good.terminate();
+      mute.destroy();
+      idle.destroy();
+    }
+  });
+});
