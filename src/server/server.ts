@@ -1,6 +1,6 @@
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { KeepaliveOptions } from '../core/connection.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
@@ -45,6 +45,14 @@ export interface ServerOptions {
   maxHeadBytes?: number;
   /** Most header fields (431 above). Default 100. */
   maxHeaders?: number;
+  /**
+   * Serves plain HTTP requests on the same port (libwebsockets' "HTTP on the
+   * same port"): a request without an Upgrade header is handed, bytes
+   * untouched, to an internal node:http server that calls this. Keep-alive
+   * HTTP connections that later ask for an upgrade still become WebSockets.
+   * Without it, such requests are answered 426.
+   */
+  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
   /** Decides whether to accept a client (origin checks, auth). */
   verifyClient?: (request: UpgradeRequest) => VerifyResult | Promise<VerifyResult>;
   /** Errors that belong to no session's handler: a handler that threw, a failed handshake. Default: printed to stderr. */
@@ -70,6 +78,8 @@ export class WebSocketServer {
   private readonly sessions = new Set<ServerSession>();
   private readonly handshakes = new Set<PendingHandshake>();
   private closing = false;
+  /** Internal node:http server for onHttpRequest (never listens; sockets are handed to it). */
+  private httpHandoff: HttpServer | null = null;
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head);
 
   constructor(options: ServerOptions = {}) {
@@ -140,6 +150,7 @@ export class WebSocketServer {
       h.socket.destroy();
     }
     this.handshakes.clear();
+    this.httpHandoff?.closeAllConnections();
     const all = [...this.sessions];
     for (const s of all) s.close(code, reason);
     await Promise.all(all.map((s) => s.closed));
@@ -196,9 +207,12 @@ export class WebSocketServer {
       done();
       socket.destroy();
     };
+    // The head's raw bytes, kept only when a plain HTTP request may have to be replayed to node:http (bounded by maxHeadBytes).
+    const raw: Buffer[] | null = this.options.onHttpRequest ? [] : null;
     const onData = (chunk: Buffer) => {
       let result;
       try {
+        raw?.push(chunk);
         result = parser.push(chunk);
       } catch (err) {
         done();
@@ -210,11 +224,30 @@ export class WebSocketServer {
       done();
       // Reading stops until the session takes over, so no frame that follows the head is lost or reordered.
       socket.pause();
+      if (raw && !result.head.headers.has('upgrade')) {
+        this.handOffHttp(socket, Buffer.concat(raw));
+        return;
+      }
       void this.upgrade(socket, result.head, Buffer.from(result.rest), secure);
     };
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onError);
+  }
+
+  private handOffHttp(socket: Socket, bytes: Buffer): void {
+    if (!this.httpHandoff) {
+      const http = createHttpServer({ maxHeaderSize: this.options.maxHeadBytes ?? 16384 }, (req, res) => this.options.onHttpRequest!(req, res));
+      http.on('upgrade', this.onUpgrade);
+      http.on('clientError', (_err, sock) => {
+        if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        else sock.destroy();
+      });
+      this.httpHandoff = http;
+    }
+    socket.unshift(bytes);
+    this.httpHandoff.emit('connection', socket);
+    socket.resume();
   }
 
   private async upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
