@@ -12,6 +12,7 @@ import { encodeFrame, encodeOwnedFrame } from './frame-serializer.js';
 import { FrameParser, type FrameSink } from './frame-parser.js';
 import { Opcode, MAX_CONTROL_PAYLOAD } from './opcodes.js';
 import { isValidUtf8, Utf8Validator } from './utf8-validator.js';
+import type { MessageCodec } from './message-codec.js';
 
 export type Role = 'server' | 'client';
 
@@ -89,6 +90,21 @@ export interface ConnectionOptions {
   maskSource?: () => Uint8Array;
   /** The current time in ms, as the host measures it. */
   now: number;
+  /** A negotiated per-message extension (permessage-deflate), or none. */
+  codec?: MessageCodec | null;
+}
+
+/** An incoming message waiting for its turn (or for the codec) to be delivered. */
+interface InboundEntry {
+  binary: boolean;
+  data: Buffer | null;
+}
+
+/** An outgoing frame waiting behind a message the codec is still transforming. */
+interface OutboundEntry {
+  chunks: Buffer[] | null;
+  endsMessage: boolean;
+  bytes: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -119,6 +135,15 @@ export class Connection implements FrameSink {
   private readonly utf8 = new Utf8Validator();
   private frameFin = false;
   private frameLength = 0;
+  private msgCompressed = false;
+  private readonly codec: MessageCodec | null;
+  /** Messages not yet delivered because one before them is still with the codec (order is kept). */
+  private readonly inQueue: InboundEntry[] = [];
+  /** The 'closed' event, held until inQueue has been delivered. */
+  private heldClose: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
+  /** Frames not yet written because a message before them is still with the codec. */
+  private readonly outQueue: OutboundEntry[] = [];
+  private outQueueBytes = 0;
 
   // Outbound.
   private outStreaming = false;
@@ -147,7 +172,23 @@ export class Connection implements FrameSink {
     this.lastRxAt = options.now;
     this.lastPingAt = options.now;
     this.lastNow = options.now;
-    this.parser = new FrameParser(this, { role: this.role, maxFrameBytes: this.limits.maxFrameBytes });
+    this.codec = options.codec ?? null;
+    this.parser = new FrameParser(this, { role: this.role, maxFrameBytes: this.limits.maxFrameBytes, allowedRsv: this.codec ? this.codec.rsv : 0 });
+  }
+
+  /** Outgoing messages the codec held when the connection was aborted (never sent; S4 reports them). */
+  droppedOutputMessages = 0;
+
+  /** Outgoing messages still with the codec or waiting behind one. */
+  get pendingOutputMessages(): number {
+    let n = 0;
+    for (const e of this.outQueue) if (e.endsMessage) n++;
+    return n;
+  }
+
+  /** Bytes of outgoing messages still with the codec or waiting behind one (part of bufferedAmount). */
+  get pendingOutputBytes(): number {
+    return this.outQueueBytes;
   }
 
   get state(): ConnectionState {
@@ -235,8 +276,48 @@ export class Connection implements FrameSink {
     this.assertCanSendData('send');
     if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
     const opcode = binary ? Opcode.Binary : Opcode.Text;
+    if (this.codec && this.codec.shouldCompress(data, binary)) {
+      // Copy now (S2): the codec works later, after the caller may have reused its buffer.
+      const copy = owned && Buffer.isBuffer(data) ? data : Buffer.from(data);
+      const entry: OutboundEntry = { chunks: null, endsMessage: true, bytes: copy.length };
+      this.outQueue.push(entry);
+      this.outQueueBytes += entry.bytes;
+      const rsv = this.codec.rsv;
+      this.codec.compress(copy, (err, result) => {
+        if (!this.outQueue.includes(entry)) return; // the connection was aborted meanwhile
+        if (err || !result) {
+          this.fail(err ?? new ProtocolError('ERR_COMPRESS', 'compression failed', CloseCode.InternalError));
+          return;
+        }
+        // RFC 7692 section 6: RSV1 on the first (here: only) frame of a compressed message.
+        entry.chunks = encodeOwnedFrame(opcode, result, { mask: this.mask(), rsv });
+        this.drainOutQueue();
+      });
+      return;
+    }
     const opts = { mask: this.mask() };
-    this.host.write(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), false, true);
+    this.emitWrite(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true);
+  }
+
+  /** Writes a data or close frame, behind anything the codec still holds. */
+  private emitWrite(chunks: Buffer[], endsMessage: boolean): void {
+    if (this.outQueue.length === 0) {
+      this.host.write(chunks, false, endsMessage);
+      return;
+    }
+    let bytes = 0;
+    for (const c of chunks) bytes += c.length;
+    this.outQueue.push({ chunks, endsMessage, bytes });
+    this.outQueueBytes += bytes;
+  }
+
+  private drainOutQueue(): void {
+    while (this.outQueue.length > 0 && this.outQueue[0].chunks) {
+      const e = this.outQueue.shift()!;
+      this.outQueueBytes -= e.bytes;
+      this.host.write(e.chunks!, false, e.endsMessage);
+    }
+    if (this.outQueue.length === 0 && this._state === 'closed') this.codec?.close();
   }
 
   /** Sends one fragment of a streamed message; `last` ends the message (RFC 6455 section 5.4). */
@@ -252,7 +333,7 @@ export class Connection implements FrameSink {
       opcode = Opcode.Continuation;
       if (last) this.outStreaming = false;
     }
-    this.host.write(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), false, last);
+    this.emitWrite(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), last);
   }
 
   ping(data: Uint8Array = EMPTY): void {
@@ -296,7 +377,8 @@ export class Connection implements FrameSink {
   private sendClose(payload: Buffer): void {
     if (this.closeSent) return;
     this.closeSent = true;
-    this.host.write(encodeFrame(Opcode.Close, payload, { mask: this.mask() }), false, false);
+    // Behind every queued message, including those still with the codec (S4).
+    this.emitWrite(encodeFrame(Opcode.Close, payload, { mask: this.mask() }), false);
   }
 
   private writeControl(opcode: number, payload: Uint8Array, urgent: boolean): void {
@@ -316,7 +398,22 @@ export class Connection implements FrameSink {
   private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup): void {
     this._state = 'closed';
     this.msgParts = [];
-    this.host.onEvent({ type: 'closed', code, reason, wasClean, error, hangup });
+    const ev = { type: 'closed', code, reason, wasClean, error, hangup } as const;
+    if (wasClean && this.inQueue.length > 0) {
+      // Messages received before the close frame are delivered first (they are still with the codec).
+      this.heldClose = ev;
+      return;
+    }
+    this.inQueue.length = 0;
+    this.heldClose = null;
+    if (hangup === 'abort') {
+      this.droppedOutputMessages += this.pendingOutputMessages;
+      this.outQueue.length = 0;
+      this.outQueueBytes = 0;
+    }
+    // A graceful end still flushes what the codec is compressing (S4); the codec is released after that.
+    if (this.outQueue.length === 0) this.codec?.close();
+    this.host.onEvent(ev);
   }
 
   // ---------------------------------------------------- FrameSink (parser)
@@ -330,6 +427,10 @@ export class Connection implements FrameSink {
       this.msgParts = [];
       this.msgFirstPending = true;
       this.utf8.reset();
+      this.msgCompressed = this.codec !== null && (_rsv & this.codec.rsv) !== 0;
+    } else if (this.codec && (_rsv & this.codec.rsv) !== 0) {
+      // RFC 7692 section 6.1: the compression bit is set on the first frame only.
+      throw new ProtocolError('ERR_RSV1_ON_CONTINUATION', `${this.codec.name}: compression bit set on a continuation frame`);
     }
     this.msgFrames++;
     if (this.msgFrames > this.limits.maxFragments) {
@@ -347,6 +448,11 @@ export class Connection implements FrameSink {
   onDataPayload(data: Buffer, remaining: number): void {
     if (this._state === 'closed') return;
     // RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8.
+    if (this.msgCompressed) {
+      // Compressed bytes are kept whole (bounded by maxMessageBytes) and inflated at the end, under the same limit.
+      this.msgParts.push(data);
+      return;
+    }
     if (!this.msgBinary && !this.utf8.write(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', CloseCode.InvalidPayload);
     const last = this.frameFin && remaining === 0;
     if (last && !this.msgBinary && !this.utf8.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
@@ -362,6 +468,10 @@ export class Connection implements FrameSink {
   onDataFrameEnd(fin: boolean): void {
     if (this._state === 'closed') return;
     if (!fin) return;
+    if (this.msgCompressed) {
+      this.decompressMessage();
+      return;
+    }
     if (!this.msgBinary && !this.utf8.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
     if (this.streamMessages) {
       // A final frame with an empty payload still has to end the stream.
@@ -375,7 +485,57 @@ export class Connection implements FrameSink {
     const parts = this.msgParts;
     this.msgParts = [];
     const data = parts.length === 1 ? parts[0] : parts.length === 0 ? EMPTY : Buffer.concat(parts, this.msgBytes);
+    if (this.inQueue.length > 0) {
+      this.inQueue.push({ binary: this.msgBinary, data });
+      return;
+    }
     this.host.onEvent({ type: 'message', binary: this.msgBinary, data });
+  }
+
+  private decompressMessage(): void {
+    const parts = this.msgParts;
+    this.msgParts = [];
+    const entry: InboundEntry = { binary: this.msgBinary, data: null };
+    this.inQueue.push(entry);
+    this.codec!.decompress(parts, this.limits.maxMessageBytes, (err, result) => {
+      if (this._state === 'closed' && !this.heldClose) return;
+      if (err || !result) {
+        this.failAfterClose(err ?? new ProtocolError('ERR_DECOMPRESS', 'decompression failed', CloseCode.InvalidPayload));
+        return;
+      }
+      // RFC 6455 section 8.1 applies to the restored text.
+      if (!entry.binary && !isValidUtf8(result)) {
+        this.failAfterClose(new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a compressed text message', CloseCode.InvalidPayload));
+        return;
+      }
+      entry.data = result;
+      this.drainInQueue();
+    });
+  }
+
+  private drainInQueue(): void {
+    while (this.inQueue.length > 0 && this.inQueue[0].data) {
+      const e = this.inQueue.shift()!;
+      if (this.streamMessages) this.host.onEvent({ type: 'fragment', binary: e.binary, data: e.data!, first: true, last: true });
+      else this.host.onEvent({ type: 'message', binary: e.binary, data: e.data! });
+      if (this._state === 'closed' && !this.heldClose) return; // a handler ended the connection
+    }
+    if (this.inQueue.length === 0 && this.heldClose) {
+      const ev = this.heldClose;
+      this.heldClose = null;
+      this.finish(ev.code, ev.reason, ev.wasClean, ev.error, ev.hangup);
+    }
+  }
+
+  /** A codec failure that may arrive after the peer's close was already received. */
+  private failAfterClose(err: WebSocketError): void {
+    if (this.heldClose) {
+      this.heldClose = null;
+      this.inQueue.length = 0;
+      this.finish(CloseCode.Abnormal, err.message, false, err, 'graceful');
+      return;
+    }
+    this.fail(err);
   }
 
   onControlFrame(opcode: number, payload: Buffer): void {

@@ -170,6 +170,8 @@ export class FrameParser {
     if (isControlOpcode(opcode)) {
       // Section 5.5: "All control frames ... MUST NOT be fragmented."
       if (!fin) throw new ProtocolError('ERR_FRAGMENTED_CONTROL', 'fragmented control frame');
+      // No extension gives RSV bits a meaning on control frames (RFC 7692 section 6: only data messages are compressed).
+      if (rsv !== 0) throw new ProtocolError('ERR_RESERVED_BITS', `reserved bits 0x${rsv.toString(16)} set on a control frame`);
     } else if (opcode === Opcode.Continuation) {
       // Section 5.4: a continuation needs a message in progress.
       if (this.messageOpcode === 0) throw new ProtocolError('ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue');

@@ -1,9 +1,12 @@
 import { randomFillSync } from 'node:crypto';
+import { Limiter } from './limiter.js';
 import { TimerWheel } from './timer-wheel.js';
 
 export interface ContextOptions {
   /** Granularity of keepalive, close and handshake timers. Default 10 ms. */
   timerResolutionMs?: number;
+  /** Most zlib jobs (permessage-deflate) running at once across the context. Default 8. */
+  zlibConcurrency?: number;
 }
 
 /**
@@ -13,11 +16,14 @@ export interface ContextOptions {
  */
 export class Context {
   readonly timers: TimerWheel;
+  /** Bounds concurrent zlib work of every session of this context. */
+  readonly zlib: Limiter;
   private pool = Buffer.alloc(0);
   private poolPos = 0;
 
   constructor(options: ContextOptions = {}) {
     this.timers = new TimerWheel(options.timerResolutionMs ?? 10);
+    this.zlib = new Limiter(options.zlibConcurrency ?? 8);
   }
 
   now(): number {

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { Connection, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
+import type { MessageCodec } from '../core/message-codec.js';
 import { InvalidArgumentError, InvalidStateError, LimitExceededError, TransportError, WebSocketError } from '../core/errors.js';
 import type { Context } from './context.js';
 import type { TimerEntry } from './timer-wheel.js';
@@ -34,6 +35,8 @@ export interface SessionInit<S> {
   onFinished?: (session: Session<never>) => void;
   /** Buffer whole messages for messages() (client sessions without onMessage). */
   inbox?: boolean;
+  /** The negotiated per-message codec (permessage-deflate), if any. */
+  codec?: MessageCodec | null;
 }
 
 class IncomingMessage implements Message {
@@ -158,6 +161,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       streamMessages: typeof this.handler.onFragment === 'function',
       maskSource: init.role === 'client' ? init.context.maskSource : undefined,
       now: init.context.now(),
+      codec: init.codec ?? null,
     });
   }
 
@@ -182,7 +186,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   /** Bytes accepted by send() that the kernel has not taken yet (our queue plus the socket's buffer). */
   get bufferedAmount(): number {
-    return this.queuedBytes + (this.socketGone ? 0 : this.socket.writableLength);
+    return this.queuedBytes + this.conn.pendingOutputBytes + (this.socketGone ? 0 : this.socket.writableLength);
   }
 
   get remoteAddress(): string | undefined {
@@ -382,6 +386,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     if (this.socketGone) return;
     if (!this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0) {
       this.writeToSocket(chunks, endsMessage);
+      // Frames the codec released after the connection closed: end once they are out.
+      if (this.ending) this.endSocket();
+      else if (this.writableRequested) this.maybeFireWritable();
       return;
     }
     (urgent ? this.urgentQ : this.dataQ).push({ chunks, bytes, endsMessage });
@@ -440,7 +447,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   }
 
   private get idle(): boolean {
-    return !this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0;
+    return !this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0 && this.conn.pendingOutputBytes === 0;
   }
 
   // ----------------------------------------------------------- socket side
@@ -506,7 +513,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.socketGone = true;
     if (this.conn.state !== 'closed') this.conn.transportClosed();
     this.context.timers.cancel(this);
-    const unsent = this.dataQ.filter((f) => f.endsMessage).length + this.deferred.length + this.unconfirmedMessages;
+    const unsent = this.dataQ.filter((f) => f.endsMessage).length + this.deferred.length + this.unconfirmedMessages + this.conn.pendingOutputMessages + this.conn.droppedOutputMessages;
     this.urgentQ.length = 0;
     this.dataQ.length = 0;
     this.deferred = [];

@@ -1,5 +1,6 @@
 import type { WebSocketError } from '../core/errors.js';
 import type { ConnectionLimits, KeepaliveOptions } from '../core/connection.js';
+import type { PerMessageDeflateOptions } from './permessage-deflate.js';
 
 /**
  * What send() did with a message:
@@ -80,4 +81,6 @@ export interface Handler<S> {
   /** Per-protocol overrides of the server's keepalive and limits. */
   keepalive?: KeepaliveOptions | null;
   limits?: Partial<SessionLimits>;
+  /** Per-protocol permessage-deflate: false declines it for this subprotocol (as libwebsockets' test protocols must). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }

@@ -1,0 +1,30 @@
+import type { WebSocketError } from './errors.js';
+
+/**
+ * A per-message transform negotiated as an extension (RFC 6455 section 9,
+ * RFC 7692 permessage-deflate). The core stays sans-I/O: it hands whole
+ * messages to the codec and takes results back through callbacks, which may
+ * come later (zlib runs off the event loop). The core keeps message order:
+ * nothing overtakes a message that is still being transformed.
+ */
+export interface MessageCodec {
+  /** Extension name as negotiated, e.g. 'permessage-deflate'. */
+  readonly name: string;
+  /** RSV bit the codec marks transformed messages with (0x4 = RSV1). */
+  readonly rsv: number;
+  /** Whether to transform this outgoing message (e.g. not below a size threshold). */
+  shouldCompress(data: Uint8Array, binary: boolean): boolean;
+  /**
+   * Transforms one outgoing message. `data` is the codec's to keep. Calls
+   * `done` exactly once; the codec runs its jobs in call order.
+   */
+  compress(data: Buffer, done: (error: WebSocketError | null, result: Buffer | null) => void): void;
+  /**
+   * Restores one incoming message from its frames' payloads. The output may
+   * never exceed `maxBytes`: past it, stop and call done with a
+   * LimitExceededError (1009) without holding more than `maxBytes`.
+   */
+  decompress(parts: Buffer[], maxBytes: number, done: (error: WebSocketError | null, result: Buffer | null) => void): void;
+  /** Releases zlib state; pending callbacks may still fire and are ignored. */
+  close(): void;
+}
