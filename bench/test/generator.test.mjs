@@ -1,0 +1,240 @@
+// Checks that the benchmark's load generator measures only correct echoes:
+// it must pass against the three real echo servers and fail, naming the
+// fault, against servers that corrupt, drop, duplicate, retype or misframe.
+// Run: node --test bench/test/   (after `npx tsc -p tsconfig.json`)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
+
+const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Runs the generator briefly against `port`; resolves with its exit code and result line. */
+function generate(port, overrides = {}) {
+  const config = { mode: 'ws', port, size: 32, binary: true, connections: 4, depth: 4, warmupMs: 100, durationMs: 300, ...overrides };
+  const child = spawn(process.execPath, [join(BENCH, 'generator.mjs'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('generator did not finish within 20 s'));
+    }, 20_000);
+    child.stdout.on('data', (c) => (out += c));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, result: JSON.parse(out.trim()) });
+    });
+  });
+}
+
+/** Starts one of bench/servers/*.mjs; resolves with { port, stop }. */
+function startBenchServer(name) {
+  const child = spawn(process.execPath, [join(BENCH, 'servers', `${name}.mjs`)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} server did not start`));
+    }, 15_000);
+    child.stdout.on('data', (c) => {
+      out += c;
+      const m = /LISTENING (\d+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      resolve({
+        port: Number(m[1]),
+        stop: () =>
+          new Promise((done) => {
+            child.once('exit', done);
+            child.stdin.end();
+          }),
+      });
+    });
+  });
+}
+
+/** A raw TCP server running `onData(socket, chunk, state)` for each read. */
+async function rawServer(onData) {
+  const sockets = new Set();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    const state = { bytes: 0 };
+    socket.on('data', (chunk) => onData(socket, chunk, state));
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: server.address().port,
+    stop: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A ws server whose echo handler is `onMessage(ws, data, isBinary, n)` (n counts messages per connection). */
+async function wsServer(onMessage) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  wss.on('connection', (ws) => {
+    let n = 0;
+    ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary, ++n));
+    ws.on('error', () => {});
+  });
+  await new Promise((r) => wss.once('listening', r));
+  return {
+    port: wss.address().port,
+    stop: () => {
+      for (const c of wss.clients) c.terminate();
+      return new Promise((r) => wss.close(r));
+    },
+  };
+}
+
+for (const [name, mode] of [['sockeye', 'ws'], ['ws', 'ws'], ['raw', 'raw']]) {
+  for (const [size, binary] of [[32, true], [1024, false], [200_000, true]]) {
+    test(`passes against the ${name} echo server (${size} B ${binary ? 'binary' : 'text'})`, async () => {
+      const server = await startBenchServer(name);
+      try {
+        const { code, result } = await generate(server.port, { mode, size, binary });
+        assert.equal(result.error, undefined);
+        assert.equal(code, 0);
+        assert.ok(result.messages > 0, 'echoes were counted');
+        assert.equal(result.idleConnections, 0);
+        assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
+        assert.ok(Math.abs(result.mbPerSec - (result.msgPerSec * size) / 1e6) < 1e-6);
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+}
+
+test('raw: one flipped bit in the echo stream fails the run', async () => {
+  const server = await rawServer((socket, chunk, state) => {
+    const at = 1010 - state.bytes; // byte 1010 of the stream: message 31, offset 18 (past the 16-byte stamp)
+    if (at >= 0 && at < chunk.length) chunk[at] ^= 0x01;
+    state.bytes += chunk.length;
+    socket.write(chunk);
+  });
+  try {
+    const { code, result } = await generate(server.port, { mode: 'raw', connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /differs from the sent one at byte 18 of message 31/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('raw: a lost message fails the run (the next stamp does not match)', async () => {
+  const server = await rawServer((socket, chunk, state) => {
+    // Leave out stream bytes 320..351 (message 10), however the reads split them.
+    const start = state.bytes;
+    state.bytes += chunk.length;
+    const lo = Math.max(0, 320 - start);
+    const hi = Math.min(chunk.length, 352 - start);
+    if (lo < hi) chunk = Buffer.concat([chunk.subarray(0, lo), chunk.subarray(hi)]);
+    socket.write(chunk);
+  });
+  try {
+    const { code, result } = await generate(server.port, { mode: 'raw', connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /stamp mismatch at message 10/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('ws: a corrupted byte deep inside a 64 KiB echo fails the run', async () => {
+  const server = await wsServer((ws, data, isBinary, n) => {
+    if (n === 3) data[40_000] ^= 0x80;
+    ws.send(data, { binary: isBinary });
+  });
+  try {
+    const { code, result } = await generate(server.port, { size: 65_536, connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /differs from the sent one at byte 40000 of message 2/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('ws: a duplicated echo fails the run', async () => {
+  const server = await wsServer((ws, data, isBinary, n) => {
+    ws.send(data, { binary: isBinary });
+    if (n === 5) ws.send(data, { binary: isBinary });
+  });
+  try {
+    const { code, result } = await generate(server.port, { connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /stamp mismatch at message 5/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('ws: a text message echoed as binary fails the run', async () => {
+  const server = await wsServer((ws, data) => ws.send(data, { binary: true }));
+  try {
+    const { code, result } = await generate(server.port, { size: 1024, binary: false, connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /echo came back as BINARY/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('ws: an echo split into fragments still verifies (RFC 6455 section 5.4)', async () => {
+  const server = await wsServer((ws, data, isBinary) => {
+    ws.send(data.subarray(0, 10), { binary: isBinary, fin: false });
+    ws.send(data.subarray(10, 11), { binary: isBinary, fin: false });
+    ws.send(data.subarray(11), { binary: isBinary, fin: true });
+  });
+  try {
+    const { code, result } = await generate(server.port, { size: 1024, binary: false });
+    assert.equal(result.error, undefined);
+    assert.equal(code, 0);
+    assert.ok(result.messages > 0);
+  } finally {
+    await server.stop();
+  }
+});
+
+/** A hand-made server: answers the handshake with `accept(key)` as the accept value, then sends `after`. */
+async function handshakeServer(accept, after = Buffer.alloc(0)) {
+  return rawServer((socket, chunk, state) => {
+    if (state.bytes > 0) return;
+    state.bytes = chunk.length;
+    const key = /Sec-WebSocket-Key: (\S+)/i.exec(chunk.toString('latin1'))[1];
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(key)}\r\n\r\n`);
+    socket.write(after);
+  });
+}
+
+test('ws: a wrong Sec-WebSocket-Accept fails the run (RFC 6455 section 4.1)', async () => {
+  const server = await handshakeServer(() => 'dGhlIHNhbXBsZSBub25jZQ==');
+  try {
+    const { code, result } = await generate(server.port, { connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /wrong Sec-WebSocket-Accept/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('ws: a masked frame from the server fails the run (RFC 6455 section 5.1)', async () => {
+  const masked = Buffer.from([0x82, 0x82, 1, 2, 3, 4, 0, 0]);
+  const server = await handshakeServer((key) => createHash('sha1').update(key + GUID).digest('base64'), masked);
+  try {
+    const { code, result } = await generate(server.port, { connections: 1 });
+    assert.equal(code, 2);
+    assert.match(result.error, /server sent a masked frame/);
+  } finally {
+    await server.stop();
+  }
+});
