@@ -5,6 +5,9 @@ import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
 import { HandshakeError, InvalidArgumentError, TimeoutError, TransportError, WebSocketError } from '../core/errors.js';
 import { buildUpgradeRequest, validateUpgradeResponse } from '../core/handshake.js';
 import { HttpHeadParser } from '../core/http-head.js';
+import { acceptDeflateResponse, buildDeflateOffer, PERMESSAGE_DEFLATE } from '../core/deflate-negotiation.js';
+import type { MessageCodec } from '../core/message-codec.js';
+import { DeflateCodec, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
 import { Context } from '../transport/context.js';
 import { Session } from '../transport/session.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
@@ -27,6 +30,8 @@ export interface ConnectOptions {
   /** Default: ping after 30 s quiet, hang up after 60 s. null disables. */
   keepalive?: KeepaliveOptions | null;
   limits?: Partial<SessionLimits>;
+  /** Offer permessage-deflate (RFC 7692). Default false. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   closeTimeoutMs?: number;
   /** Connect plus opening handshake must finish within this time. Default 10000 ms. */
   handshakeTimeoutMs?: number;
@@ -90,6 +95,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   // Everything the application passed in is validated before a byte is sent.
   let target: Target;
   let request: Buffer;
+  const deflateConfig: PerMessageDeflateOptions | null = options.perMessageDeflate ? (options.perMessageDeflate === true ? {} : options.perMessageDeflate) : null;
   const context = options.context ?? new Context();
   const ownContext = !options.context;
   const key = context.newKey();
@@ -97,7 +103,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   try {
     target = parseWebSocketUrl(url);
     const headers: Array<[string, string]> = options.headers === undefined ? [] : Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
-    request = buildUpgradeRequest({ host: target.hostHeader, path: target.path, key, protocols, origin: options.origin, headers });
+    const extensions = deflateConfig ? [buildDeflateOffer(deflateConfig)] : [];
+    request = buildUpgradeRequest({ host: target.hostHeader, path: target.path, key, protocols, origin: options.origin, headers, extensions });
   } catch (err) {
     if (ownContext) context.close();
     return Promise.reject(err);
@@ -151,7 +158,12 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       try {
         result = parser.push(chunk);
         if (!result) return;
-        const agreed = validateUpgradeResponse(result.head, { key, protocols, offeredExtensions: [] });
+        const agreed = validateUpgradeResponse(result.head, { key, protocols, offeredExtensions: deflateConfig ? [PERMESSAGE_DEFLATE] : [] });
+        let codec: MessageCodec | null = null;
+        const deflateAnswer = agreed.extensions.find((e) => e.name === PERMESSAGE_DEFLATE);
+        if (deflateAnswer && deflateConfig) {
+          codec = new DeflateCodec('client', acceptDeflateResponse(deflateAnswer, deflateConfig), deflateConfig, context.zlib);
+        }
         settled = true;
         cleanup();
         socket.pause();
@@ -163,7 +175,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
             context,
             handler: handler as Handler<unknown>,
             protocol: agreed.protocol,
-            extensions: [],
+            extensions: agreed.extensions.map((e) => e.name),
+            codec,
             limits: options.limits ?? {},
             keepalive: options.keepalive !== undefined ? options.keepalive : DEFAULT_KEEPALIVE,
             closeTimeoutMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,

@@ -148,6 +148,7 @@ export class Connection implements FrameSink {
   // Outbound.
   private outStreaming = false;
   private outStreamBinary = false;
+  private outStreamCompressed = false;
   private closeSent = false;
 
   // Time.
@@ -272,31 +273,44 @@ export class Connection implements FrameSink {
    * Sends one whole message. The payload is copied unless `owned` says the
    * caller hands it over and will not touch it again (invariant S2).
    */
-  send(data: Uint8Array, binary: boolean, owned = false): void {
+  send(data: Uint8Array, binary: boolean, owned = false, compress = true): void {
     this.assertCanSendData('send');
     if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
     const opcode = binary ? Opcode.Binary : Opcode.Text;
-    if (this.codec && this.codec.shouldCompress(data, binary)) {
-      // Copy now (S2): the codec works later, after the caller may have reused its buffer.
-      const copy = owned && Buffer.isBuffer(data) ? data : Buffer.from(data);
-      const entry: OutboundEntry = { chunks: null, endsMessage: true, bytes: copy.length };
-      this.outQueue.push(entry);
-      this.outQueueBytes += entry.bytes;
-      const rsv = this.codec.rsv;
-      this.codec.compress(copy, (err, result) => {
+    if (compress && this.codec && this.codec.shouldCompress(data, binary)) {
+      this.sendThroughCodec(opcode, data, owned, true, true);
+      return;
+    }
+    const opts = { mask: this.mask() };
+    this.emitWrite(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true);
+  }
+
+  /**
+   * Queues one frame whose payload the codec transforms first. A message sent
+   * in several frames is one compressed stream (RFC 7692 section 7.2.1): RSV1
+   * on its first frame only, and only the end of the last frame loses the
+   * 0x00 0x00 0xff 0xff tail.
+   */
+  private sendThroughCodec(opcode: number, data: Uint8Array, owned: boolean, first: boolean, last: boolean): void {
+    const codec = this.codec!;
+    // Copy now (S2): the codec works later, after the caller may have reused its buffer.
+    const copy = owned && Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length };
+    this.outQueue.push(entry);
+    this.outQueueBytes += entry.bytes;
+    codec.compress(
+      copy,
+      (err, result) => {
         if (!this.outQueue.includes(entry)) return; // the connection was aborted meanwhile
         if (err || !result) {
           this.fail(err ?? new ProtocolError('ERR_COMPRESS', 'compression failed', CloseCode.InternalError));
           return;
         }
-        // RFC 7692 section 6: RSV1 on the first (here: only) frame of a compressed message.
-        entry.chunks = encodeOwnedFrame(opcode, result, { mask: this.mask(), rsv });
+        entry.chunks = encodeOwnedFrame(opcode, result, { mask: this.mask(), fin: last, rsv: first ? codec.rsv : 0 });
         this.drainOutQueue();
-      });
-      return;
-    }
-    const opts = { mask: this.mask() };
-    this.emitWrite(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true);
+      },
+      last,
+    );
   }
 
   /** Writes a data or close frame, behind anything the codec still holds. */
@@ -320,18 +334,28 @@ export class Connection implements FrameSink {
     if (this.outQueue.length === 0 && this._state === 'closed') this.codec?.close();
   }
 
-  /** Sends one fragment of a streamed message; `last` ends the message (RFC 6455 section 5.4). */
-  sendFragment(data: Uint8Array, binary: boolean, last: boolean): void {
+  /**
+   * Sends one fragment of a streamed message; `last` ends the message (RFC
+   * 6455 section 5.4). `compress` (first fragment only) runs the whole
+   * message through the negotiated codec.
+   */
+  sendFragment(data: Uint8Array, binary: boolean, last: boolean, compress = true): void {
     this.assertCanSendData('send a fragment');
     let opcode: number;
-    if (!this.outStreaming) {
+    const first = !this.outStreaming;
+    if (first) {
       opcode = binary ? Opcode.Binary : Opcode.Text;
       this.outStreaming = !last;
       this.outStreamBinary = binary;
+      this.outStreamCompressed = compress && this.codec !== null;
     } else {
       if (binary !== this.outStreamBinary) throw new InvalidArgumentError('ERR_STREAM_TYPE', 'a fragment must have the type of the message it continues');
       opcode = Opcode.Continuation;
       if (last) this.outStreaming = false;
+    }
+    if (this.outStreamCompressed) {
+      this.sendThroughCodec(opcode, data, false, first, last);
+      return;
     }
     this.emitWrite(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), last);
   }

@@ -15,10 +15,12 @@ export interface MessageCodec {
   /** Whether to transform this outgoing message (e.g. not below a size threshold). */
   shouldCompress(data: Uint8Array, binary: boolean): boolean;
   /**
-   * Transforms one outgoing message. `data` is the codec's to keep. Calls
-   * `done` exactly once; the codec runs its jobs in call order.
+   * Transforms one outgoing message, or one frame of it: `final` false means
+   * more of the same message follows (one compressed stream across its
+   * frames). `data` is the codec's to keep. Calls `done` exactly once; the
+   * codec runs its jobs in call order.
    */
-  compress(data: Buffer, done: (error: WebSocketError | null, result: Buffer | null) => void): void;
+  compress(data: Buffer, done: (error: WebSocketError | null, result: Buffer | null) => void, final: boolean): void;
   /**
    * Restores one incoming message from its frames' payloads. The output may
    * never exceed `maxBytes`: past it, stop and call done with a

@@ -7,6 +7,10 @@ import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
 import { HandshakeError, InvalidStateError, WebSocketError } from '../core/errors.js';
 import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
+import { negotiateDeflate } from '../core/deflate-negotiation.js';
+import type { ExtensionOffer } from '../core/extension-header.js';
+import type { MessageCodec } from '../core/message-codec.js';
+import { DeflateCodec, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
 import { Context } from '../transport/context.js';
 import type { Session } from '../transport/session.js';
 import type { TimerEntry } from '../transport/timer-wheel.js';
@@ -37,6 +41,12 @@ export interface ServerOptions {
   /** Keepalive for every session (protocols may override). Default ping after 30 s quiet, hang up after 60 s. null disables. */
   keepalive?: KeepaliveOptions | null;
   limits?: Partial<SessionLimits>;
+  /**
+   * Accept permessage-deflate (RFC 7692) when a client offers it. Default
+   * false. A protocol handler's own perMessageDeflate overrides it (false
+   * declines compression for that subprotocol).
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Wait this long for the peer's close frame. Default 5000 ms. */
   closeTimeoutMs?: number;
   /** The whole opening handshake must arrive within this time. Default 10000 ms. */
@@ -302,8 +312,19 @@ export class WebSocketServer {
         socket.destroy();
         return;
       }
-      // Extensions: none are negotiated by the core yet, so every offer is declined by omission (RFC 6455 section 9.1).
-      socket.write(buildUpgradeResponse({ key: info.key, protocol }));
+      // Extensions: permessage-deflate if enabled for this handler and acceptable; any other offer is declined by omission (RFC 6455 section 9.1).
+      let codec: MessageCodec | null = null;
+      const extensions: ExtensionOffer[] = [];
+      const pmd = handler.perMessageDeflate !== undefined ? handler.perMessageDeflate : this.options.perMessageDeflate;
+      if (pmd) {
+        const config: PerMessageDeflateOptions = pmd === true ? {} : pmd;
+        const agreed = negotiateDeflate(info.extensions, config);
+        if (agreed) {
+          extensions.push(agreed.response);
+          codec = new DeflateCodec('server', agreed.params, config, this.context.zlib);
+        }
+      }
+      socket.write(buildUpgradeResponse({ key: info.key, protocol, extensions }));
       const session = new ServerSession<Record<string, unknown>>(
         {
           role: 'server',
@@ -311,7 +332,8 @@ export class WebSocketServer {
           context: this.context,
           handler: handler as Handler<unknown>,
           protocol,
-          extensions: [],
+          extensions: extensions.map((e) => e.name),
+          codec,
           limits: { ...this.options.limits, ...handler.limits },
           keepalive: handler.keepalive !== undefined ? handler.keepalive : this.options.keepalive !== undefined ? this.options.keepalive : DEFAULT_KEEPALIVE,
           closeTimeoutMs: this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,

@@ -125,7 +125,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private writableScheduled = false;
   private drainWaiters: Array<() => void> = [];
 
-  private deferred: Array<{ bytes: Buffer; binary: boolean }> = [];
+  private deferred: Array<{ bytes: Buffer; binary: boolean; compress: boolean }> = [];
   private closeEvent: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
   private closeInfo: CloseInfo | null = null;
   private closedResolve!: (info: CloseInfo) => void;
@@ -197,18 +197,18 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * Sends a message: a string as TEXT, bytes as BINARY (or as TEXT with
    * { binary: false }). The bytes are copied before send() returns.
    */
-  send(data: string | Uint8Array | ArrayBuffer | ArrayBufferView, options: { binary?: boolean } = {}): SendStatus {
+  send(data: string | Uint8Array | ArrayBuffer | ArrayBufferView, options: { binary?: boolean; compress?: boolean } = {}): SendStatus {
     const binary = options.binary ?? typeof data !== 'string';
     if (this.conn.state !== 'open') return 'dropped';
     const { bytes, owned } = toBytes(data);
     if (this.overQueueLimit(bytes.length)) return 'dropped';
     if (this.conn.sendingStream) {
       // A streamed message is open: this one goes out after it ends (copied now, S2).
-      this.deferred.push({ bytes: owned ? bytes : Buffer.from(bytes), binary });
+      this.deferred.push({ bytes: owned ? bytes : Buffer.from(bytes), binary, compress: options.compress ?? true });
       this.queuedBytes += bytes.length;
       return this.statusAfterSend();
     }
-    this.conn.send(bytes, binary, owned);
+    this.conn.send(bytes, binary, owned, options.compress ?? true);
     return this.statusAfterSend();
   }
 
@@ -217,17 +217,17 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * fragmentation): each write() is one frame on the wire; end() sends the
    * final frame. Other send() calls wait until the stream ends.
    */
-  stream(options: { binary?: boolean } = {}): MessageWriter {
+  stream(options: { binary?: boolean; compress?: boolean } = {}): MessageWriter {
     if (this.conn.state !== 'open') throw new InvalidStateError('open a message stream', this.conn.state);
     if (this.conn.sendingStream) throw new InvalidStateError('open a message stream', 'streaming another message');
-    return new MessageWriter(this, options.binary ?? true);
+    return new MessageWriter(this, options.binary ?? true, options.compress ?? true);
   }
 
   /**
    * Sends everything `source` yields as one fragmented message, pacing itself
    * on bufferedAmount so memory stays bounded whatever the source's size.
    */
-  async sendStream(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, options: { binary?: boolean } = {}): Promise<void> {
+  async sendStream(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, options: { binary?: boolean; compress?: boolean } = {}): Promise<void> {
     const writer = this.stream(options);
     for await (const chunk of source) {
       const status = writer.write(chunk);
@@ -322,11 +322,11 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   // ----------------------------------------------------- internal helpers
 
   /** @internal used by MessageWriter */
-  _writeFragment(chunk: string | Uint8Array, last: boolean, binary: boolean): SendStatus {
+  _writeFragment(chunk: string | Uint8Array, last: boolean, binary: boolean, compress: boolean): SendStatus {
     if (this.conn.state !== 'open') return 'dropped';
     const { bytes } = toBytes(chunk);
     if (this.overQueueLimit(bytes.length)) return 'dropped';
-    this.conn.sendFragment(bytes, binary, last);
+    this.conn.sendFragment(bytes, binary, last, compress);
     if (last) this.flushDeferred();
     return this.statusAfterSend();
   }
@@ -357,7 +357,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     while (this.deferred.length > 0 && !this.conn.sendingStream && this.conn.state === 'open') {
       const d = this.deferred.shift()!;
       this.queuedBytes -= d.bytes.length;
-      this.conn.send(d.bytes, d.binary, true);
+      this.conn.send(d.bytes, d.binary, true, d.compress);
     }
   }
 
@@ -628,20 +628,22 @@ export class MessageWriter {
   private ended = false;
   private readonly session: Session<unknown>;
   private readonly binary: boolean;
-  constructor(session: Session<unknown>, binary: boolean) {
+  private readonly compress: boolean;
+  constructor(session: Session<unknown>, binary: boolean, compress: boolean) {
     this.session = session;
     this.binary = binary;
+    this.compress = compress;
   }
   /** Sends one fragment (copied before returning). */
   write(chunk: string | Uint8Array): SendStatus {
     if (this.ended) throw new InvalidStateError('write to a message stream', 'ended');
-    return this.session._writeFragment(chunk, false, this.binary);
+    return this.session._writeFragment(chunk, false, this.binary, this.compress);
   }
   /** Sends the final fragment (possibly empty) and ends the message. */
   end(chunk: string | Uint8Array = Buffer.alloc(0)): SendStatus {
     if (this.ended) throw new InvalidStateError('end a message stream', 'ended');
     this.ended = true;
-    return this.session._writeFragment(chunk, true, this.binary);
+    return this.session._writeFragment(chunk, true, this.binary, this.compress);
   }
 }
 
