@@ -277,7 +277,7 @@ export class Connection implements FrameSink {
     this.assertCanSendData('send');
     if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
     const opcode = binary ? Opcode.Binary : Opcode.Text;
-    if (compress && this.codec && this.codec.shouldCompress(data, binary)) {
+    if (compress && this.codec && this.codec.compressesOutput && this.codec.shouldCompress(data, binary)) {
       this.sendThroughCodec(opcode, data, owned, true, true);
       return;
     }
@@ -347,7 +347,7 @@ export class Connection implements FrameSink {
       opcode = binary ? Opcode.Binary : Opcode.Text;
       this.outStreaming = !last;
       this.outStreamBinary = binary;
-      this.outStreamCompressed = compress && this.codec !== null;
+      this.outStreamCompressed = compress && this.codec !== null && this.codec.compressesOutput;
     } else {
       if (binary !== this.outStreamBinary) throw new InvalidArgumentError('ERR_STREAM_TYPE', 'a fragment must have the type of the message it continues');
       opcode = Opcode.Continuation;

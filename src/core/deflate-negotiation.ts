@@ -14,13 +14,16 @@
  * One limit of zlib shapes the choices below: its raw deflate cannot
  * compress with a window of 2^8 bytes (deflateInit2 rejects windowBits 8
  * for raw streams, and Node's zlib silently uses 9 instead, which would
- * break the agreement). So this side never agrees to COMPRESS with
- * window bits 8: the server declines an offer asking it to (7.1.2.1 lets
- * it decline), and the client fails a response asking it to (section 7,
- * "the client does not support the configuration"). Inflating data that
- * a peer compressed with a 256-byte window is fine (any larger window
- * decodes it), so 8 may appear in DeflateParams for the direction this
- * side only inflates.
+ * break the agreement). This side still agrees to a window of 8 for what it
+ * sends, and keeps the agreement by never compressing in that direction:
+ * compression is per message and optional for the sender (RFC 7692 section
+ * 6: a message without RSV1 is simply not compressed), so every message
+ * goes out plain while the peer's messages are still inflated. Declining
+ * instead would lose compression in both directions (and Autobahn's 13.x
+ * cases offer exactly this). A configuration of 8 for this side's own
+ * request is refused: asking for it would only ever mean "don't compress".
+ * Inflating data compressed with a 256-byte window is fine (any larger
+ * window decodes it).
  */
 import { HandshakeError, InvalidArgumentError } from './errors.js';
 import type { ExtensionOffer } from './extension-header.js';
@@ -260,9 +263,8 @@ export function negotiateDeflate(offers: ExtensionOffer[], config: DeflateConfig
       // server_max_window_bits extension parameter in the extension negotiation response to send back to
       // the client with the same or smaller value as the offer."
       serverMaxWindowBits = Math.min(o.serverMaxWindowBits, c.serverMaxWindowBits);
-      // 7.1.2.1: "A server declines an extension negotiation offer with this parameter if the server doesn't
-      // support it." Only 8 can get here (the config allows 9..15), and zlib cannot compress with it.
-      if (serverMaxWindowBits < MIN_DEFLATE_WINDOW_BITS) continue;
+      // Only an offer of 8 gives a value below MIN_DEFLATE_WINDOW_BITS: zlib cannot compress with it, so it
+      // is accepted and honoured by sending every message of this server uncompressed (see the top comment).
       params.push([SERVER_MAX_WINDOW_BITS, String(serverMaxWindowBits)]);
     } else {
       // 7.1.2.1: "A server MAY include the server_max_window_bits extension parameter in an extension
@@ -350,11 +352,8 @@ export function acceptDeflateResponse(response: ExtensionOffer, config: DeflateC
     if (bits > c.clientMaxWindowBits) {
       fail(`client_max_window_bits=${bits} is larger than the ${c.clientMaxWindowBits} offered (RFC 7692 section 7.1.2.2)`);
     }
-    // Section 7, "the client does not support the configuration": zlib's raw deflate cannot compress
-    // with a 256-byte window, and a larger one would break the agreement.
-    if (bits < MIN_DEFLATE_WINDOW_BITS) {
-      fail(`client_max_window_bits=${bits} asks this client to compress with a 256-byte window, which zlib cannot do`);
-    }
+    // 8 (below MIN_DEFLATE_WINDOW_BITS): zlib cannot compress with a 256-byte window, so this client
+    // honours it by sending every message uncompressed (see the top comment).
     clientMaxWindowBits = bits;
   }
   // Absent: 7.1.2.2, "the client is not going to use an LZ77 sliding window size greater than the size

@@ -12,6 +12,12 @@ export interface MessageCodec {
   readonly name: string;
   /** RSV bit the codec marks transformed messages with (0x4 = RSV1). */
   readonly rsv: number;
+  /**
+   * False when the agreement forbids transforming what this side sends (a
+   * permessage-deflate window of 8 bits, which zlib cannot compress with):
+   * every message then goes out plain, which RFC 7692 allows.
+   */
+  readonly compressesOutput: boolean;
   /** Whether to transform this outgoing message (e.g. not below a size threshold). */
   shouldCompress(data: Uint8Array, binary: boolean): boolean;
   /**

@@ -30,6 +30,7 @@ type Done = (error: WebSocketError | null, result: Buffer | null) => void;
 export class DeflateCodec implements MessageCodec {
   readonly name = 'permessage-deflate';
   readonly rsv = 0x4;
+  readonly compressesOutput: boolean;
   private readonly threshold: number;
   private readonly limiter: Limiter;
   // Outgoing.
@@ -56,6 +57,8 @@ export class DeflateCodec implements MessageCodec {
     const ours = role === 'server' ? 'server' : 'client';
     const theirs = role === 'server' ? 'client' : 'server';
     this.deflateWindowBits = params[`${ours}MaxWindowBits`];
+    // A window of 8 bits was agreed for what we send: zlib cannot compress with it, so nothing is compressed.
+    this.compressesOutput = this.deflateWindowBits >= 9;
     this.deflateReset = params[`${ours}NoContextTakeover`];
     // zlib's raw inflate accepts windowBits 9-15; a larger window than the peer's always decodes its output.
     this.inflateWindowBits = Math.max(9, params[`${theirs}MaxWindowBits`]);

@@ -19,6 +19,7 @@ type Done = (e: WebSocketError | null, r: Buffer | null) => void;
 class FakeCodec implements MessageCodec {
   readonly name = 'fake';
   readonly rsv = 0x4;
+  readonly compressesOutput = true;
   readonly compressJobs: Array<{ data: Buffer; done: Done }> = [];
   readonly decompressJobs: Array<{ parts: Buffer[]; max: number; done: Done }> = [];
   closed = false;

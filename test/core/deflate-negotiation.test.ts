@@ -308,16 +308,21 @@ describe('negotiateDeflate (server)', () => {
       });
     });
 
-    it('declines an offer of 8: zlib cannot compress with a 256-byte window', () => {
-      assert.equal(negotiate('permessage-deflate; server_max_window_bits=8'), null);
-      assert.equal(negotiate('permessage-deflate; server_max_window_bits=8', { serverMaxWindowBits: 9 }), null);
-      assert.equal(negotiate('permessage-deflate; server_max_window_bits=8; client_max_window_bits; client_no_context_takeover'), null);
+    it('accepts an offer of 8 (the server will then send uncompressed: zlib cannot use a 256-byte window)', () => {
+      assert.deepEqual(negotiate('permessage-deflate; server_max_window_bits=8'), {
+        response: 'permessage-deflate; server_max_window_bits=8',
+        params: { ...DEFAULTS, serverMaxWindowBits: 8 },
+      });
+      assert.deepEqual(negotiate('permessage-deflate; server_max_window_bits=8', { serverMaxWindowBits: 9 }), {
+        response: 'permessage-deflate; server_max_window_bits=8',
+        params: { ...DEFAULTS, serverMaxWindowBits: 8 },
+      });
     });
 
-    it('takes the fallback offer after a declined 8 (Autobahn-style offer list)', () => {
+    it('an Autobahn-style offer list with 8 first takes the first offer', () => {
       assert.deepEqual(
         negotiate('permessage-deflate; client_no_context_takeover; client_max_window_bits; server_max_window_bits=8, permessage-deflate; client_no_context_takeover; client_max_window_bits'),
-        { response: 'permessage-deflate; client_no_context_takeover', params: { ...DEFAULTS, clientNoContextTakeover: true } },
+        { response: 'permessage-deflate; client_no_context_takeover; server_max_window_bits=8', params: { ...DEFAULTS, clientNoContextTakeover: true, serverMaxWindowBits: 8 } },
       );
     });
   });
@@ -400,14 +405,14 @@ describe('negotiateDeflate (server)', () => {
       response: 'permessage-deflate; server_max_window_bits=10',
       params: { ...DEFAULTS, serverMaxWindowBits: 10 },
     });
-    assert.deepEqual(negotiate('permessage-deflate; x=1, permessage-deflate; server_max_window_bits=8, foo, permessage-deflate; client_max_window_bits=9, permessage-deflate'), {
+    assert.deepEqual(negotiate('permessage-deflate; x=1, permessage-deflate; server_max_window_bits=16, foo, permessage-deflate; client_max_window_bits=9, permessage-deflate'), {
       response: 'permessage-deflate; client_max_window_bits=9',
       params: { ...DEFAULTS, clientMaxWindowBits: 9 },
     });
   });
 
   it('declines every offer when all are invalid', () => {
-    assert.equal(negotiate('permessage-deflate; x, permessage-deflate; server_max_window_bits, permessage-deflate; server_max_window_bits=8'), null);
+    assert.equal(negotiate('permessage-deflate; x, permessage-deflate; server_max_window_bits, permessage-deflate; server_max_window_bits=16'), null);
   });
 
   it('does not modify the offers it is given', () => {
@@ -444,7 +449,7 @@ describe('negotiateDeflate (server)', () => {
             for (const config of serverConfigs) {
               const agreed = negotiateDeflate([{ name: PERMESSAGE_DEFLATE, params }], config);
               const label = `${JSON.stringify(params)} with ${JSON.stringify(config)}`;
-              if (!valid || smwb === '8') {
+              if (!valid) {
                 assert.equal(agreed, null, label);
                 declined++;
                 continue;
@@ -480,7 +485,8 @@ function checkResponse(offer: Array<[string, string | true]>, response: Extensio
     assert.ok(Number(answeredServerBits[0]) <= Number(offeredServerBits[0]), label);
   }
   assert.equal(params.serverMaxWindowBits, answeredServerBits.length ? Number(answeredServerBits[0]) : 15, label);
-  assert.ok(params.serverMaxWindowBits >= 9, `${label}: the server never agrees to compress with 8`);
+  // 8 only when the client offered exactly 8 (the server then sends uncompressed); never of its own accord.
+  if (params.serverMaxWindowBits < 9) assert.deepEqual(offeredServerBits, ['8'], `${label}: the server agrees to 8 only when offered 8`);
   // 7.1.2.2: client_max_window_bits only if offered, with a value, not above an offered value.
   const offeredClientBits = get(offer, 'client_max_window_bits');
   const answeredClientBits = get(response.params, 'client_max_window_bits');
@@ -579,9 +585,9 @@ describe('acceptDeflateResponse (client)', () => {
       }
     });
 
-    it('8 fails: this client would have to compress with a 256-byte window, which zlib cannot', () => {
-      expectFail('permessage-deflate; client_max_window_bits=8', {}, /zlib/);
-      expectFail('permessage-deflate; client_max_window_bits=8', { clientMaxWindowBits: 9 }, /zlib/);
+    it('8 is accepted (this client then sends uncompressed: zlib cannot use a 256-byte window)', () => {
+      assert.equal(accept('permessage-deflate; client_max_window_bits=8').clientMaxWindowBits, 8);
+      assert.equal(accept('permessage-deflate; client_max_window_bits=8', { clientMaxWindowBits: 9 }).clientMaxWindowBits, 8);
     });
 
     it('offered with a value: the same or smaller is accepted, larger fails', () => {
