@@ -7,7 +7,7 @@ import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
 import { HandshakeError, InvalidStateError, WebSocketError } from '../core/errors.js';
 import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
-import { negotiateDeflate } from '../core/deflate-negotiation.js';
+import { negotiateDeflate, validateDeflateConfig } from '../core/deflate-negotiation.js';
 import type { ExtensionOffer } from '../core/extension-header.js';
 import type { MessageCodec } from '../core/message-codec.js';
 import { DeflateCodec, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
@@ -96,6 +96,10 @@ export class WebSocketServer {
     this.options = options;
     this.context = options.context ?? new Context();
     this.protocols = new Map(Object.entries(options.protocols ?? {}));
+    // A bad permessage-deflate configuration fails here, at start-up, not at the first client.
+    for (const pmd of [options.perMessageDeflate, options.handler?.perMessageDeflate, ...[...this.protocols.values()].map((h) => h.perMessageDeflate)]) {
+      if (pmd && pmd !== true) validateDeflateConfig(pmd);
+    }
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
   }
