@@ -138,6 +138,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private inboxBytes = 0;
   private inboxWaiter: (() => void) | null = null;
   private readPausedForInbox = false;
+  private userPaused = false;
 
   constructor(init: SessionInit<T>) {
     this.role = init.role;
@@ -250,6 +251,24 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.writableRequests++;
     this.maybeFireWritable();
     return true;
+  }
+
+  /**
+   * Stops reading from the socket: inbound flow control for an application
+   * that cannot keep up (a slow disk behind onFragment, say). This is the
+   * reader pausing itself, never the write side (S1). While paused nothing is
+   * read, so pings go unanswered too: keep pauses shorter than the peer's
+   * keepalive.
+   */
+  pauseReading(): void {
+    this.userPaused = true;
+    if (!this.socketGone) this.socket.pause();
+  }
+
+  /** Resumes reading after pauseReading(). */
+  resumeReading(): void {
+    this.userPaused = false;
+    if (!this.socketGone && !this.readPausedForInbox) this.socket.resume();
   }
 
   /** Number of requestWritable() calls that registered a request so far. */
@@ -390,6 +409,20 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       if (this.ending) this.endSocket();
       else if (this.writableRequested) this.maybeFireWritable();
       return;
+    }
+    // A pong (FIN + opcode 0xA; control frames carry no RSV bits) that would take the
+    // outbound queue past maxQueuedBytes replaces the newest pong still waiting instead:
+    // RFC 6455 section 5.5.3 allows answering "only the most recently processed Ping".
+    // Without this, a peer that floods pings and never reads grew urgentQ without bound,
+    // past maxQueuedBytes (invariant S3; test/hostile/ping-flood.test.ts). Added by the
+    // hardening tests' author.
+    if (urgent && chunks[0][0] === 0x8a && this.bufferedAmount + bytes > this.maxQueuedBytes) {
+      for (let i = this.urgentQ.length - 1; i >= 0; i--) {
+        if (this.urgentQ[i].chunks[0][0] !== 0x8a) continue;
+        this.queuedBytes += bytes - this.urgentQ[i].bytes;
+        this.urgentQ[i] = { chunks, bytes, endsMessage };
+        return;
+      }
     }
     (urgent ? this.urgentQ : this.dataQ).push({ chunks, bytes, endsMessage });
     this.queuedBytes += bytes;
@@ -610,7 +643,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       this.inboxBytes -= m.data.length;
       if (this.readPausedForInbox && this.inboxBytes <= this.highWaterMark * 8) {
         this.readPausedForInbox = false;
-        this.socket.resume();
+        if (!this.userPaused) this.socket.resume();
       }
     }
     return m;

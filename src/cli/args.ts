@@ -1,0 +1,40 @@
+import { UsageError } from './cli-io.js';
+
+/**
+ * Runs a node:util parseArgs call (strict mode) and turns its errors
+ * (unknown option, missing value, unexpected positional) into UsageErrors
+ * that carry the command's usage text.
+ */
+export function withUsage<R>(parse: () => R, usage: string): R {
+  try {
+    return parse();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((err as Error).message, usage);
+    throw err;
+  }
+}
+
+/** A TCP port: decimal digits only, 0-65535 (0 lets the system pick). */
+export function parsePort(text: string, what: string, usage: string): number {
+  const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= 65535)) throw new UsageError(`${what} must be a port number from 0 to 65535, not ${JSON.stringify(text)}`, usage);
+  return n;
+}
+
+/**
+ * `Name: value` as typed on a command line (curl's -H form). The name is
+ * checked here only for being present; the handshake builder checks that it
+ * is a token and that the value has no CR, LF or NUL.
+ */
+export function parseHeader(text: string, usage: string): [string, string] {
+  const colon = text.indexOf(':');
+  const name = colon === -1 ? '' : text.slice(0, colon).trim();
+  if (name === '') throw new UsageError(`--header takes NAME:VALUE, not ${JSON.stringify(text)}`, usage);
+  return [name, text.slice(colon + 1).trim()];
+}
+
+/** How a listening address goes into a URL: IPv6 in brackets. */
+export function urlHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}

@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createInterface, type Interface } from 'node:readline';
+import { connect, parseWebSocketUrl, type ClientHandler, type ClientSession } from '../client/connect.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { Message } from '../transport/types.js';
+import { withUsage, parseHeader } from './args.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
+
+export const CONNECT_USAGE = `Usage: sockeye connect URL [options]
+
+Connects to a WebSocket server (ws:// or wss://). Every line read from stdin
+is sent as one text message (without its line ending; an empty line sends an
+empty message). Every message received is written to stdout on its own line:
+text as it is, binary as one line
+  <binary N bytes: HEX>
+with the first 32 bytes in hex, followed by "..." when there are more.
+Status and errors go to stderr.
+
+At the end of stdin it closes the connection with 1000 and exits once the
+server has answered the close; messages that arrive before the server's
+close frame are still printed. SIGINT or SIGTERM closes the same way; a
+second signal drops the connection at once.
+
+Exit status: 0 when the connection ended with a completed closing handshake
+and code 1000 (normal), 1001 (going away) or none (1005); 1 on any other
+ending (connection refused, handshake refused, TLS failure, abnormal close,
+close with an error code); 2 for a bad command line.
+
+Options:
+  --protocol P       offer subprotocol P (repeat for several, in order of
+                     preference); the one the server picked is shown on stderr
+  --header K:V       add a request header to the opening handshake (repeatable)
+  --ca FILE          trust this PEM certificate (or CA bundle) for wss://
+  --insecure         accept any server certificate (self-signed test servers)
+  --echo             send every received message back with the same type;
+                     stdin is not read, and the client exits once the
+                     connection has closed (by either side)
+  -h, --help         show this help
+`;
+
+/** Bytes of a binary message shown in hex. */
+const HEX_PREVIEW_BYTES = 32;
+
+/** One line per message (see CONNECT_USAGE). */
+export function formatMessage(message: Message): string {
+  if (!message.binary) return message.text + '\n';
+  const d = message.data;
+  const more = d.length > HEX_PREVIEW_BYTES ? '...' : '';
+  return `<binary ${d.length} byte${d.length === 1 ? '' : 's'}: ${d.subarray(0, HEX_PREVIEW_BYTES).toString('hex')}${more}>\n`;
+}
+
+/** Close codes after which the session counts as having ended normally. */
+const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
+
+export async function runConnect(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = withUsage(
+    () =>
+      parseArgs({
+        args: argv,
+        strict: true,
+        allowPositionals: true,
+        options: {
+          protocol: { type: 'string', multiple: true },
+          header: { type: 'string', multiple: true },
+          ca: { type: 'string' },
+          insecure: { type: 'boolean' },
+          echo: { type: 'boolean' },
+          help: { type: 'boolean', short: 'h' },
+        },
+      }),
+    CONNECT_USAGE,
+  );
+  if (values.help) {
+    io.stdout.write(CONNECT_USAGE);
+    return EXIT_OK;
+  }
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'connect needs a URL' : `connect takes one URL, got ${positionals.length} arguments`, CONNECT_USAGE);
+  const url = positionals[0];
+  try {
+    parseWebSocketUrl(url);
+  } catch (err) {
+    throw new UsageError((err as Error).message, CONNECT_USAGE);
+  }
+  const headers = (values.header ?? []).map((h) => parseHeader(h, CONNECT_USAGE));
+  if (values.insecure && values.ca !== undefined) throw new UsageError('--insecure and --ca exclude each other', CONNECT_USAGE);
+  let ca: Buffer | undefined;
+  if (values.ca !== undefined) {
+    try {
+      ca = readFileSync(values.ca);
+    } catch (err) {
+      io.stderr.write(`sockeye: cannot read --ca: ${(err as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+  }
+  const echo = values.echo ?? false;
+
+  let writableWaiter: (() => void) | null = null;
+  const wakeWriter = () => {
+    const w = writableWaiter;
+    writableWaiter = null;
+    w?.();
+  };
+  const handler: ClientHandler = {
+    onMessage(session, message) {
+      io.stdout.write(formatMessage(message));
+      if (echo) {
+        const status = session.send(message.data, { binary: message.binary });
+        if (status === 'dropped' && session.state === 'open') {
+          io.stderr.write('sockeye: an echo was dropped (outbound queue full); closing\n');
+          session.close(1013, 'echo backlog full');
+        }
+      }
+    },
+    onWritable: wakeWriter,
+  };
+
+  let session: ClientSession;
+  try {
+    session = await connect(url, {
+      protocol: values.protocol,
+      headers,
+      tls: ca ? { ca } : undefined,
+      insecure: values.insecure ?? false,
+      handler,
+    });
+  } catch (err) {
+    // connect() checks its arguments before any I/O: a bad --protocol or --header is a bad command line.
+    if (err instanceof InvalidArgumentError) throw new UsageError(err.message, CONNECT_USAGE);
+    io.stderr.write(`sockeye: ${(err as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
+  io.stderr.write(`sockeye: connected to ${session.url.href}${session.protocol !== undefined ? ` (subprotocol ${session.protocol})` : ''}\n`);
+
+  let signalled = false;
+  const offSignal = io.onSignal((signal) => {
+    if (!signalled) {
+      signalled = true;
+      io.stderr.write(`sockeye: ${signal}, closing\n`);
+      session.close(1000);
+    } else {
+      session.terminate();
+    }
+  });
+
+  let input: Interface | null = null;
+  let unsentLines = 0;
+  if (!echo) {
+    input = createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false });
+    const rl = input;
+    // A wait for onWritable also ends when the session does (no callback comes then).
+    void session.closed.then(wakeWriter);
+    const waitWritable = () =>
+      new Promise<void>((resolve) => {
+        if (session.state !== 'open') return resolve();
+        writableWaiter = resolve;
+        session.requestWritable();
+      });
+    void (async () => {
+      for await (const line of rl) {
+        if (session.state !== 'open') {
+          unsentLines++;
+          continue;
+        }
+        const status = session.send(line);
+        if (status === 'dropped') unsentLines++;
+        // Pace stdin on the socket: read on only once what was sent has gone out.
+        else if (status === 'backpressure') await waitWritable();
+      }
+      // End of input: the closing handshake goes after every line sent (S4).
+      session.close(1000);
+    })().catch((err: unknown) => {
+      io.stderr.write(`sockeye: reading stdin: ${(err as Error).message}\n`);
+      session.close(1000);
+    });
+  }
+
+  const info = await session.closed;
+  offSignal();
+  // The server may close first while stdin is still open: stop reading it.
+  input?.close();
+  if (input) io.stdin.destroy();
+
+  const unsent = info.unsentMessages + unsentLines;
+  if (unsent > 0) io.stderr.write(`sockeye: ${unsent} message${unsent === 1 ? ' was' : 's were'} not sent\n`);
+  const reason = info.reason !== '' ? ` ${JSON.stringify(info.reason)}` : '';
+  if (!info.wasClean) {
+    io.stderr.write(`sockeye: connection closed abnormally (${info.code})${info.error ? `: ${info.error.message}` : ''}\n`);
+    return EXIT_FAILURE;
+  }
+  io.stderr.write(`sockeye: closed ${info.code}${reason}\n`);
+  return NORMAL_CLOSE_CODES.has(info.code) ? EXIT_OK : EXIT_FAILURE;
+}

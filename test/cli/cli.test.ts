@@ -1,0 +1,502 @@
+// End-to-end tests of the `sockeye` bin: each test spawns the compiled CLI
+// (node dist/src/cli/main.js) and talks to it through its stdio, its exit
+// status and a server or client of ours in this process.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { connect, createServer, type ServerSession, type WebSocketServer, type Message, type CloseInfo, type UpgradeRequest } from '../../src/index.js';
+import { testCert } from '../helpers/certs.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** Upper bound for any one wait on a child: generous, the machine is shared and slow. */
+const WAIT_MS = 15_000;
+
+interface Cli {
+  child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of `re` in stdout (or stderr), failing after WAIT_MS. */
+  waitFor(re: RegExp, stream?: 'stdout' | 'stderr'): Promise<RegExpMatchArray>;
+  /** Resolves with the exit status; fails (and kills the child) after WAIT_MS. */
+  exited(): Promise<number | null>;
+}
+
+function cli(args: string[], opts: { env?: Record<string, string>; stdin?: string | null } = {}): Cli {
+  const env = { ...process.env };
+  delete env.PORT;
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...env, ...opts.env }, stdio: 'pipe' });
+  let out = '';
+  let err = '';
+  const watchers: Array<() => void> = [];
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+    for (const w of [...watchers]) w();
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+    for (const w of [...watchers]) w();
+  });
+  // stdin: a string is written and ended; null leaves the pipe open (an interactive user who types nothing).
+  if (opts.stdin !== null) child.stdin.end(opts.stdin ?? '');
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const done = { value: false };
+  void exit.then(() => {
+    done.value = true;
+    for (const w of [...watchers]) w();
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor(re, stream = 'stdout') {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = (stream === 'stdout' ? out : err).match(re);
+          if (m) {
+            finish();
+            resolve(m);
+          } else if (done.value) {
+            finish();
+            reject(new Error(`exited before ${re} appeared on ${stream}\nstdout: ${out}\nstderr: ${err}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          finish();
+          child.kill('SIGKILL');
+          reject(new Error(`${re} did not appear on ${stream} within ${WAIT_MS} ms\nstdout: ${out}\nstderr: ${err}`));
+        }, WAIT_MS);
+        const finish = () => {
+          clearTimeout(timer);
+          const i = watchers.indexOf(check);
+          if (i !== -1) watchers.splice(i, 1);
+        };
+        watchers.push(check);
+        check();
+      });
+    },
+    exited() {
+      const timer = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
+      return exit.finally(() => clearTimeout(timer));
+    },
+  };
+}
+
+/** Kills the child if a test failed before it exited. */
+function reap(c: Cli): void {
+  if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+}
+
+/** Runs `sockeye serve ...` and resolves once it prints its listening line. */
+async function serve(args: string[], env?: Record<string, string>): Promise<{ c: Cli; url: string; port: number }> {
+  const c = cli(['serve', ...args], { env, stdin: null });
+  const m = await c.waitFor(/^sockeye: echo server listening on (wss?:\/\/127\.0\.0\.1:(\d+)\/)\n/m);
+  return { c, url: m[1], port: Number(m[2]) };
+}
+
+/** A server of ours on 127.0.0.1:0. */
+async function ourServer(options: Parameters<typeof createServer>[0]): Promise<{ server: WebSocketServer; url: string }> {
+  const server = createServer({ keepalive: null, ...options });
+  const a = await server.listen(0, '127.0.0.1');
+  return { server, url: `ws://127.0.0.1:${a.port}/` };
+}
+
+/** `p`, or a failure after WAIT_MS: no await in these tests can hang the run. */
+function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${WAIT_MS} ms`)), WAIT_MS);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** A port that was free a moment ago (found through port 0). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('sockeye CLI', { concurrency: 3 }, () => {
+  it('is an executable node script', () => {
+    assert.equal(readFileSync(MAIN, 'utf8').split('\n')[0], '#!/usr/bin/env node');
+  });
+
+  it('prints usage for --help, <cmd> --help and help <cmd>, exit 0', async () => {
+    const cases: Array<[string[], string]> = [
+      [['--help'], 'Usage: sockeye <command>'],
+      [['-h'], 'Usage: sockeye <command>'],
+      [['serve', '--help'], 'Usage: sockeye serve'],
+      [['connect', '-h'], 'Usage: sockeye connect URL'],
+      [['help', 'connect'], 'Usage: sockeye connect URL'],
+    ];
+    await Promise.all(
+      cases.map(async ([args, head]) => {
+        const c = cli(args);
+        assert.equal(await c.exited(), 0, args.join(' '));
+        assert.ok(c.stdout().startsWith(head), `${args.join(' ')}: ${c.stdout()}`);
+        assert.equal(c.stderr(), '');
+      }),
+    );
+  });
+
+  it('a bad command line prints the error and the usage to stderr, exit 2', async () => {
+    const cases: Array<[string[], RegExp, string]> = [
+      [[], /a command is needed/, 'Usage: sockeye <command>'],
+      [['frobnicate'], /unknown command "frobnicate"/, 'Usage: sockeye <command>'],
+      [['serve', '--bogus'], /Unknown option '--bogus'/, 'Usage: sockeye serve'],
+      [['serve', '--port'], /--port/, 'Usage: sockeye serve'],
+      [['serve', '--port', '65536'], /port number/, 'Usage: sockeye serve'],
+      [['serve', '--tls-cert', 'x.pem'], /--tls-cert and --tls-key go together/, 'Usage: sockeye serve'],
+      [['connect'], /connect needs a URL/, 'Usage: sockeye connect'],
+      [['connect', 'ftp://127.0.0.1/'], /unsupported scheme/, 'Usage: sockeye connect'],
+      [['connect', 'ws://127.0.0.1/', '--header', 'novalue'], /--header takes NAME:VALUE/, 'Usage: sockeye connect'],
+      [['connect', 'ws://127.0.0.1/', '--insecure', '--ca', 'x.pem'], /exclude each other/, 'Usage: sockeye connect'],
+      [['connect', 'ws://127.0.0.1/', '--frob'], /Unknown option '--frob'/, 'Usage: sockeye connect'],
+      // Checked by the handshake builder before any I/O (nothing listens on port 9 anyway).
+      [['connect', 'ws://127.0.0.1:9/', '--protocol', 'not a token'], /subprotocol "not a token" is not a token/, 'Usage: sockeye connect'],
+      [['connect', 'ws://127.0.0.1:9/', '--header', 'Bad Name: x'], /Bad Name/, 'Usage: sockeye connect'],
+      [['connect', 'ws://127.0.0.1:9/', '--header', 'Sec-WebSocket-Key: x'], /Sec-WebSocket-Key/i, 'Usage: sockeye connect'],
+    ];
+    await Promise.all(
+      cases.map(async ([args, re, usage]) => {
+        const c = cli(args);
+        assert.equal(await c.exited(), 2, args.join(' '));
+        assert.match(c.stderr(), re);
+        assert.ok(c.stderr().includes(usage), `${args.join(' ')}: ${c.stderr()}`);
+        assert.equal(c.stdout(), '');
+      }),
+    );
+  });
+
+  it('serve --port 0 prints its real port; connect sends stdin lines and prints the echoes, exit 0', async () => {
+    const s = await serve(['--port', '0']);
+    try {
+      assert.notEqual(s.port, 0);
+      // CRLF and a last line without a newline are lines too; an empty line is an empty message.
+      const c = cli(['connect', s.url], { stdin: 'hello\nwörld\r\n\nno newline at the end' });
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(c.stdout(), 'hello\nwörld\n\nno newline at the end\n');
+      assert.match(c.stderr(), /^sockeye: connected to ws:\/\/127\.0\.0\.1:\d+\/\n/);
+      assert.match(c.stderr(), /sockeye: closed 1000\n$/);
+    } finally {
+      reap(s.c);
+    }
+  });
+
+  it('a large input (20000 lines, 4 MB) comes back whole and in order', async () => {
+    const s = await serve(['--port', '0']);
+    try {
+      const lines = Array.from({ length: 20_000 }, (_, i) => `${i} ${'x'.repeat(200)}`);
+      const input = lines.join('\n') + '\n';
+      const c = cli(['connect', s.url], { stdin: input });
+      assert.equal(await c.exited(), 0, c.stderr());
+      // Compared as a whole: one lost, doubled or reordered line fails it.
+      assert.ok(c.stdout() === input, `stdout differs from stdin (${c.stdout().length} vs ${input.length} chars)`);
+    } finally {
+      reap(s.c);
+    }
+  });
+
+  it('serve echoes each message with its type', async () => {
+    const s = await serve(['--port', '0']);
+    try {
+      const client = await within(connect(s.url), 'connect');
+      const bin = Buffer.from([0, 1, 2, 0xff, 0xfe]);
+      client.send('text');
+      client.send(bin);
+      client.send(Buffer.from('bytes as text'), { binary: false });
+      const got: Message[] = [];
+      const incoming = client.messages();
+      while (got.length < 3) {
+        const r = await within(incoming.next(), `echo ${got.length + 1}`);
+        if (r.done) break;
+        got.push(r.value);
+      }
+      client.close(1000);
+      const info = await within(client.closed, 'client closed');
+      assert.deepEqual(
+        got.map((m) => [m.binary, m.data.toString('hex')]),
+        [
+          [false, Buffer.from('text').toString('hex')],
+          [true, bin.toString('hex')],
+          [false, Buffer.from('bytes as text').toString('hex')],
+        ],
+      );
+      assert.equal(info.code, 1000);
+      assert.equal(info.wasClean, true);
+    } finally {
+      reap(s.c);
+    }
+  });
+
+  it('SIGTERM: serve closes its clients with 1001 and exits 0', async () => {
+    const s = await serve(['--port', '0']);
+    try {
+      const client = await within(connect(s.url), 'connect');
+      client.send('still here');
+      // The echo proves the session is open on the server before the signal.
+      const first = await within(client.messages().next(), 'first echo');
+      assert.equal(first.done, false);
+      s.c.child.kill('SIGTERM');
+      const info = await within(client.closed, 'client closed');
+      assert.equal(info.code, 1001);
+      assert.equal(info.reason, 'server shutting down');
+      assert.equal(info.wasClean, true);
+      assert.equal(await s.c.exited(), 0, s.c.stderr());
+      assert.match(s.c.stderr(), /SIGTERM, closing 1 connection with 1001/);
+    } finally {
+      reap(s.c);
+    }
+  });
+
+  it('SIGINT: serve exits 0 and a connected `sockeye connect` sees 1001 and exits 0', async () => {
+    const s = await serve(['--port', '0']);
+    const c = cli(['connect', s.url], { stdin: null });
+    try {
+      await c.waitFor(/connected to/, 'stderr');
+      c.child.stdin.write('before the signal\n');
+      await c.waitFor(/^before the signal\n/);
+      s.c.child.kill('SIGINT');
+      assert.equal(await s.c.exited(), 0, s.c.stderr());
+      // stdin is still open: the client exits because the connection ended, not because input did.
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.match(c.stderr(), /closed 1001 "server shutting down"/);
+    } finally {
+      reap(s.c);
+      reap(c);
+    }
+  });
+
+  it('PORT sets the port; --port wins over it; a bad PORT is a usage error', async () => {
+    const port = await freePort();
+    const s = await serve([], { PORT: String(port) });
+    reap(s.c);
+    assert.equal(s.port, port);
+    // With --port, PORT is not even looked at.
+    const s2 = await serve(['--port', '0'], { PORT: 'not-a-port' });
+    reap(s2.c);
+    assert.notEqual(s2.port, 0);
+    const bad = cli(['serve'], { env: { PORT: 'not-a-port' } });
+    assert.equal(await bad.exited(), 2, bad.stderr());
+    assert.match(bad.stderr(), /the PORT environment variable must be a port number/);
+  });
+
+  it('connect prints every message that arrives before the close answer, binary as hex, in order', async () => {
+    const closed = deferred<CloseInfo>();
+    const long = Buffer.alloc(40, 0xab);
+    const { server, url } = await ourServer({
+      handler: {
+        onMessage(session, m) {
+          // The client sends its close right after "go" (stdin ends there); these
+          // go out before our answer to that close (RFC 6455 section 7.1.2 keeps order).
+          if (m.text === 'go') {
+            session.send('one');
+            session.send(Buffer.from([0, 1, 2, 0xff]));
+            session.send('');
+            session.send(long);
+            session.send(Buffer.from([7]));
+            session.send('three');
+          }
+        },
+        onClose(_s, info) {
+          closed.resolve(info);
+        },
+      },
+    });
+    try {
+      const c = cli(['connect', url], { stdin: 'go\n' });
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(c.stdout(), ['one', '<binary 4 bytes: 000102ff>', '', `<binary 40 bytes: ${'ab'.repeat(32)}...>`, '<binary 1 byte: 07>', 'three', ''].join('\n'));
+      const info = await within(closed.promise, 'server onClose');
+      assert.equal(info.code, 1000);
+      assert.equal(info.wasClean, true);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--echo sends every message back with its type and exits 0 when the server closes', async () => {
+    const sent: Array<{ binary: boolean; data: Buffer }> = [
+      { binary: false, data: Buffer.from('ping-1') },
+      { binary: true, data: Buffer.from([0x00, 0x80, 0xff, 0x10]) },
+      { binary: false, data: Buffer.from('ünïcødé ✓') },
+      { binary: true, data: Buffer.alloc(70_000, 0x5a) },
+    ];
+    const back: Array<{ binary: boolean; data: Buffer }> = [];
+    const closed = deferred<CloseInfo>();
+    const { server, url } = await ourServer({
+      handler: {
+        onOpen(session) {
+          for (const m of sent) session.send(m.data, { binary: m.binary });
+        },
+        onMessage(session, m) {
+          back.push({ binary: m.binary, data: m.data });
+          if (back.length === sent.length) session.close(1000, 'done');
+        },
+        onClose(_s, info) {
+          closed.resolve(info);
+        },
+      },
+    });
+    // stdin stays open: in echo mode it is not read, and the end of the connection ends the client.
+    const c = cli(['connect', url, '--echo'], { stdin: null });
+    try {
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.deepEqual(back, sent);
+      assert.equal((await within(closed.promise, 'server onClose')).wasClean, true);
+      assert.match(c.stderr(), /closed 1000 "done"/);
+      assert.equal(c.stdout().split('\n').length, sent.length + 1);
+    } finally {
+      reap(c);
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--echo exits 0 when it is the side that closes (SIGINT sends 1000)', async () => {
+    const closed = deferred<CloseInfo>();
+    const echoed = deferred<string>();
+    const { server, url } = await ourServer({
+      handler: {
+        onOpen(session) {
+          session.send('mirror me');
+        },
+        onMessage(_s, m) {
+          echoed.resolve(m.text);
+        },
+        onClose(_s, info) {
+          closed.resolve(info);
+        },
+      },
+    });
+    const c = cli(['connect', url, '--echo'], { stdin: null });
+    try {
+      assert.equal(await within(echoed.promise, 'echo'), 'mirror me');
+      c.child.kill('SIGINT');
+      assert.equal(await c.exited(), 0, c.stderr());
+      const info = await within(closed.promise, 'server onClose');
+      assert.equal(info.code, 1000);
+      assert.equal(info.wasClean, true);
+    } finally {
+      reap(c);
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--header fields arrive at the server', async () => {
+    const seen = deferred<UpgradeRequest>();
+    const { server, url } = await ourServer({
+      verifyClient(req) {
+        seen.resolve(req);
+        return true;
+      },
+      handler: {},
+    });
+    try {
+      const c = cli(['connect', url, '--header', 'X-Token: abc def', '--header', 'X-Empty:', '--header', 'X-Colon:a:b']);
+      assert.equal(await c.exited(), 0, c.stderr());
+      const req = await within(seen.promise, 'verifyClient');
+      assert.deepEqual(req.headers.get('x-token'), ['abc def']);
+      assert.deepEqual(req.headers.get('x-empty'), ['']);
+      assert.deepEqual(req.headers.get('x-colon'), ['a:b']);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--protocol offers subprotocols in order and reports the one picked', async () => {
+    const opened = deferred<ServerSession>();
+    const { server, url } = await ourServer({
+      protocols: {
+        chat: {
+          onOpen(session) {
+            opened.resolve(session);
+          },
+        },
+        other: {},
+      },
+    });
+    try {
+      const c = cli(['connect', url, '--protocol', 'nope', '--protocol', 'chat', '--protocol', 'other']);
+      assert.equal(await c.exited(), 0, c.stderr());
+      const session = await within(opened.promise, 'onOpen');
+      assert.equal(session.protocol, 'chat');
+      assert.deepEqual(session.request.protocols, ['nope', 'chat', 'other']);
+      assert.match(c.stderr(), /connected to ws:\/\/127\.0\.0\.1:\d+\/ \(subprotocol chat\)/);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('wss: serve --tls-cert/--tls-key; connect with --ca or --insecure, and fails without either', async () => {
+    const cert = testCert();
+    const s = await serve(['--port', '0', '--tls-cert', cert.certPath, '--tls-key', cert.keyPath]);
+    try {
+      assert.match(s.url, /^wss:\/\//);
+      const [withCa, insecure, untrusted] = [
+        cli(['connect', s.url, '--ca', cert.certPath], { stdin: 'over tls\n' }),
+        cli(['connect', s.url, '--insecure'], { stdin: 'insecure but encrypted\n' }),
+        cli(['connect', s.url], { stdin: 'never sent\n' }),
+      ];
+      assert.equal(await withCa.exited(), 0, withCa.stderr());
+      assert.equal(withCa.stdout(), 'over tls\n');
+      assert.equal(await insecure.exited(), 0, insecure.stderr());
+      assert.equal(insecure.stdout(), 'insecure but encrypted\n');
+      // A self-signed certificate is not trusted by default.
+      assert.equal(await untrusted.exited(), 1);
+      assert.match(untrusted.stderr(), /certificate/i);
+      assert.equal(untrusted.stdout(), '');
+    } finally {
+      reap(s.c);
+    }
+  });
+
+  it('failures go to stderr with exit 1: refused, handshake refused, abnormal close, error close, unreadable --ca', async () => {
+    const port = await freePort();
+    const { server, url } = await ourServer({
+      verifyClient: (req) => (req.path === '/forbidden' ? { status: 403, message: 'go away' } : true),
+      handler: {
+        onMessage(session, m) {
+          if (m.text === 'drop') session.terminate();
+          if (m.text === 'fail') session.close(1011, 'broken');
+        },
+      },
+    });
+    try {
+      const runs = await Promise.all(
+        [
+          { args: ['connect', `ws://127.0.0.1:${port}/`], re: /ECONNREFUSED/ },
+          { args: ['connect', url + 'forbidden'], re: /server answered 403/ },
+          { args: ['connect', url], stdin: 'drop\n', re: /closed abnormally \(1006\)/ },
+          { args: ['connect', url], stdin: 'fail\n', re: /closed 1011 "broken"/ },
+          { args: ['connect', url, '--ca', '/nonexistent/ca.pem'], re: /cannot read --ca/ },
+        ].map(async (t) => {
+          const c = cli(t.args, { stdin: t.stdin === undefined ? '' : null });
+          if (t.stdin !== undefined) c.child.stdin.write(t.stdin);
+          const code = await c.exited();
+          return { t, code, stderr: c.stderr(), stdout: c.stdout() };
+        }),
+      );
+      for (const r of runs) {
+        assert.equal(r.code, 1, `${r.t.args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, r.t.re);
+        assert.equal(r.stdout, '');
+      }
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+});
