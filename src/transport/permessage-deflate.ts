@@ -1,7 +1,7 @@
 import { constants, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import { CloseCode } from '../core/close-codes.js';
 import type { DeflateConfig, DeflateParams } from '../core/deflate-negotiation.js';
-import { LimitExceededError, ProtocolError, WebSocketError } from '../core/errors.js';
+import { InvalidArgumentError, LimitExceededError, ProtocolError, WebSocketError } from '../core/errors.js';
 import type { MessageCodec } from '../core/message-codec.js';
 import type { Role } from '../core/connection.js';
 import type { Limiter } from './limiter.js';
@@ -14,6 +14,30 @@ export interface PerMessageDeflateOptions extends DeflateConfig {
   memLevel?: number;
   /** Messages smaller than this many bytes are sent uncompressed. Default 1024. */
   threshold?: number;
+}
+
+/**
+ * Checks the zlib tuning options (the negotiation options are checked by
+ * validateDeflateConfig). Throws InvalidArgumentError 'ERR_BAD_DEFLATE_CONFIG'.
+ * Without it a bad level or memLevel only surfaced at the first compressed
+ * send, as a RangeError thrown by createDeflateRaw inside a zlib limiter job:
+ * the job's slot was never released (the context's zlib concurrency shrank
+ * for good), the codec's queue stalled (no message or close frame of that
+ * session went out again), and when the job had waited for a slot the throw
+ * came out of another session's zlib callback, uncaught. (Found by the
+ * deflate tests' author: test/transport/permessage-deflate.test.ts.)
+ */
+export function validateZlibOptions(options: PerMessageDeflateOptions): void {
+  const { level, memLevel, threshold } = options;
+  if (level !== undefined && (typeof level !== 'number' || !Number.isInteger(level) || level < -1 || level > 9)) {
+    throw new InvalidArgumentError('ERR_BAD_DEFLATE_CONFIG', `permessage-deflate option level must be an integer from -1 to 9 (got ${String(level)})`);
+  }
+  if (memLevel !== undefined && (typeof memLevel !== 'number' || !Number.isInteger(memLevel) || memLevel < 1 || memLevel > 9)) {
+    throw new InvalidArgumentError('ERR_BAD_DEFLATE_CONFIG', `permessage-deflate option memLevel must be an integer from 1 to 9 (got ${String(memLevel)})`);
+  }
+  if (threshold !== undefined && (typeof threshold !== 'number' || Number.isNaN(threshold) || threshold < 0)) {
+    throw new InvalidArgumentError('ERR_BAD_DEFLATE_CONFIG', `permessage-deflate option threshold must be a number of bytes, 0 or more (got ${String(threshold)})`);
+  }
 }
 
 /** RFC 7692 section 7.2.2: a sender removes, a receiver appends, the 4 octets of an empty stored block's tail. */
@@ -50,6 +74,7 @@ export class DeflateCodec implements MessageCodec {
   private closed = false;
 
   constructor(role: Role, params: DeflateParams, options: PerMessageDeflateOptions, limiter: Limiter) {
+    validateZlibOptions(options);
     this.limiter = limiter;
     this.threshold = options.threshold ?? 1024;
     this.level = options.level ?? 6;
@@ -118,13 +143,23 @@ export class DeflateCodec implements MessageCodec {
         size += chunk.length;
       };
       const onError = (err: Error) => finish(new ProtocolError('ERR_DEFLATE', `compression failed: ${err.message}`, CloseCode.InternalError));
+      // A zlib error is followed by the flush callback: report once. (Without this guard `done` was called
+      // twice, the error and then an empty "result", and the next job started twice. Found by the deflate
+      // tests' author: test/transport/permessage-deflate.test.ts.)
+      let settled = false;
       const finish = (err: WebSocketError | null) => {
+        if (settled) return;
+        settled = true;
         z.off('data', onData);
         z.off('error', onError);
         release();
+        if (err) {
+          // The failed stream is not reused: closed now (it was left open before), a new one for the next job.
+          z.close();
+          if (this.deflater === z) this.deflater = null;
+        }
         if (this.closed) return;
         if (err) {
-          this.deflater = null;
           done(err, null);
         } else {
           let result = Buffer.concat(out, size);
@@ -153,17 +188,28 @@ export class DeflateCodec implements MessageCodec {
       const out: Buffer[] = [];
       let size = 0;
       let settled = false;
+      // RFC 7692 section 7.2.3.4: a sender may end a message with a DEFLATE block that has BFINAL set. That
+      // ends the raw stream (node:zlib ends the readable side and ignores the rest), and an ended stream
+      // cannot inflate the next message (it would come out empty, or fail with "push() after EOF").
+      let ended = false;
+      const onEnd = () => {
+        ended = true;
+      };
       const finish = (err: WebSocketError | null) => {
         if (settled) return;
         settled = true;
         z.off('data', onData);
         z.off('error', onError);
+        z.off('end', onEnd);
         release();
-        if (err) {
-          // The stream is abandoned mid-message: zlib stops working on it at once.
+        if (err || ended || z.readableEnded) {
+          // Abandoned mid-message (zlib stops working on it at once), or ended by BFINAL: the next message
+          // starts a new stream.
           z.close();
           if (this.inflater === z) this.inflater = null;
-        } else if (this.inflateReset) {
+        } else if (this.inflateReset && !this.closed) {
+          // Not after close(): the flush callback still fires once the stream is destroyed, and reset() on a
+          // closed zlib handle throws (an uncaught exception when a peer aborted mid-inflate).
           z.reset();
         }
         if (!this.closed) {
@@ -184,6 +230,7 @@ export class DeflateCodec implements MessageCodec {
       const onError = (err: Error) => finish(new ProtocolError('ERR_INFLATE', `invalid compressed data: ${err.message}`, CloseCode.InvalidPayload));
       z.on('data', onData);
       z.once('error', onError);
+      z.once('end', onEnd);
       for (const p of parts) z.write(p);
       z.write(TRAILER);
       z.flush(constants.Z_SYNC_FLUSH, () => finish(null));
