@@ -1,13 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createServer, type ServerHandler } from '../server/server.js';
+import { createDemoServer, DEMO_PAGE_DIR } from '../demo/demo-server.js';
+import { generateSelfSignedCert } from '../demo/self-signed-cert.js';
 import { withUsage, parsePort, urlHost } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
 
 export const SERVE_USAGE = `Usage: sockeye serve [options]
 
-Runs an echo server: every message a client sends comes back to it with the
-same type (text or binary). Prints one line to stdout once it listens.
+Runs the demo server, sockeye's counterpart of libwebsockets' test server,
+on one port: the demo page over HTTP(S), and over WebSocket the
+subprotocols dumb-increment-protocol, lws-mirror-protocol and lws-status,
+plus an echo service for clients that ask for no subprotocol (every message
+comes back with the same type). Prints the page's URL, then one line
+"sockeye: echo server listening on URL" once it listens.
 SIGINT or SIGTERM closes every connection with 1001 (going away) and exits 0;
 a second signal exits at once with status 1.
 
@@ -16,30 +21,15 @@ Options:
                      line shows which (default: $PORT, else 7681)
   --host H           address to listen on (default 127.0.0.1; 0.0.0.0 or ::
                      for every interface)
-  --tls-cert FILE    serve wss:// with this PEM certificate (needs --tls-key)
+  --tls-cert FILE    serve https:// and wss:// with this PEM certificate
+                     (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
+  --tls-self-signed  serve https:// and wss:// with a throw-away self-signed
+                     certificate made by openssl (browsers will warn)
   -h, --help         show this help
 `;
 
 const DEFAULT_PORT = 7681;
-
-/**
- * The echo handler. A client that sends faster than it reads fills its
- * outbound queue up to maxQueuedBytes; the echo that does not fit is dropped
- * (reported by the session's onError) and the client is closed with 1013
- * "try again later" rather than left with a hole in its echo stream.
- */
-function echoHandler(io: CliIo): ServerHandler {
-  return {
-    onMessage(session, message) {
-      const status = session.send(message.data, { binary: message.binary });
-      if (status === 'dropped' && session.state === 'open') session.close(1013, 'echo backlog full');
-    },
-    onError(session, error) {
-      io.stderr.write(`sockeye: ${session.remoteAddress ?? 'client'}: ${error.message}\n`);
-    },
-  };
-}
 
 export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const { values } = withUsage(
@@ -53,6 +43,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
           host: { type: 'string' },
           'tls-cert': { type: 'string' },
           'tls-key': { type: 'string' },
+          'tls-self-signed': { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
       }),
@@ -71,6 +62,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const certPath = values['tls-cert'];
   const keyPath = values['tls-key'];
   if ((certPath === undefined) !== (keyPath === undefined)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_USAGE);
+  if (values['tls-self-signed'] && certPath !== undefined) throw new UsageError('--tls-self-signed or --tls-cert/--tls-key, not both', SERVE_USAGE);
 
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (certPath !== undefined && keyPath !== undefined) {
@@ -81,21 +73,31 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       return EXIT_FAILURE;
     }
   }
+  if (values['tls-self-signed']) {
+    try {
+      tls = await generateSelfSignedCert({ names: [host] });
+    } catch (err) {
+      io.stderr.write(`sockeye: ${(err as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+  }
 
-  const server = createServer({
-    tls,
-    handler: echoHandler(io),
-    onError: (error) => io.stderr.write(`sockeye: ${error instanceof Error ? error.message : String(error)}\n`),
-  });
+  const report = (error: unknown) => io.stderr.write(`sockeye: ${error instanceof Error ? error.message : String(error)}\n`);
+  const demo = createDemoServer({ tls, onError: report });
+  const server = demo.server;
+  if (!existsSync(DEMO_PAGE_DIR)) io.stderr.write(`sockeye: no demo page at ${DEMO_PAGE_DIR}: HTTP requests get 404\n`);
   let address;
   try {
-    address = await server.listen(port, host);
+    address = await demo.listen(port, host);
   } catch (err) {
     io.stderr.write(`sockeye: cannot listen on ${urlHost(host)}:${port}: ${(err as Error).message}\n`);
-    await server.close().catch(() => undefined);
+    await demo.close().catch(() => undefined);
     return EXIT_FAILURE;
   }
-  io.stdout.write(`sockeye: echo server listening on ${tls ? 'wss' : 'ws'}://${urlHost(address.address)}:${address.port}/\n`);
+  const where = `${urlHost(address.address)}:${address.port}/`;
+  io.stdout.write(`sockeye: demo page at ${tls ? 'https' : 'http'}://${where} (dumb-increment-protocol, lws-mirror-protocol, lws-status)\n`);
+  // This line last, and unchanged from the echo-only server: scripts wait for it.
+  io.stdout.write(`sockeye: echo server listening on ${tls ? 'wss' : 'ws'}://${where}\n`);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -110,7 +112,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       const n = server.clients.size;
       io.stderr.write(`sockeye: ${signal}, closing ${n} connection${n === 1 ? '' : 's'} with 1001\n`);
       // Each session's close is bounded by its close timeout, so this ends.
-      server.close(1001, 'server shutting down').then(
+      demo.close(1001, 'server shutting down').then(
         () => {
           off();
           resolve(EXIT_OK);

@@ -1,4 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 /**
  * Interop peers. On a developer's machine a missing peer skips its tests with
@@ -19,4 +23,43 @@ export const PYTHON = '/usr/bin/python3';
 export function pythonWebsocketsAvailable(): boolean {
   const r = spawnSync(PYTHON, ['-c', 'import websockets, sys; sys.stdout.write(websockets.version.version)'], { encoding: 'utf8' });
   return r.status === 0;
+}
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Debian's chromium (apt-get install chromium) plus npm playwright-core to
+ * drive it. Never `npx playwright install`: the tests use Debian's browser.
+ */
+export function chromiumAvailable(): boolean {
+  if (!existsSync(CHROMIUM)) return false;
+  try {
+    createRequire(import.meta.url).resolve('playwright-core');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True if `command` is an executable file in one of the PATH directories (without running it). */
+export function commandOnPath(command: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
+}
+
+/**
+ * libwebsockets' test apps from Debian (apt-get install libwebsockets-test-server):
+ * libwebsockets-test-server and libwebsockets-test-client. Looked up on PATH,
+ * not run: started without arguments the server would listen on port 7681.
+ */
+export function libwebsocketsTestAppsAvailable(): boolean {
+  return commandOnPath('libwebsockets-test-server') && commandOnPath('libwebsockets-test-client');
 }
