@@ -109,6 +109,10 @@ interface OutboundEntry {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Pieces of a message shorter than this are merged in runs of MERGE_RUN (Connection.pushPart). */
+const SMALL_PART = 1024;
+const MERGE_RUN = 64;
+
 /**
  * The RFC 6455 connection after the opening handshake: bytes and time in,
  * events and bytes out (invariant S5). It never touches a socket or a timer;
@@ -129,6 +133,8 @@ export class Connection implements FrameSink {
   // Inbound message assembly.
   private msgBinary = false;
   private msgParts: Buffer[] = [];
+  /** How many parts at the end of msgParts are smaller than SMALL_PART (see pushPart). */
+  private smallParts = 0;
   private msgBytes = 0;
   private msgFrames = 0;
   private msgFirstPending = false;
@@ -449,6 +455,7 @@ export class Connection implements FrameSink {
       this.msgBytes = 0;
       this.msgFrames = 0;
       this.msgParts = [];
+      this.smallParts = 0;
       this.msgFirstPending = true;
       this.utf8.reset();
       this.msgCompressed = this.codec !== null && (_rsv & this.codec.rsv) !== 0;
@@ -474,7 +481,7 @@ export class Connection implements FrameSink {
     // RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8.
     if (this.msgCompressed) {
       // Compressed bytes are kept whole (bounded by maxMessageBytes) and inflated at the end, under the same limit.
-      this.msgParts.push(data);
+      this.pushPart(data);
       return;
     }
     if (!this.msgBinary && !this.utf8.write(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', CloseCode.InvalidPayload);
@@ -485,8 +492,39 @@ export class Connection implements FrameSink {
       this.msgFirstPending = false;
       this.host.onEvent({ type: 'fragment', binary: this.msgBinary, data, first, last });
     } else {
-      this.msgParts.push(data);
+      this.pushPart(data);
     }
+  }
+
+  /**
+   * Keeps a piece of the message being received. Every piece is a Buffer of
+   * its own (a view of the read it came in) costing about 190 bytes of
+   * bookkeeping whatever its length, so a peer that made every read one byte
+   * long (a fast trickle, one byte per TCP segment) made a message held until
+   * complete cost ~200 times its size: maxMessageBytes was no memory bound
+   * (invariant S3; test/hostile/tiny-reads.test.ts). Runs of MERGE_RUN small
+   * pieces are merged into one, so each byte is copied a bounded number of
+   * times and a message costs about its size; large pieces are never copied.
+   * Added by the hardening tests' author.
+   */
+  private pushPart(data: Buffer): void {
+    const parts = this.msgParts;
+    parts.push(data);
+    if (data.length >= SMALL_PART) {
+      this.smallParts = 0;
+      return;
+    }
+    if (++this.smallParts < MERGE_RUN) return;
+    const run = parts.splice(parts.length - MERGE_RUN, MERGE_RUN);
+    let size = 0;
+    for (const p of run) size += p.length;
+    // Not Buffer.concat: small results come from the shared 8 KiB pool, whose slabs stay alive as long as any slice does.
+    const merged = Buffer.allocUnsafeSlow(size);
+    let at = 0;
+    for (const p of run) at += p.copy(merged, at);
+    parts.push(merged);
+    // A merged run still small is the start of the next run (it grows by at least MERGE_RUN - 1 bytes a time).
+    this.smallParts = merged.length < SMALL_PART ? 1 : 0;
   }
 
   onDataFrameEnd(fin: boolean): void {

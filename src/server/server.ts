@@ -203,8 +203,11 @@ export class WebSocketServer {
     const pending: PendingHandshake = {
       socket,
       onTimer: () => {
-        this.handshakes.delete(pending);
         // The head did not arrive in time (a trickling client): answer 408 and drop it.
+        // done() first: without it the head parser kept listening, and the rest of a head
+        // arriving after the 408 still opened a session (test/hostile/trickle.test.ts).
+        // Fixed by the hardening tests' author.
+        done();
         this.reject(socket, 408, 'opening handshake timed out');
       },
     };
@@ -253,8 +256,11 @@ export class WebSocketServer {
     if (!this.httpHandoff) {
       const http = createHttpServer({ maxHeaderSize: this.options.maxHeadBytes ?? 16384 }, (req, res) => this.options.onHttpRequest!(req, res));
       http.on('upgrade', this.onUpgrade);
-      http.on('clientError', (_err, sock) => {
-        if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      http.on('clientError', (err: NodeJS.ErrnoException, sock) => {
+        // A head over maxHeaderSize is 431 (RFC 6585 section 5), as on the first request of the
+        // connection, not 400 (test/hostile/http-same-port.test.ts). Fixed by the hardening tests' author.
+        const overflow = err.code === 'HPE_HEADER_OVERFLOW';
+        if (sock.writable) sock.end(`HTTP/1.1 ${overflow ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else sock.destroy();
       });
       this.httpHandoff = http;
@@ -265,6 +271,12 @@ export class WebSocketServer {
   }
 
   private async upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
+    // Until the session owns the socket (or it is rejected), nobody else listens for its errors:
+    // a peer that reset the connection meanwhile (e.g. during an async verifyClient) made an
+    // unhandled ECONNRESET that crashed the whole process (test/hostile/reset-after-answer.test.ts).
+    // Fixed by the hardening tests' author.
+    const onEarlyError = () => socket.destroy();
+    socket.on('error', onEarlyError);
     try {
       if (!head.headers.has('upgrade')) {
         // A plain HTTP request on a WebSocket-only endpoint (RFC 6455 section 4.2.2 / RFC 7231 6.5.15).
@@ -348,6 +360,7 @@ export class WebSocketServer {
         request,
       );
       this.sessions.add(session);
+      socket.off('error', onEarlyError);
       session.start(rest);
       socket.resume();
     } catch (err) {
@@ -361,6 +374,9 @@ export class WebSocketServer {
 
   private reject(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
     if (socket.destroyed) return;
+    // The peer may reset the connection instead of reading the answer: that error is expected
+    // and must not go unhandled (it crashed the process; test/hostile/reset-after-answer.test.ts).
+    socket.on('error', () => socket.destroy());
     socket.end(buildRejectResponse(status, message, headers));
     // Do not wait for a misbehaving client to read the answer.
     const t = setTimeout(() => socket.destroy(), 1000);
