@@ -7,7 +7,7 @@ import { buildUpgradeRequest, validateUpgradeResponse } from '../core/handshake.
 import { HttpHeadParser } from '../core/http-head.js';
 import { acceptDeflateResponse, buildDeflateOffer, PERMESSAGE_DEFLATE } from '../core/deflate-negotiation.js';
 import type { MessageCodec } from '../core/message-codec.js';
-import { DeflateCodec, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
+import { DeflateCodec, validateZlibOptions, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
 import { Context } from '../transport/context.js';
 import { Session } from '../transport/session.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
@@ -103,6 +103,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   try {
     target = parseWebSocketUrl(url);
     const headers: Array<[string, string]> = options.headers === undefined ? [] : Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
+    if (deflateConfig) validateZlibOptions(deflateConfig);
     const extensions = deflateConfig ? [buildDeflateOffer(deflateConfig)] : [];
     request = buildUpgradeRequest({ host: target.hostHeader, path: target.path, key, protocols, origin: options.origin, headers, extensions });
   } catch (err) {

@@ -108,6 +108,8 @@ interface OutboundEntry {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Bytes a pending codec job counts for in bufferedAmount beyond its payload. */
+const CODEC_JOB_OVERHEAD = 1024;
 
 /** Pieces of a message shorter than this are merged in runs of MERGE_RUN (Connection.pushPart). */
 const SMALL_PART = 1024;
@@ -181,6 +183,11 @@ export class Connection implements FrameSink {
     this.lastNow = options.now;
     this.codec = options.codec ?? null;
     this.parser = new FrameParser(this, { role: this.role, maxFrameBytes: this.limits.maxFrameBytes, allowedRsv: this.codec ? this.codec.rsv : 0 });
+  }
+
+  /** Received messages waiting for the codec or behind one (the host bounds this by pausing its reads). */
+  get pendingInputMessages(): number {
+    return this.inQueue.length;
   }
 
   /** Outgoing messages the codec held when the connection was aborted (never sent; S4 reports them). */
@@ -301,7 +308,9 @@ export class Connection implements FrameSink {
     const codec = this.codec!;
     // Copy now (S2): the codec works later, after the caller may have reused its buffer.
     const copy = owned && Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length };
+    // A codec job costs more than its payload (zlib state, callbacks): count a fixed overhead so that
+    // bufferedAmount shows backpressure before thousands of tiny jobs pile up.
+    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length + CODEC_JOB_OVERHEAD };
     this.outQueue.push(entry);
     this.outQueueBytes += entry.bytes;
     codec.compress(

@@ -18,7 +18,7 @@ export interface SelfSignedCert {
  * ::1 and the extra names given (IP addresses or DNS names). Nothing is
  * left on disk: the files go to a private temp dir that is removed.
  */
-export async function generateSelfSignedCert(options: { names?: string[]; days?: number; openssl?: string } = {}): Promise<SelfSignedCert> {
+export async function generateSelfSignedCert(options: { names?: string[]; days?: number; openssl?: string; tmpRoot?: string } = {}): Promise<SelfSignedCert> {
   for (const n of options.names ?? []) {
     // It goes into an openssl -addext argument: nothing but host-name and address characters.
     if (!/^[A-Za-z0-9.:-]+$/.test(n)) throw new TypeError(`not a host name or address: ${JSON.stringify(n)}`);
@@ -26,7 +26,7 @@ export async function generateSelfSignedCert(options: { names?: string[]; days?:
   // The wildcard addresses are for listening, not names a client would check.
   const names = [...new Set(['localhost', '127.0.0.1', '::1', ...(options.names ?? [])])].filter((n) => n !== '0.0.0.0' && n !== '::');
   const san = names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
-  const dir = await mkdtemp(join(tmpdir(), 'sockeye-self-signed-'));
+  const dir = await mkdtemp(join(options.tmpRoot ?? tmpdir(), 'sockeye-self-signed-'));
   try {
     const keyPath = join(dir, 'key.pem');
     const certPath = join(dir, 'cert.pem');

@@ -10,7 +10,7 @@ import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { negotiateDeflate, validateDeflateConfig } from '../core/deflate-negotiation.js';
 import type { ExtensionOffer } from '../core/extension-header.js';
 import type { MessageCodec } from '../core/message-codec.js';
-import { DeflateCodec, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
+import { DeflateCodec, validateZlibOptions, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
 import { Context } from '../transport/context.js';
 import type { Session } from '../transport/session.js';
 import type { TimerEntry } from '../transport/timer-wheel.js';
@@ -90,6 +90,7 @@ export class WebSocketServer {
   private closing = false;
   /** Internal node:http server for onHttpRequest (never listens; sockets are handed to it). */
   private httpHandoff: HttpServer | null = null;
+  private readonly httpSockets = new Set<Socket>();
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head);
 
   constructor(options: ServerOptions = {}) {
@@ -98,7 +99,10 @@ export class WebSocketServer {
     this.protocols = new Map(Object.entries(options.protocols ?? {}));
     // A bad permessage-deflate configuration fails here, at start-up, not at the first client.
     for (const pmd of [options.perMessageDeflate, options.handler?.perMessageDeflate, ...[...this.protocols.values()].map((h) => h.perMessageDeflate)]) {
-      if (pmd && pmd !== true) validateDeflateConfig(pmd);
+      if (pmd && pmd !== true) {
+        validateDeflateConfig(pmd);
+        validateZlibOptions(pmd);
+      }
     }
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
@@ -164,7 +168,9 @@ export class WebSocketServer {
       h.socket.destroy();
     }
     this.handshakes.clear();
-    this.httpHandoff?.closeAllConnections();
+    // node:http only tracks connections of a listening server, so the handed-off sockets are tracked here.
+    for (const sock of this.httpSockets) sock.destroy();
+    this.httpSockets.clear();
     const all = [...this.sessions];
     for (const s of all) s.close(code, reason);
     await Promise.all(all.map((s) => s.closed));
@@ -265,6 +271,8 @@ export class WebSocketServer {
       });
       this.httpHandoff = http;
     }
+    this.httpSockets.add(socket);
+    socket.once('close', () => this.httpSockets.delete(socket));
     socket.unshift(bytes);
     this.httpHandoff.emit('connection', socket);
     socket.resume();

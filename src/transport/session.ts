@@ -39,6 +39,10 @@ export interface SessionInit<S> {
   codec?: MessageCodec | null;
 }
 
+/** Received messages waiting for the codec (inflate) at which reading pauses, and at which it resumes. */
+const CODEC_BACKLOG_PAUSE = 4096;
+const CODEC_BACKLOG_RESUME = 1024;
+
 class IncomingMessage implements Message {
   readonly binary: boolean;
   readonly data: Buffer;
@@ -139,6 +143,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private inboxWaiter: (() => void) | null = null;
   private readPausedForInbox = false;
   private userPaused = false;
+  /** Reading stopped because too many received messages wait for the codec (S3: the inflate backlog is bounded). */
+  private readPausedForCodec = false;
 
   constructor(init: SessionInit<T>) {
     this.role = init.role;
@@ -262,13 +268,13 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    */
   pauseReading(): void {
     this.userPaused = true;
-    if (!this.socketGone) this.socket.pause();
+    this.updateReading();
   }
 
   /** Resumes reading after pauseReading(). */
   resumeReading(): void {
     this.userPaused = false;
-    if (!this.socketGone && !this.readPausedForInbox) this.socket.resume();
+    this.updateReading();
   }
 
   /** Number of requestWritable() calls that registered a request so far. */
@@ -452,12 +458,14 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   onEvent(ev: ConnectionEvent): void {
     switch (ev.type) {
       case 'message': {
+        if (this.readPausedForCodec) this.checkCodecBacklog();
         const m = new IncomingMessage(ev.binary, ev.data);
         if (this.handler.onMessage) this.callHandler(() => this.handler.onMessage!(this, m));
         else if (this.inboxEnabled) this.pushInbox(m);
         break;
       }
       case 'fragment': {
+        if (this.readPausedForCodec) this.checkCodecBacklog();
         const f: Fragment = { binary: ev.binary, data: ev.data, first: ev.first, last: ev.last };
         this.callHandler(() => this.handler.onFragment!(this, f));
         break;
@@ -515,6 +523,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     } finally {
       this.socket.uncork();
     }
+    if (this.conn.pendingInputMessages > 0 || this.readPausedForCodec) this.checkCodecBacklog();
   }
 
   private onDrain(): void {
@@ -668,6 +677,28 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.reschedule();
   }
 
+  /**
+   * One place decides whether the socket is read: the application paused it,
+   * the inbox is full, or the codec has a backlog. Never the write side (S1).
+   */
+  private updateReading(): void {
+    if (this.socketGone) return;
+    if (this.userPaused || this.readPausedForInbox || this.readPausedForCodec) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** Called after input was processed or delivered: bounds the messages waiting for the codec. */
+  private checkCodecBacklog(): void {
+    const pending = this.conn.pendingInputMessages;
+    if (!this.readPausedForCodec && pending >= CODEC_BACKLOG_PAUSE) {
+      this.readPausedForCodec = true;
+      this.updateReading();
+    } else if (this.readPausedForCodec && pending <= CODEC_BACKLOG_RESUME) {
+      this.readPausedForCodec = false;
+      this.updateReading();
+    }
+  }
+
   // ------------------------------------------------------------------ inbox
 
   private pushInbox(m: Message): void {
@@ -676,7 +707,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // Inbound flow control driven by the application's reading (not by writes: S1).
     if (this.inboxBytes > this.highWaterMark * 16 && !this.readPausedForInbox) {
       this.readPausedForInbox = true;
-      this.socket.pause();
+      this.updateReading();
     }
     this.wakeInbox();
   }
@@ -687,7 +718,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       this.inboxBytes -= m.data.length;
       if (this.readPausedForInbox && this.inboxBytes <= this.highWaterMark * 8) {
         this.readPausedForInbox = false;
-        if (!this.userPaused) this.socket.resume();
+        this.updateReading();
       }
     }
     return m;

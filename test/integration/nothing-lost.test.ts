@@ -213,7 +213,10 @@ for (const secure of [false, true]) {
  * Here the sender's close timeout is 300 ms and its backlog takes seconds.
  */
 test('a compressed backlog that outlasts closeTimeoutMs still goes out whole before the close frame', { timeout: 120_000 }, async () => {
-  const size = { ...SMALL, count: 20_000 };
+  // 40,000 small messages take the sender's codec several seconds, well past the 2 s close timeout below.
+  // (The timeout is not tighter because the receiver, bounding its inflate backlog, may pause reading for a
+  // few hundred ms while it works through one TCP read's worth of tiny compressed frames.)
+  const size = { ...SMALL, count: 40_000 };
   const rx = new Receiver(size);
   let resolveClose!: (v: { info: CloseInfo; receivedAtClose: number }) => void;
   const serverClosed = new Promise<{ info: CloseInfo; receivedAtClose: number }>((r) => (resolveClose = r));
@@ -223,8 +226,9 @@ test('a compressed backlog that outlasts closeTimeoutMs still goes out whole bef
   });
   let client: ClientSession | undefined;
   try {
-    client = await connect(url, { perMessageDeflate: deflate, keepalive: null, closeTimeoutMs: 300 });
-    // No pacing: all 20,000 go to the codec at once (16 bytes each count little against the high-water mark).
+    // Each pending codec job counts ~1 KiB in bufferedAmount, so the queue limit is raised to let all 40,000 in at once.
+    client = await connect(url, { perMessageDeflate: deflate, keepalive: null, closeTimeoutMs: 2000, limits: { maxQueuedBytes: 128 << 20 } });
+    // No pacing: all 40,000 go to the codec at once.
     for (let i = 0; i < size.count; i++) assert.notEqual(client.send(payload(size, i), { binary: false }), 'dropped');
     client.close(1000);
     const info = await client.closed;
