@@ -171,6 +171,8 @@ export class WebSocketServer {
     // node:http only tracks connections of a listening server, so the handed-off sockets are tracked here.
     for (const sock of this.httpSockets) sock.destroy();
     this.httpSockets.clear();
+    // Stops node:http's connection-checking interval (close() of a server that never listened only reports that).
+    this.httpHandoff?.close(() => {});
     const all = [...this.sessions];
     for (const s of all) s.close(code, reason);
     await Promise.all(all.map((s) => s.closed));
@@ -260,7 +262,12 @@ export class WebSocketServer {
 
   private handOffHttp(socket: Socket, bytes: Buffer): void {
     if (!this.httpHandoff) {
-      const http = createHttpServer({ maxHeaderSize: this.options.maxHeadBytes ?? 16384 }, (req, res) => this.options.onHttpRequest!(req, res));
+      const headTimeout = this.options.handshakeTimeoutMs ?? 10_000;
+      const http = createHttpServer(
+        // A later request on a kept-alive connection gets the same head deadline as an upgrade (slowloris).
+        { maxHeaderSize: this.options.maxHeadBytes ?? 16384, headersTimeout: headTimeout, requestTimeout: Math.max(headTimeout, 30_000), connectionsCheckingInterval: Math.min(1000, headTimeout) },
+        (req, res) => this.options.onHttpRequest!(req, res),
+      );
       http.on('upgrade', this.onUpgrade);
       http.on('clientError', (err: NodeJS.ErrnoException, sock) => {
         // A head over maxHeaderSize is 431 (RFC 6585 section 5), as on the first request of the
@@ -270,6 +277,9 @@ export class WebSocketServer {
         else sock.destroy();
       });
       this.httpHandoff = http;
+      // node:http tracks connections and enforces headersTimeout/requestTimeout only once it has emitted
+      // 'listening'; this server never listens (sockets are handed to it), so it is told it is.
+      http.emit('listening');
     }
     this.httpSockets.add(socket);
     socket.once('close', () => this.httpSockets.delete(socket));

@@ -58,3 +58,36 @@ test('without onHttpRequest a plain request gets 426', async () => {
     await server.close();
   }
 });
+
+test('a later request trickled on a kept-alive HTTP connection is cut off at the head deadline (slowloris)', async () => {
+  const { connect: netConnect } = await import('node:net');
+  const server = createServer({ port: 0, handshakeTimeoutMs: 1000, onHttpRequest: (_req, res) => res.end('ok'), handler: {} });
+  const { port } = await server.listen();
+  const sock = netConnect(port, '127.0.0.1');
+  let trickle: NodeJS.Timeout | undefined;
+  try {
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => (got += d));
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+    const deadline = Date.now() + 5000;
+    while (!got.includes('ok') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(got.includes('200'), 'the first request was answered');
+    // A second request, one byte every 100 ms, never finishing its head.
+    const start = Date.now();
+    const slow = 'GET /b HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'y'.repeat(1000);
+    let i = 0;
+    trickle = setInterval(() => {
+      if (i < slow.length && !sock.destroyed) sock.write(slow[i++]);
+    }, 100);
+    const result = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
+    assert.equal(result, 'closed', 'the trickling connection is dropped');
+    // Deadline requirement: head timeout (1 s) + checking interval (1 s) + a generous margin for a loaded machine.
+    assert.ok(Date.now() - start < 6000, `dropped after ${Date.now() - start} ms`);
+  } finally {
+    clearInterval(trickle);
+    sock.destroy();
+    await server.close();
+  }
+});
