@@ -11,7 +11,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { startCounter, type Counter } from '../helpers/byte-counter.js';
 import WebSocket, { WebSocketServer as WsServer } from 'ws';
 import { connect, type ClientSession, type Message, type ServerSession } from '../../src/index.js';
 import type { PerMessageDeflateOptions } from '../../src/transport/permessage-deflate.js';
@@ -21,44 +22,6 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 const SIZES = [1, 1000, 64 * KiB, MiB, 16 * MiB];
 
-/** A TCP relay that counts the bytes of each direction (client to server: up). */
-interface Counter {
-  port: number;
-  up: number;
-  down: number;
-  close(): Promise<void>;
-}
-
-async function startCounter(target: number): Promise<Counter> {
-  const sockets = new Set<Socket>();
-  const counter = { port: 0, up: 0, down: 0, close: async () => {} };
-  const server = createNetServer((client) => {
-    const upstream = netConnect({ host: '127.0.0.1', port: target });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.on('data', (d: Buffer) => (counter.up += d.length));
-    upstream.on('data', (d: Buffer) => (counter.down += d.length));
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  counter.port = (server.address() as AddressInfo).port;
-  counter.close = () => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  return counter;
-}
 
 function payloadFor(kind: 'text' | 'binary', size: number): string | Buffer {
   // Binary: half random, half repeated bytes, so zlib has both kinds of work.

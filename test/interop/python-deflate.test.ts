@@ -22,7 +22,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { startCounter, type Counter } from '../helpers/byte-counter.js';
 import { connect, createServer, type ClientSession, type CloseInfo, type Message, type ServerSession, type WebSocketServer } from '../../src/index.js';
 import type { PerMessageDeflateOptions } from '../../src/transport/permessage-deflate.js';
 import { pythonWebsocketsAvailable, requirePeer } from '../helpers/peers.js';
@@ -56,44 +56,6 @@ interface PyExtension {
   local_max_window_bits: number;
 }
 
-/** A TCP relay to 127.0.0.1:target that counts the bytes of each direction (client to server: up). */
-interface Counter {
-  port: number;
-  up: number;
-  down: number;
-  close(): Promise<void>;
-}
-
-async function startCounter(target: number): Promise<Counter> {
-  const sockets = new Set<Socket>();
-  const counter = { port: 0, up: 0, down: 0, close: async () => {} };
-  const server = createNetServer((client) => {
-    const upstream = netConnect({ host: '127.0.0.1', port: target });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.on('data', (d: Buffer) => (counter.up += d.length));
-    upstream.on('data', (d: Buffer) => (counter.down += d.length));
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  counter.port = (server.address() as AddressInfo).port;
-  counter.close = () => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  return counter;
-}
 
 /** The compression on the wire: bytes both ways well under the payload bytes (without it they would exceed them). */
 function assertCompressedOnWire(counter: Counter, payloadBytes: number): string {
