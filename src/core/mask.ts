@@ -1,11 +1,40 @@
+/** True on little-endian hosts, where a 32-bit word read from bytes b0..b3 is b0 | b1 << 8 | ... */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Below this many bytes the 32-bit path's view is not worth creating. */
+const WORD_PATH_MIN = 64;
+
 /**
  * XOR masking, RFC 6455 section 5.3. `offset` is how many payload bytes of the
  * same frame came before `data` (so a frame unmasked in several pieces keeps
  * its place in the 4-byte mask cycle). Works in place.
+ *
+ * Long runs are XORed a 32-bit word at a time through a Uint32Array view of
+ * the aligned middle of the range (the mask rotated to the byte it starts
+ * on): a quarter of the operations of the byte loop.
  */
 export function applyMask(data: Uint8Array, mask: Uint8Array, offset = 0, start = 0, end = data.length): void {
   let i = start;
   let m = offset & 3;
+  if (end - i >= WORD_PATH_MIN && LITTLE_ENDIAN) {
+    // Bytes up to the first 4-byte-aligned address of the underlying memory.
+    while (((data.byteOffset + i) & 3) !== 0) {
+      data[i] ^= mask[m];
+      i++;
+      m = (m + 1) & 3;
+    }
+    const words = (end - i) >>> 2;
+    const word = (mask[m] | (mask[(m + 1) & 3] << 8) | (mask[(m + 2) & 3] << 16) | (mask[(m + 3) & 3] << 24)) | 0;
+    const view = new Int32Array(data.buffer, data.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] ^= word;
+    i += words << 2;
+    // The mask phase is unchanged after whole words.
+    for (; i < end; i++) {
+      data[i] ^= mask[m];
+      m = (m + 1) & 3;
+    }
+    return;
+  }
   // Align the mask cycle to 0 so the main loop can unroll four bytes at a time.
   while (i < end && m !== 0) {
     data[i] ^= mask[m];

@@ -69,6 +69,21 @@ export class Utf8Validator {
     let hi = this.#hi;
     let i = start;
 
+    if (need === 0 && end - start >= NATIVE_MIN) {
+      // Between characters with a long run ahead: node:buffer's native isUtf8
+      // checks everything up to the last character that starts in the range;
+      // the loop below only sees what may be an unfinished last character
+      // (at most 3 bytes). Failing here is failing at this write, as the loop
+      // would (the input is invalid somewhere in this range either way).
+      const cut = lastCharStart(data, start, end);
+      const whole = cut === -1 || cut + sequenceLength(data[cut]) <= end ? end : cut;
+      if (whole > start) {
+        const view = whole - start === data.length ? data : data.subarray(start, whole);
+        if (!isUtf8(view)) return this.#fail();
+        i = whole;
+      }
+    }
+
     while (i < end) {
       if (need === 0) {
         // Between characters. Most text is ASCII (UTF8-1), which needs no
@@ -158,6 +173,27 @@ export class Utf8Validator {
     this.#hi = TAIL_HI;
     return false;
   }
+}
+
+/** Below this many bytes the native check's call costs more than the loop. */
+const NATIVE_MIN = 32;
+
+/**
+ * Index of the last byte in [start, end) that is not a continuation byte,
+ * looking at most 4 bytes back (a character is at most 4 bytes), or -1.
+ */
+function lastCharStart(data: Uint8Array, start: number, end: number): number {
+  const stop = Math.max(start, end - 4);
+  for (let j = end - 1; j >= stop; j--) if ((data[j] & 0xc0) !== 0x80) return j;
+  return -1;
+}
+
+/** Length of the sequence a byte starts (1 for ASCII and for bytes that cannot start one: isUtf8 then decides). */
+function sequenceLength(b: number): number {
+  if (b >= 0xc2 && b <= 0xdf) return 2;
+  if (b >= 0xe0 && b <= 0xef) return 3;
+  if (b >= 0xf0 && b <= 0xf4) return 4;
+  return 1;
 }
 
 /**

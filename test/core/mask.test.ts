@@ -22,6 +22,32 @@ describe('applyMask (RFC 6455 section 5.3)', () => {
     }
   });
 
+  it('the 32-bit path (64 bytes and more) matches the formula for every memory alignment, mask phase, range and tail length', () => {
+    for (const key of KEYS) {
+      for (const n of [63, 64, 65, 66, 67, 68, 100, 127, 1024, 1031, 4099]) {
+        for (let align = 0; align < 4; align++) {
+          for (let offset = 0; offset < 4; offset++) {
+            const data = bytes(n, n * 7 + align * 3 + offset);
+            // A view starting `align` bytes into its ArrayBuffer, so the aligned middle starts at each possible place.
+            const backing = Buffer.alloc(n + 8, 0xaa);
+            const work = backing.subarray(align + 1, align + 1 + n);
+            data.copy(work);
+            applyMask(work, key, offset);
+            assert.deepEqual(work, xorMask(data, key, offset), `key ${key.toString('hex')} length ${n} alignment ${work.byteOffset & 3} offset ${offset}`);
+            // Bytes around the view are untouched.
+            assert.equal(backing[align], 0xaa);
+            assert.equal(backing[align + 1 + n], 0xaa);
+          }
+        }
+      }
+      // A sub-range [start, end) of a longer buffer, on the word path.
+      const data = bytes(300, 5);
+      const work = Buffer.from(data);
+      applyMask(work, key, 2, 13, 250);
+      assert.deepEqual(work, Buffer.concat([data.subarray(0, 13), xorMask(data.subarray(13, 250), key, 2), data.subarray(250)]));
+    }
+  });
+
   it('the RFC section 5.7 example: "Hello" masked with 37 fa 21 3d', () => {
     const data = Buffer.from('Hello');
     applyMask(data, Buffer.from([0x37, 0xfa, 0x21, 0x3d]));

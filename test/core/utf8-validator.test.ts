@@ -347,6 +347,55 @@ describe('streaming', () => {
 // Offsets, reset, initial state
 // ---------------------------------------------------------------------------
 
+describe('native path (runs of 32 bytes and more)', () => {
+  /** Index of the first write that returns false when `data` is fed in the given pieces, or -1. */
+  function firstFailingWrite(v: Utf8Validator, data: Buffer, cuts: number[]): number {
+    let at = 0;
+    const bounds = [...cuts, data.length];
+    for (let k = 0; k < bounds.length; k++) {
+      if (!v.write(data, at, bounds[k])) return k;
+      at = bounds[k];
+    }
+    return -1;
+  }
+
+  /** The byte at which a byte-by-byte feed first fails (always the loop: 1-byte writes), or -1. */
+  function failByte(data: Buffer): number {
+    const v = new Utf8Validator();
+    for (let i = 0; i < data.length; i++) if (!v.write(data, i, i + 1)) return i;
+    return -1;
+  }
+
+  const pieces = ['a', 'é', '€', '😀', '\u07ff', '\uffff', '\u{10ffff}'];
+  const bad = [[0xc0, 0x80], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xff], [0x80], [0xf0, 0x90, 0x41]];
+
+  it('agrees with the byte loop on where input fails, for every split into two pieces of long mixed text', () => {
+    let seed = 12345;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    for (let round = 0; round < 120; round++) {
+      let text = '';
+      const len = 8 + rnd(40);
+      for (let i = 0; i < len; i++) text += pieces[rnd(pieces.length)];
+      let data = Buffer.from(text, 'utf8');
+      if (round % 2 === 1) {
+        // Plant one invalid sequence at a random character boundary (or cut the text inside a character).
+        const cut = rnd(data.length + 1);
+        const b = Buffer.from(bad[rnd(bad.length)]);
+        data = round % 6 === 5 ? data.subarray(0, Math.max(0, data.length - 1 - rnd(2))) : Buffer.concat([data.subarray(0, cut), b, data.subarray(cut)]);
+      }
+      const where = failByte(data);
+      for (let split = 0; split <= data.length; split++) {
+        const v = new Utf8Validator();
+        const k = firstFailingWrite(v, data, [split]);
+        // The write that fails is the one holding the first unextendable byte.
+        const expected = where === -1 ? -1 : where < split ? 0 : 1;
+        assert.equal(k, expected, `round ${round}, ${data.toString('hex')} split at ${split}: failed at write ${k}, byte loop fails at byte ${where}`);
+        if (k === -1) assert.equal(v.isComplete(), isValidUtf8(data), `complete? round ${round} split ${split}`);
+      }
+    }
+  });
+});
+
 describe('write(data, start, end)', () => {
   it('looks only at [start, end)', () => {
     const v = new Utf8Validator();
