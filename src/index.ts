@@ -5,6 +5,8 @@ export type { SendStatus, Message, Fragment, CloseInfo, WritableInfo, SessionLim
 export { DEFAULT_SESSION_LIMITS, DEFAULT_KEEPALIVE } from './transport/types.js';
 export { createServer, WebSocketServer, type ServerOptions, type ServerHandler, type VerifyResult } from './server/server.js';
 export { ServerSession, type UpgradeRequest } from './server/server-session.js';
+export { Topics, MAX_TOPIC_LENGTH } from './pubsub/topics.js';
+export { fanOut, type FanOutOptions, type FanOutResult } from './pubsub/fan-out.js';
 export { connect, ClientSession, parseWebSocketUrl, type ConnectOptions, type ClientHandler } from './client/connect.js';
 export { DeflateCodec, validateZlibOptions, type PerMessageDeflateOptions } from './transport/permessage-deflate.js';
 export { createMountHandler, type Mount, type MountHandlerOptions, type HttpRequestHandler } from './server/mounts.js';

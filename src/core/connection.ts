@@ -298,6 +298,24 @@ export class Connection implements FrameSink {
     this.emitWrite(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true);
   }
 
+  /** True when a codec compresses this connection's outgoing messages. */
+  get compressesOutput(): boolean {
+    return this.codec !== null && this.codec.compressesOutput;
+  }
+
+  /**
+   * Sends one whole message already encoded as an unmasked frame by the
+   * caller: a broadcast frame built once for many server connections. Only
+   * a server may (client frames need a fresh mask each, RFC 6455 section
+   * 5.3), and never into an open stream. The chunks are not modified.
+   */
+  sendEncoded(frame: Buffer[]): void {
+    this.assertCanSendData('send');
+    if (this.role !== 'server') throw new InvalidStateError('send a shared frame', 'a client connection (client frames are masked)');
+    if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
+    this.emitWrite(frame, true);
+  }
+
   /**
    * Queues one frame whose payload the codec transforms first. A message sent
    * in several frames is one compressed stream (RFC 7692 section 7.2.1): RSV1

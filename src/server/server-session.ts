@@ -1,4 +1,6 @@
 import { Session, type SessionInit } from '../transport/session.js';
+import type { Subscriber, Topics } from '../pubsub/topics.js';
+import { InvalidStateError } from '../core/errors.js';
 
 /** What the server learnt from the opening handshake. */
 export interface UpgradeRequest {
@@ -18,11 +20,40 @@ export interface UpgradeRequest {
   readonly secure: boolean;
 }
 
-/** A server-side session: a Session plus the request that opened it. */
-export class ServerSession<T = Record<string, unknown>> extends Session<T> {
+/** A server-side session: a Session plus the request that opened it, and its topics. */
+export class ServerSession<T = Record<string, unknown>> extends Session<T> implements Subscriber {
   readonly request: UpgradeRequest;
-  constructor(init: SessionInit<T>, request: UpgradeRequest) {
+  /** @internal the topics this session is in (the server's registry owns the membership). */
+  topicSet: Set<string> | null = null;
+  private readonly registry: Topics<ServerSession<never>> | null;
+
+  constructor(init: SessionInit<T>, request: UpgradeRequest, topics: Topics<ServerSession<never>> | null = null) {
     super(init);
     this.request = request;
+    this.registry = topics;
+  }
+
+  /**
+   * Joins `topic`: server.publish(topic, ...) reaches this session until it
+   * unsubscribes or closes. Returns false if it was already subscribed.
+   */
+  subscribe(topic: string): boolean {
+    if (this.state !== 'open') return false;
+    return this.topicRegistry().subscribe(this as unknown as ServerSession<never>, topic);
+  }
+
+  /** Leaves `topic`; false if the session was not in it. */
+  unsubscribe(topic: string): boolean {
+    return this.topicRegistry().unsubscribe(this as unknown as ServerSession<never>, topic);
+  }
+
+  /** The topics this session is subscribed to. */
+  get topics(): readonly string[] {
+    return this.topicSet ? [...this.topicSet] : [];
+  }
+
+  private topicRegistry(): Topics<ServerSession<never>> {
+    if (!this.registry) throw new InvalidStateError('subscribe to a topic', 'a session without a server');
+    return this.registry;
   }
 }

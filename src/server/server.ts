@@ -1,4 +1,6 @@
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { Topics } from '../pubsub/topics.js';
+import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -86,6 +88,7 @@ export class WebSocketServer {
   private netServer: NetServer | null = null;
   private readonly attached: HttpServer | null;
   private readonly sessions = new Set<ServerSession>();
+  private readonly topics = new Topics<ServerSession<never>>();
   private readonly handshakes = new Set<PendingHandshake>();
   private closing = false;
   /** Internal node:http server for onHttpRequest (never listens; sockets are handed to it). */
@@ -111,6 +114,28 @@ export class WebSocketServer {
   /** Sessions that are open or closing. */
   get clients(): ReadonlySet<ServerSession> {
     return this.sessions;
+  }
+
+  /**
+   * Sends one message to every open session (or those `filter` accepts).
+   * The payload is copied once and the frame built once, then written to
+   * each session (sessions with permessage-deflate compress their own copy).
+   * Each session's limits apply: a session over maxQueuedBytes drops it and
+   * gets an onError, as with send(). Returns how many accepted and dropped it.
+   */
+  broadcast(data: string | Uint8Array, options: FanOutOptions & { filter?: (session: ServerSession) => boolean } = {}): FanOutResult {
+    const filter = options.filter;
+    return fanOut(filter ? filtered(this.sessions, filter) : this.sessions, data, options);
+  }
+
+  /** Sends one message to every session subscribed to `topic` (session.subscribe()), as broadcast() does. */
+  publish(topic: string, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
+    return fanOut(this.topics.subscribers(topic), data, options);
+  }
+
+  /** Number of sessions subscribed to `topic`. */
+  subscriberCount(topic: string): number {
+    return this.topics.subscribers(topic).size;
   }
 
   /** The address the server listens on (after listen()). */
@@ -373,9 +398,13 @@ export class WebSocketServer {
           closeTimeoutMs: this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
           head: rest,
           onHandlerError: (err, s) => this.report(err, s as unknown as ServerSession),
-          onFinished: (s) => this.sessions.delete(s as unknown as ServerSession),
+          onFinished: (s) => {
+            this.sessions.delete(s as unknown as ServerSession);
+            this.topics.removeAll(s as unknown as ServerSession<never>);
+          },
         },
         request,
+        this.topics,
       );
       this.sessions.add(session);
       socket.off('error', onEarlyError);
@@ -414,3 +443,7 @@ export function createServer(options: ServerOptions = {}): WebSocketServer {
 }
 
 export type { Session };
+
+function* filtered<S>(all: Iterable<S>, keep: (s: S) => boolean): Generator<S> {
+  for (const s of all) if (keep(s)) yield s;
+}

@@ -239,6 +239,22 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   }
 
   /**
+   * @internal A message built once for many sessions (fan-out): `frame` is
+   * its encoded, unmasked frame, shared and never modified; `payload` the
+   * library's own copy of it, for a session that must encode it itself (it
+   * compresses, or a streamed message is open).
+   */
+  sendShared(frame: Buffer[], payload: Buffer, binary: boolean, compress: boolean): SendStatus {
+    if (this.conn.state !== 'open') return 'dropped';
+    if (this.conn.sendingStream || (compress && this.conn.compressesOutput)) return this.send(payload, { binary, compress });
+    let bytes = 0;
+    for (let i = 0; i < frame.length; i++) bytes += frame[i].length;
+    if (this.overQueueLimit(bytes)) return 'dropped';
+    this.conn.sendEncoded(frame);
+    return this.statusAfterSend();
+  }
+
+  /**
    * Opens a message to be sent piece by piece (RFC 6455 section 5.4
    * fragmentation): each write() is one frame on the wire; end() sends the
    * final frame. Other send() calls wait until the stream ends.

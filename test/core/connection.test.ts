@@ -1187,3 +1187,30 @@ describe('Connection: streaming receive (streamMessages: true)', () => {
     });
   }
 });
+
+describe('sendEncoded (a frame built once for many connections)', () => {
+  it('a server writes the given chunks unchanged, as one message, in order with other sends', () => {
+    const { conn, rec } = open('server');
+    conn.send(Buffer.from('before'), false);
+    const frame = [Buffer.from([0x82, 0x03]), Buffer.from('abc')];
+    const copy = frame.map((c) => Buffer.from(c));
+    conn.sendEncoded(frame);
+    conn.send(Buffer.from('after'), false);
+    const w = rec.writes;
+    assert.deepEqual(w.map((x) => x.payload.toString()), ['before', 'abc', 'after']);
+    assert.equal(w[1].opcode, Op.Binary);
+    assert.equal(w[1].endsMessage, true);
+    assert.deepEqual(frame, copy, 'the shared chunks are not modified');
+  });
+
+  it('refuses a client (frames need a fresh mask each), a closing connection and an open stream, naming why', () => {
+    const client = open('client').conn;
+    assert.throws(() => client.sendEncoded([Buffer.from([0x82, 0x00])]), (e: unknown) => e instanceof InvalidStateError && /client/.test(e.message));
+    const streaming = open('server').conn;
+    streaming.sendFragment(Buffer.from('a'), true, false);
+    assert.throws(() => streaming.sendEncoded([Buffer.from([0x82, 0x00])]), (e: unknown) => e instanceof InvalidStateError && /stream/.test(e.message));
+    const closing = open('server').conn;
+    closing.close(1000, '', 0);
+    assert.throws(() => closing.sendEncoded([Buffer.from([0x82, 0x00])]), (e: unknown) => e instanceof InvalidStateError && /closing/.test(e.message));
+  });
+});

@@ -1,0 +1,55 @@
+import { encodeOwnedFrame } from '../core/frame-serializer.js';
+import { Opcode } from '../core/opcodes.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { SendStatus } from '../transport/types.js';
+
+/** What fan-out needs of a session: the shared-frame send of Session. */
+export interface FanOutTarget {
+  sendShared(frame: Buffer[], payload: Buffer, binary: boolean, compress: boolean): SendStatus;
+}
+
+export interface FanOutOptions {
+  /** Default: strings go as TEXT, bytes as BINARY. */
+  binary?: boolean;
+  /** false: no permessage-deflate for this message, even where it was negotiated. Default true. */
+  compress?: boolean;
+}
+
+/** How a message sent to many sessions fared, per session. */
+export interface FanOutResult {
+  /** Sessions that accepted the message (sent, queued or under backpressure). */
+  accepted: number;
+  /** Sessions that did not (closing, or over maxQueuedBytes: each got an onError for it). */
+  dropped: number;
+  /** Sessions among the accepted that are above their high-water mark. */
+  backpressure: number;
+}
+
+/**
+ * Sends one message to many sessions. The payload is copied once (S2: the
+ * caller may reuse its buffer as soon as this returns) and the frame is built
+ * once: every session without a compressing codec writes the same bytes.
+ * Server frames are unmasked (RFC 6455 section 5.1), so one frame fits all.
+ * Sessions that compress, or that are in the middle of a streamed message,
+ * send it through their own path (their order and their codec are theirs).
+ */
+export function fanOut(targets: Iterable<FanOutTarget>, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
+  let payload: Buffer;
+  if (typeof data === 'string') payload = Buffer.from(data, 'utf8');
+  else if (data instanceof Uint8Array) payload = Buffer.from(data); // a copy of ours (S2)
+  else throw new InvalidArgumentError('ERR_BAD_PAYLOAD', 'broadcast/publish take a string or a Uint8Array (Buffer)');
+  const binary = options.binary ?? typeof data !== 'string';
+  const compress = options.compress ?? true;
+  let frame: Buffer[] | null = null;
+  const result: FanOutResult = { accepted: 0, dropped: 0, backpressure: 0 };
+  for (const t of targets) {
+    frame ??= encodeOwnedFrame(binary ? Opcode.Binary : Opcode.Text, payload, { mask: null });
+    const status = t.sendShared(frame, payload, binary, compress);
+    if (status === 'dropped') result.dropped++;
+    else {
+      result.accepted++;
+      if (status === 'backpressure') result.backpressure++;
+    }
+  }
+  return result;
+}
