@@ -78,6 +78,18 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 
+/**
+ * The limits in force for `limits` (maxFrameBytes follows maxMessageBytes
+ * unless set). Limits that are already complete are returned as they are, so
+ * many connections share one object (it is only read).
+ */
+export function resolveLimits(limits: Partial<ConnectionLimits> | undefined): ConnectionLimits {
+  if (limits && limits.maxMessageBytes !== undefined && limits.maxFrameBytes !== undefined && limits.maxFragments !== undefined) return limits as ConnectionLimits;
+  const r = { ...DEFAULT_LIMITS, ...limits };
+  if (limits?.maxMessageBytes !== undefined && limits.maxFrameBytes === undefined) r.maxFrameBytes = r.maxMessageBytes;
+  return r;
+}
+
 export interface ConnectionOptions {
   role: Role;
   limits?: Partial<ConnectionLimits>;
@@ -169,10 +181,7 @@ export class Connection implements FrameSink {
   constructor(host: ConnectionHost, options: ConnectionOptions) {
     this.host = host;
     this.role = options.role;
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    if (options.limits?.maxMessageBytes !== undefined && options.limits.maxFrameBytes === undefined) {
-      this.limits.maxFrameBytes = this.limits.maxMessageBytes;
-    }
+    this.limits = resolveLimits(options.limits);
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.keepalive = options.keepalive && (options.keepalive.pingAfterMs > 0 || options.keepalive.hangupAfterMs > 0) ? options.keepalive : null;
     this.streamMessages = options.streamMessages ?? false;

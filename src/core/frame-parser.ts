@@ -1,5 +1,5 @@
 import { LimitExceededError, ProtocolError } from './errors.js';
-import { applyMask } from './mask.js';
+import { applyMaskKey, packMask } from './mask.js';
 import { isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Opcode } from './opcodes.js';
 
 /**
@@ -42,8 +42,8 @@ export class FrameParser {
   private readonly maxFrameBytes: number;
   allowedRsv: number;
   private state = State.Header;
-  /** Bytes of a header that arrived split across chunks (at most 14). */
-  private readonly headerBuf = Buffer.alloc(14);
+  /** Bytes of a header that arrived split across chunks (at most 14); allocated the first time one does. */
+  private headerBuf: Buffer | null = null;
   private headerLen = 0;
   // Current frame.
   private opcode = 0;
@@ -51,8 +51,10 @@ export class FrameParser {
   private remaining = 0;
   private consumed = 0;
   private masked = false;
-  private readonly mask = Buffer.alloc(4);
-  private controlParts: Buffer[] = [];
+  /** The current frame's masking key (packMask form). */
+  private maskKey = 0;
+  /** Pieces of a control frame split across reads (null until one is). */
+  private controlParts: Buffer[] | null = null;
   /** Opcode of the data message being continued, 0 when between messages. */
   private messageOpcode = 0;
   private readonly sink: FrameSink;
@@ -94,18 +96,24 @@ export class FrameParser {
       const take = Math.min(this.remaining, len - pos);
       if (take > 0 || this.remaining === 0) {
         const piece = chunk.subarray(pos, pos + take);
-        if (this.masked && take > 0) applyMask(piece, this.mask, this.consumed);
+        if (this.masked && take > 0) applyMaskKey(piece, this.maskKey, this.consumed);
         pos += take;
         this.consumed += take;
         this.remaining -= take;
         if (isControlOpcode(this.opcode)) {
-          if (take > 0) this.controlParts.push(piece);
-          if (this.remaining === 0) {
-            const parts = this.controlParts;
-            this.controlParts = [];
-            const payload = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+          if (this.remaining === 0 && this.controlParts === null) {
+            // The whole control frame in this chunk (the usual case): no parts list.
             this.state = State.Header;
-            this.sink.onControlFrame(this.opcode, payload);
+            this.sink.onControlFrame(this.opcode, piece);
+          } else {
+            if (take > 0) (this.controlParts ??= []).push(piece);
+            if (this.remaining === 0) {
+              const parts = this.controlParts ?? [];
+              this.controlParts = null;
+              const payload = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+              this.state = State.Header;
+              this.sink.onControlFrame(this.opcode, payload);
+            }
           }
         } else {
           if (take > 0) this.sink.onDataPayload(piece, this.remaining);
@@ -126,22 +134,23 @@ export class FrameParser {
     const avail = chunk.length - pos;
     if (this.headerLen > 0) {
       // Finish a split header byte by byte into headerBuf (at most 14 bytes).
-      const need = this.headerNeed(this.headerBuf, 0, this.headerLen);
+      const hb = this.headerBuf!;
+      const need = this.headerNeed(hb, 0, this.headerLen);
       const copy = Math.min(need - this.headerLen, avail);
-      chunk.copy(this.headerBuf, this.headerLen, pos, pos + copy);
+      chunk.copy(hb, this.headerLen, pos, pos + copy);
       this.headerLen += copy;
-      const needNow = this.headerNeed(this.headerBuf, 0, this.headerLen);
+      const needNow = this.headerNeed(hb, 0, this.headerLen);
       if (this.headerLen < needNow) {
         // The second byte may have revealed a longer header; try again with what is left.
         if (copy < avail) return this.readHeader(chunk, pos + copy);
         return -1;
       }
       this.headerLen = 0;
-      this.decodeHeader(this.headerBuf, 0);
+      this.decodeHeader(hb, 0);
       return pos + copy;
     }
     if (avail < 2 || avail < this.headerNeed(chunk, pos, avail)) {
-      chunk.copy(this.headerBuf, 0, pos);
+      chunk.copy((this.headerBuf ??= Buffer.alloc(14)), 0, pos);
       this.headerLen = avail;
       // Validate what we can of the first two bytes at once (fail fast).
       if (avail >= 1) this.checkFirstByte(chunk[pos]);
@@ -219,7 +228,7 @@ export class FrameParser {
     }
     this.masked = (b1 & 0x80) !== 0;
     if (this.masked) {
-      b.copy(this.mask, 0, p + size, p + size + 4);
+      this.maskKey = packMask(b, p + size);
       size += 4;
     }
     this.opcode = opcode;

@@ -1,11 +1,12 @@
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { HandshakeRequest } from './handshake-request.js';
 import { Topics } from '../pubsub/topics.js';
 import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { KeepaliveOptions } from '../core/connection.js';
-import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS, resolveLimits } from '../core/connection.js';
 import { HandshakeError, InvalidStateError, WebSocketError } from '../core/errors.js';
 import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
@@ -89,6 +90,24 @@ export class WebSocketServer {
   private readonly attached: HttpServer | null;
   private readonly sessions = new Set<ServerSession>();
   private readonly topics = new Topics<ServerSession<never>>();
+  // One function for every session (a closure per session made inside the
+  // handshake would keep that handshake's whole scope alive with it).
+  private readonly onSessionHandlerError = (err: unknown, s: Session<never>): void => this.report(err, s as unknown as ServerSession);
+  /** Limits per handler, resolved once and shared by its sessions (read only). */
+  private readonly handlerLimits = new WeakMap<ServerHandler, Partial<SessionLimits>>();
+  private limitsFor(handler: ServerHandler): Partial<SessionLimits> {
+    let l = this.handlerLimits.get(handler);
+    if (!l) {
+      const merged = { ...this.options.limits, ...handler.limits };
+      l = { ...merged, ...resolveLimits(merged) };
+      this.handlerLimits.set(handler, l);
+    }
+    return l;
+  }
+  private readonly onSessionFinished = (s: Session<never>): void => {
+    this.sessions.delete(s as unknown as ServerSession);
+    this.topics.removeAll(s as unknown as ServerSession<never>);
+  };
   private readonly handshakes = new Set<PendingHandshake>();
   private closing = false;
   /** Internal node:http server for onHttpRequest (never listens; sockets are handed to it). */
@@ -348,17 +367,7 @@ export class WebSocketServer {
         this.reject(socket, 400, info.protocols.length > 0 ? 'none of the offered subprotocols is supported' : 'a subprotocol is required');
         return;
       }
-      const request: UpgradeRequest = {
-        url: head.target,
-        path,
-        query: new URLSearchParams(qpos === -1 ? '' : head.target.slice(qpos + 1)),
-        host: info.host,
-        origin: info.origin,
-        headers: head.headers,
-        remoteAddress: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
-        protocols: info.protocols,
-        secure,
-      };
+      const request = new HandshakeRequest(head, info, (socket as Duplex & { remoteAddress?: string }).remoteAddress, secure);
       if (this.options.verifyClient) {
         const verdict = await this.options.verifyClient(request);
         if (verdict !== true) {
@@ -393,15 +402,12 @@ export class WebSocketServer {
           protocol,
           extensions: extensions.map((e) => e.name),
           codec,
-          limits: { ...this.options.limits, ...handler.limits },
+          limits: this.limitsFor(handler),
           keepalive: handler.keepalive !== undefined ? handler.keepalive : this.options.keepalive !== undefined ? this.options.keepalive : DEFAULT_KEEPALIVE,
           closeTimeoutMs: this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
           head: rest,
-          onHandlerError: (err, s) => this.report(err, s as unknown as ServerSession),
-          onFinished: (s) => {
-            this.sessions.delete(s as unknown as ServerSession);
-            this.topics.removeAll(s as unknown as ServerSession<never>);
-          },
+          onHandlerError: this.onSessionHandlerError,
+          onFinished: this.onSessionFinished,
         },
         request,
         this.topics,
@@ -409,6 +415,8 @@ export class WebSocketServer {
       this.sessions.add(session);
       socket.off('error', onEarlyError);
       session.start(rest);
+      // onOpen has seen the parsed request; from here the session keeps only its text.
+      request.compact();
       socket.resume();
     } catch (err) {
       if (err instanceof HandshakeError) this.reject(socket, err.status ?? 400, err.message, err.headers);

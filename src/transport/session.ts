@@ -78,6 +78,26 @@ function toBytes(data: string | Uint8Array | ArrayBuffer | ArrayBufferView): Buf
   throw new InvalidArgumentError('ERR_BAD_PAYLOAD', 'send() takes a string, Buffer, TypedArray, DataView or ArrayBuffer');
 }
 
+/** The session a socket belongs to, for the shared socket listeners below. */
+const SESSION = Symbol('sockeye.session');
+type SessionSocket = Duplex & { [SESSION]: Session<unknown> };
+
+function onSocketData(this: Duplex, chunk: Buffer): void {
+  (this as SessionSocket)[SESSION].onData(chunk);
+}
+function onSocketDrain(this: Duplex): void {
+  (this as SessionSocket)[SESSION].onDrain();
+}
+function onSocketEnd(this: Duplex): void {
+  (this as SessionSocket)[SESSION].onEnd();
+}
+function onSocketError(this: Duplex, err: Error): void {
+  (this as SessionSocket)[SESSION].onSocketError(err);
+}
+function onSocketClose(this: Duplex): void {
+  (this as SessionSocket)[SESSION].onSocketClose();
+}
+
 /**
  * A WebSocket session over a byte stream (TCP or TLS socket): the core
  * Connection bound to the socket, a write queue with backpressure, writable
@@ -149,9 +169,17 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private deferred: Array<{ bytes: Buffer; binary: boolean; compress: boolean }> = [];
   private closeEvent: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
   private closeInfo: CloseInfo | null = null;
-  private closedResolve!: (info: CloseInfo) => void;
+  private closedResolve: ((info: CloseInfo) => void) | null = null;
+  private closedPromise: Promise<CloseInfo> | null = null;
   /** Resolves once, after the socket is released, with how the session ended. Never rejects. */
-  readonly closed: Promise<CloseInfo>;
+  get closed(): Promise<CloseInfo> {
+    // Made on first use: most sessions are never awaited, and an idle server holds thousands.
+    if (!this.closedPromise) {
+      const info = this.closeInfo;
+      this.closedPromise = info ? Promise.resolve(info) : new Promise((resolve) => (this.closedResolve = resolve));
+    }
+    return this.closedPromise;
+  }
 
   // Inbox for messages() (client sessions).
   private readonly inboxEnabled: boolean;
@@ -176,7 +204,6 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.onHandlerError = init.onHandlerError;
     this.onFinished = init.onFinished;
     this.inboxEnabled = init.inbox ?? false;
-    this.closed = new Promise((resolve) => (this.closedResolve = resolve));
     this.conn = new Connection(this, {
       role: init.role,
       limits: init.limits,
@@ -192,11 +219,13 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** Wires the socket and runs onOpen; then processes bytes that came with the handshake. */
   start(head: Buffer): void {
     const s = this.socket;
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
-    s.on('drain', () => this.onDrain());
-    s.on('end', () => this.onEnd());
-    s.on('error', (err: Error) => this.onSocketError(err));
-    s.on('close', () => this.onSocketClose());
+    // The same five listener functions for every socket (a closure per listener per session cost ~300 bytes each connection).
+    (s as SessionSocket)[SESSION] = this as unknown as Session<unknown>;
+    s.on('data', onSocketData);
+    s.on('drain', onSocketDrain);
+    s.on('end', onSocketEnd);
+    s.on('error', onSocketError);
+    s.on('close', onSocketClose);
     this.reschedule();
     this.callHandler(() => this.handler.onOpen?.(this));
     if (head.length > 0 && !this.socketGone) this.onData(head);
@@ -597,7 +626,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   // ----------------------------------------------------------- socket side
 
-  private onData(chunk: Buffer): void {
+  /** @internal */
+  onData(chunk: Buffer): void {
     if (this.conn.state === 'closed') return;
     // Replies produced by one read (pongs, echoes) leave in one write (see batch).
     this.batch = [];
@@ -609,7 +639,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     if (this.conn.pendingInputMessages > 0 || this.readPausedForCodec) this.checkCodecBacklog();
   }
 
-  private onDrain(): void {
+  /** @internal */
+  onDrain(): void {
     this.blocked = false;
     if (this.conn.state !== 'open') {
       // Closing with data still going out: the peer is reading, so the close
@@ -644,18 +675,21 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     });
   }
 
-  private onEnd(): void {
+  /** @internal */
+  onEnd(): void {
     // The peer half-closed. Before the closing handshake finished, that is an abnormal closure (1006).
     if (this.conn.state !== 'closed') this.conn.transportClosed();
     this.endSocket();
   }
 
-  private onSocketError(err: Error): void {
+  /** @internal */
+  onSocketError(err: Error): void {
     if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_SOCKET', `socket error: ${err.message}`, { cause: err }));
     this.destroySocket();
   }
 
-  private onSocketClose(): void {
+  /** @internal */
+  onSocketClose(): void {
     this.socketGone = true;
     if (this.conn.state !== 'closed') this.conn.transportClosed();
     this.context.timers.cancel(this);
@@ -689,7 +723,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.closeInfo = info;
     this.wakeInbox();
     this.callHandlerFinal(() => this.handler.onClose?.(this, info));
-    this.closedResolve(info);
+    this.closedResolve?.(info);
+    this.closedResolve = null;
     this.onFinished?.(this as unknown as Session<never>);
   }
 

@@ -1,0 +1,74 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { HttpHeadParser } from '../../src/core/http-head.js';
+import { validateUpgradeRequest } from '../../src/core/handshake.js';
+import { HandshakeRequest } from '../../src/server/handshake-request.js';
+
+function parse(text: string) {
+  const r = new HttpHeadParser('request').push(Buffer.from(text, 'latin1'));
+  assert.ok(r);
+  return r.head;
+}
+
+const HEAD =
+  'GET /chat/room?x=1&y=%C3%A9&x=2 HTTP/1.1\r\n' +
+  'Host: example.test:8080\r\n' +
+  'Upgrade: websocket\r\n' +
+  'Connection: keep-alive, Upgrade\r\n' +
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+  'Sec-WebSocket-Version: 13\r\n' +
+  'Origin: https://app.example.test\r\n' +
+  'Sec-WebSocket-Protocol: chat.v2,  chat.v1\r\n' +
+  'Sec-WebSocket-Protocol: mqtt\r\n' +
+  'X-Trailing-Space:   value with spaces \t \r\n' +
+  '__proto__: not a prototype\r\n' +
+  'User-Agent: caf\xe9/1.0\r\n' +
+  '\r\n';
+
+describe('HandshakeRequest', () => {
+  it('answers the same before and after compact(): url, path, query, host, origin, protocols, headers', () => {
+    const head = parse(HEAD);
+    const info = validateUpgradeRequest(head);
+    const req = new HandshakeRequest(head, info, '10.0.0.7', true);
+    const snapshot = () => ({
+      url: req.url,
+      path: req.path,
+      query: [...req.query.entries()],
+      host: req.host,
+      origin: req.origin,
+      protocols: [...req.protocols],
+      headers: [...req.headers.entries()].map(([k, v]) => [k, [...v]]),
+      remoteAddress: req.remoteAddress,
+      secure: req.secure,
+    });
+    const before = snapshot();
+    assert.equal(before.url, '/chat/room?x=1&y=%C3%A9&x=2');
+    assert.equal(before.path, '/chat/room');
+    assert.deepEqual(before.query, [['x', '1'], ['y', 'é'], ['x', '2']]);
+    assert.equal(before.host, 'example.test:8080');
+    assert.equal(before.origin, 'https://app.example.test');
+    assert.deepEqual(before.protocols, ['chat.v2', 'chat.v1', 'mqtt']);
+    assert.deepEqual(req.headers.get('sec-websocket-protocol'), ['chat.v2,  chat.v1', 'mqtt']);
+    assert.deepEqual(req.headers.get('x-trailing-space'), ['value with spaces']);
+    assert.deepEqual(req.headers.get('__proto__'), ['not a prototype']);
+    assert.deepEqual(req.headers.get('user-agent'), ['caf\xe9/1.0']);
+    req.compact();
+    assert.deepEqual(snapshot(), before);
+    // Parsed again after compact(): every call after that sees the same values.
+    req.compact();
+    assert.deepEqual(snapshot(), before);
+  });
+
+  it('a request without query, origin or subprotocols', () => {
+    const head = parse('GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const req = new HandshakeRequest(head, validateUpgradeRequest(head), undefined, false);
+    req.compact();
+    assert.equal(req.path, '/');
+    assert.equal([...req.query].length, 0);
+    assert.equal(req.origin, undefined);
+    assert.deepEqual(req.protocols, []);
+    assert.equal(req.remoteAddress, undefined);
+    assert.equal(req.secure, false);
+    assert.equal(req.headers.size, 5);
+  });
+});
