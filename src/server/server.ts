@@ -175,7 +175,7 @@ export class WebSocketServer {
     const onSocket = (socket: Socket) => this.acceptSocket(socket, !!this.options.tls);
     let server: NetServer;
     if (this.options.tls) {
-      const tlsServer = createTlsServer({ ALPNProtocols: ['http/1.1'], handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, ...this.options.tls }, onSocket);
+      const tlsServer = createTlsServer({ ALPNProtocols: ['http/1.1'], handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, noDelay: true, ...this.options.tls }, onSocket);
       // A client that sends garbage instead of a ClientHello harms only itself.
       tlsServer.on('tlsClientError', (err, socket) => {
         socket.destroy();
@@ -183,7 +183,8 @@ export class WebSocketServer {
       });
       server = tlsServer;
     } else {
-      server = createNetServer(onSocket);
+      // TCP_NODELAY set as each connection is accepted (cheaper than a setNoDelay() call per socket).
+      server = createNetServer({ noDelay: true }, onSocket);
     }
     this.netServer = server;
     return new Promise((resolve, reject) => {
@@ -250,7 +251,6 @@ export class WebSocketServer {
       socket.destroy();
       return;
     }
-    socket.setNoDelay(true);
     const parser = new HttpHeadParser('request', { maxHeadBytes: this.options.maxHeadBytes, maxHeaders: this.options.maxHeaders });
     const pending: PendingHandshake = {
       socket,
