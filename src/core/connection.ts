@@ -152,7 +152,8 @@ export class Connection implements FrameSink {
   private msgBytes = 0;
   private msgFrames = 0;
   private msgFirstPending = false;
-  private readonly utf8 = new Utf8Validator();
+  /** Made for the first text message (a binary-only connection never needs one). */
+  private utf8Validator: Utf8Validator | null = null;
   private frameFin = false;
   private frameLength = 0;
   private msgCompressed = false;
@@ -493,7 +494,7 @@ export class Connection implements FrameSink {
       this.msgParts = [];
       this.smallParts = 0;
       this.msgFirstPending = true;
-      this.utf8.reset();
+      if (!this.msgBinary) (this.utf8Validator ??= new Utf8Validator()).reset();
       this.msgCompressed = this.codec !== null && (_rsv & this.codec.rsv) !== 0;
     } else if (this.codec && (_rsv & this.codec.rsv) !== 0) {
       // RFC 7692 section 6.1: the compression bit is set on the first frame only.
@@ -520,9 +521,9 @@ export class Connection implements FrameSink {
       this.pushPart(data);
       return;
     }
-    if (!this.msgBinary && !this.utf8.write(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', CloseCode.InvalidPayload);
+    if (!this.msgBinary && !this.utf8Validator!.write(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', CloseCode.InvalidPayload);
     const last = this.frameFin && remaining === 0;
-    if (last && !this.msgBinary && !this.utf8.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+    if (last && !this.msgBinary && !this.utf8Validator!.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
     if (this.streamMessages) {
       const first = this.msgFirstPending;
       this.msgFirstPending = false;
@@ -570,7 +571,7 @@ export class Connection implements FrameSink {
       this.decompressMessage();
       return;
     }
-    if (!this.msgBinary && !this.utf8.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+    if (!this.msgBinary && !this.utf8Validator!.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
     if (this.streamMessages) {
       // A final frame with an empty payload still has to end the stream.
       if (this.frameLength === 0) {

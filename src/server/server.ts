@@ -400,7 +400,7 @@ export class WebSocketServer {
           context: this.context,
           handler: handler as Handler<unknown>,
           protocol,
-          extensions: extensions.map((e) => e.name),
+          extensions: extensions.length === 0 ? NO_EXTENSIONS : extensions.map((e) => e.name),
           codec,
           limits: this.limitsFor(handler),
           keepalive: handler.keepalive !== undefined ? handler.keepalive : this.options.keepalive !== undefined ? this.options.keepalive : DEFAULT_KEEPALIVE,
@@ -451,6 +451,9 @@ export function createServer(options: ServerOptions = {}): WebSocketServer {
 }
 
 export type { Session };
+
+/** Shared by every session that negotiated no extension (read only). */
+const NO_EXTENSIONS: readonly string[] = Object.freeze([]);
 
 function* filtered<S>(all: Iterable<S>, keep: (s: S) => boolean): Generator<S> {
   for (const s of all) if (keep(s)) yield s;

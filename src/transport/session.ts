@@ -23,7 +23,7 @@ export interface SessionInit<S> {
   context: Context;
   handler: Handler<S>;
   protocol: string | undefined;
-  extensions: string[];
+  extensions: readonly string[];
   limits: Partial<SessionLimits>;
   keepalive: KeepaliveOptions | null;
   closeTimeoutMs: number;
