@@ -30,8 +30,27 @@ export type ConnectionState = 'open' | 'closing' | 'closed';
  */
 export type Hangup = 'graceful' | 'abort';
 
+/**
+ * A whole received message: the 'message' event, and at once the Message the
+ * transport hands to the application (one object per message, not two).
+ */
+export class MessageEvent {
+  readonly type = 'message' as const;
+  readonly binary: boolean;
+  readonly data: Buffer;
+  private decoded: string | undefined = undefined;
+  constructor(binary: boolean, data: Buffer) {
+    this.binary = binary;
+    this.data = data;
+  }
+  /** The payload decoded as UTF-8 (text messages were validated on receipt). */
+  get text(): string {
+    return (this.decoded ??= this.data.toString('utf8'));
+  }
+}
+
 export type ConnectionEvent =
-  | { type: 'message'; binary: boolean; data: Buffer }
+  | MessageEvent
   | { type: 'fragment'; binary: boolean; data: Buffer; first: boolean; last: boolean }
   | { type: 'ping'; data: Buffer }
   | { type: 'pong'; data: Buffer }
@@ -588,7 +607,7 @@ export class Connection implements FrameSink {
       this.inQueue.push({ binary: this.msgBinary, data });
       return;
     }
-    this.host.onEvent({ type: 'message', binary: this.msgBinary, data });
+    this.host.onEvent(new MessageEvent(this.msgBinary, data));
   }
 
   private decompressMessage(): void {
@@ -616,7 +635,7 @@ export class Connection implements FrameSink {
     while (this.inQueue.length > 0 && this.inQueue[0].data) {
       const e = this.inQueue.shift()!;
       if (this.streamMessages) this.host.onEvent({ type: 'fragment', binary: e.binary, data: e.data!, first: true, last: true });
-      else this.host.onEvent({ type: 'message', binary: e.binary, data: e.data! });
+      else this.host.onEvent(new MessageEvent(e.binary, e.data!));
       if (this._state === 'closed' && !this.heldClose) return; // a handler ended the connection
     }
     if (this.inQueue.length === 0 && this.heldClose) {

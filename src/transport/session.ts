@@ -48,19 +48,6 @@ const BATCH_COPY_BYTES = 16 * 1024;
 const CODEC_BACKLOG_PAUSE = 4096;
 const CODEC_BACKLOG_RESUME = 1024;
 
-class IncomingMessage implements Message {
-  readonly binary: boolean;
-  readonly data: Buffer;
-  private decoded: string | undefined;
-  constructor(binary: boolean, data: Buffer) {
-    this.binary = binary;
-    this.data = data;
-  }
-  get text(): string {
-    return (this.decoded ??= this.data.toString('utf8'));
-  }
-}
-
 interface QueuedFrame {
   chunks: Buffer[];
   bytes: number;
@@ -138,12 +125,20 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * in the socket's own buffer (test/integration/graceful-close.test.ts).
    */
   private unconfirmedMessages = 0;
-  private readonly onMessageWritten = (err?: Error | null): void => {
+  /**
+   * Messages in each write that has a completion callback still to come, in
+   * write order (a stream calls write callbacks in order), so one callback
+   * function serves every write: no closure per write.
+   */
+  private writtenCounts: number[] | null = null;
+  /** @internal */
+  readonly onMessagesWritten = (err?: Error | null): void => {
+    const n = this.writtenCounts!.shift() ?? 0;
     // Node completes writes cancelled by destroy() without an error, so a
     // write only counts as delivered if it finished while the socket was alive.
     // (A write that completed synchronously in the very tick of a destroy is
     // counted as unsent: over-reporting, never under-reporting.)
-    if (!err && !this.socket.destroyed) this.unconfirmedMessages--;
+    if (!err && !this.socket.destroyed) this.unconfirmedMessages -= n;
   };
   /**
    * Frames produced while one read is processed (echoes, pongs, a close):
@@ -153,6 +148,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * Writable entries and a 16-buffer writev. Only frames that would have gone
    * straight to the socket are batched; order with the queues is unchanged.
    */
+  private batching = false;
+  /** The frames of the batch (made on the first batched write, then reused read after read). */
   private batch: Buffer[] | null = null;
   private batchBytes = 0;
   private batchMessages = 0;
@@ -459,11 +456,16 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     try {
       fn();
     } catch (err) {
-      this.onHandlerError(err, this as unknown as Session<never>);
-      if (this.conn.state === 'open') {
-        this.conn.close(1011, 'internal error', this.context.now());
-        this.reschedule();
-      }
+      this.handlerFailed(err);
+    }
+  }
+
+  /** A handler threw: report it, and close the session with 1011 (README: handlers). */
+  private handlerFailed(err: unknown): void {
+    this.onHandlerError(err, this as unknown as Session<never>);
+    if (this.conn.state === 'open') {
+      this.conn.close(1011, 'internal error', this.context.now());
+      this.reschedule();
     }
   }
 
@@ -484,8 +486,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       this.reschedule();
     }
     if (!this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0) {
-      const batch = this.batch;
-      if (batch !== null) {
+      if (this.batching) {
+        const batch = (this.batch ??= []);
         for (let i = 0; i < chunks.length; i++) batch.push(chunks[i]);
         this.batchBytes += bytes;
         if (endsMessage) this.batchMessages++;
@@ -518,9 +520,15 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     switch (ev.type) {
       case 'message': {
         if (this.readPausedForCodec) this.checkCodecBacklog();
-        const m = new IncomingMessage(ev.binary, ev.data);
-        if (this.handler.onMessage) this.callHandler(() => this.handler.onMessage!(this, m));
-        else if (this.inboxEnabled) this.pushInbox(m);
+        // The event is the Message (core MessageEvent); no closure per message on this path.
+        const onMessage = this.handler.onMessage;
+        if (onMessage) {
+          try {
+            onMessage.call(this.handler, this, ev);
+          } catch (err) {
+            this.handlerFailed(err);
+          }
+        } else if (this.inboxEnabled) this.pushInbox(ev);
         break;
       }
       case 'fragment': {
@@ -565,16 +573,17 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * still going on (the batch grew past BATCH_FLUSH_BYTES): batching goes on.
    */
   private flushBatch(more: boolean): void {
+    if (!this.batching) return;
+    this.batching = more;
     const batch = this.batch;
-    if (batch === null) return;
-    this.batch = more ? [] : null;
-    if (batch.length === 0) return;
+    if (batch === null || batch.length === 0) return;
     const bytes = this.batchBytes;
     const messages = this.batchMessages;
     this.batchBytes = 0;
     this.batchMessages = 0;
-    let chunks = batch;
-    if (batch.length > 1 && bytes <= BATCH_COPY_BYTES) {
+    if (batch.length === 1) {
+      this.writeToSocket(batch, messages);
+    } else if (bytes <= BATCH_COPY_BYTES) {
       // Small frames: one contiguous buffer is cheaper than a writev of many tiny ones.
       const one = Buffer.allocUnsafe(bytes);
       let at = 0;
@@ -582,22 +591,23 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
         one.set(batch[i], at);
         at += batch[i].length;
       }
-      chunks = [one];
+      this.writeToSocket([one], messages);
+    } else {
+      this.writeToSocket(batch, messages);
     }
-    this.writeToSocket(chunks, messages);
+    // writeToSocket() hands each chunk to the socket and keeps no reference to the list: reuse it.
+    batch.length = 0;
     if (!more) this.afterDirectWrite();
   }
 
   private writeToSocket(chunks: Buffer[], messages: number): void {
     const s = this.socket;
     let cb: ((err?: Error | null) => void) | undefined;
-    if (messages === 1) cb = this.onMessageWritten;
-    else if (messages > 1) {
-      cb = (err?: Error | null): void => {
-        if (!err && !this.socket.destroyed) this.unconfirmedMessages -= messages;
-      };
+    if (messages > 0) {
+      (this.writtenCounts ??= []).push(messages);
+      cb = this.onMessagesWritten;
+      this.unconfirmedMessages += messages;
     }
-    this.unconfirmedMessages += messages;
     let ok: boolean;
     if (chunks.length === 1) {
       ok = s.write(chunks[0], cb);
@@ -630,7 +640,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   onData(chunk: Buffer): void {
     if (this.conn.state === 'closed') return;
     // Replies produced by one read (pongs, echoes) leave in one write (see batch).
-    this.batch = [];
+    this.batching = true;
     try {
       this.conn.receive(chunk, this.context.now());
     } finally {
