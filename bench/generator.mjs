@@ -5,7 +5,10 @@
 //
 // Usage: node bench/generator.mjs '<json config>'
 //   { mode: 'ws'|'raw', port, size, binary, connections, depth,
-//     warmupMs, durationMs, serverPid?, clkTck?, cpus? }
+//     warmupMs, durationMs, serverPid?, clkTck?, cpus?, tls?, tlsCa? }
+// tls: connect with node:tls (wss, or raw bytes over TLS); tlsCa is the PEM
+// file of the certificate to trust (the harness's self-signed one). The C
+// generator (bench/loadgen/) has no TLS, so TLS scenarios use this one.
 // Prints exactly one JSON line on stdout: the result, or { error }.
 // Exit status 0 on success, 2 when an echo failed verification or a
 // connection broke (the numbers of such a run mean nothing).
@@ -16,6 +19,7 @@
 // not only a corrupted one; the rest is a fixed per-scenario template.
 
 import { connect } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
@@ -86,6 +90,8 @@ function makeTemplate(size, binary) {
 const template = makeTemplate(cfg.size, cfg.binary ?? true);
 const template32 = new Uint32Array(template.buffer, template.byteOffset, template.length >>> 2);
 const opcode = cfg.binary === false ? 0x1 : 0x2;
+const tlsOptions = cfg.tls ? { ca: cfg.tlsCa ? readFileSync(cfg.tlsCa) : undefined } : null;
+const tlsSeen = { protocol: null, cipher: null };
 
 // Masking keys come from a CSPRNG (RFC 6455 section 5.3: unpredictable),
 // drawn 64 KiB at a time so each frame costs no system call.
@@ -204,7 +210,15 @@ class Conn {
 
   open() {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port: cfg.port });
+      const socket = tlsOptions ? connectTls({ host: '127.0.0.1', port: cfg.port, ...tlsOptions }) : connect({ host: '127.0.0.1', port: cfg.port });
+      // The opening handshake goes out once the transport is up: after the TLS handshake for tls.
+      const ready = tlsOptions ? 'secureConnect' : 'connect';
+      if (tlsOptions) {
+        socket.once('secureConnect', () => {
+          tlsSeen.protocol = socket.getProtocol();
+          tlsSeen.cipher = socket.getCipher()?.name ?? null;
+        });
+      }
       this.socket = socket;
       socket.setNoDelay(true);
       socket.on('error', (err) => {
@@ -215,14 +229,14 @@ class Conn {
         if (!this.closing) fail(`connection ${this.id} closed by the server during the run`);
       });
       if (cfg.mode === 'raw') {
-        socket.once('connect', () => {
+        socket.once(ready, () => {
           socket.on('data', (chunk) => this.onData(chunk));
           resolve();
         });
         return;
       }
       const key = randomBytes(16).toString('base64');
-      socket.once('connect', () => {
+      socket.once(ready, () => {
         socket.write(
           'GET / HTTP/1.1\r\n' +
             `Host: 127.0.0.1:${cfg.port}\r\n` +
@@ -534,6 +548,7 @@ async function main() {
   const serverCpu = window.server !== null && serverEnd !== null ? (serverEnd - window.server) / seconds : null;
   const busy = window.busy !== null && busyEnd !== null ? (busyEnd - window.busy) / seconds : null;
   const result = {
+    generator: 'node',
     seconds,
     messages: completed,
     msgPerSec: completed / seconds,
@@ -545,6 +560,7 @@ async function main() {
     // Clock ticks are coarse (10 ms): a small negative difference is rounding.
     otherCpu: busy !== null && serverCpu !== null ? Math.max(0, busy - generatorCpu - serverCpu) : null,
     idleConnections: idle,
+    ...(tlsOptions ? { tlsProtocol: tlsSeen.protocol, tlsCipher: tlsSeen.cipher } : {}),
   };
   process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
 }

@@ -1,26 +1,32 @@
-// The benchmark harness: starts the sockeye, ws and raw node:net echo
-// servers (each in its own process), then runs every scenario against every
-// server with the same load generator (its own process), servers interleaved
-// within each round, and prints a Markdown table of medians and ratios to ws.
+// The benchmark harness: starts the sockeye, ws, ws-native and raw servers
+// (each in its own process), then runs every scenario against every server
+// with the same load generator (its own process), servers interleaved within
+// each round, and prints Markdown tables of medians, spreads and ratios.
 //
-//   node bench/run.mjs            full: 3 rounds of 10 s after 1 s warm-up (about 8.5 min)
-//   node bench/run.mjs --quick    1 round of 3 s after 1 s warm-up (about 1 min)
+//   node bench/run.mjs            full: 3 rounds of 10 s per cell after 1 s warm-up
+//   node bench/run.mjs --quick    1 round of 2 s per cell (about 2 min in all)
 //   options: --rounds N --duration S --warmup S --scenarios id,id --servers a,b
-//            --no-pin --out FILE
+//            --generator c|node --no-pin --out FILE
 //
+// The load generator is the C one in bench/loadgen/ (built here with make),
+// unless --generator node; TLS scenarios always use the Node one (the C one
+// has no TLS), and the handshake, idle and fan-out scenarios exist only in C.
 // Progress goes to stderr; the report goes to stdout and to
 // bench/results/latest.md (or --out).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, type as osType } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, tmpdir, type as osType } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCENARIOS, SERVERS } from './lib/scenarios.mjs';
+import { FAMILIES, SCENARIOS, serverFor } from './lib/scenarios.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
+const LOADGEN_DIR = join(BENCH, 'loadgen');
+const LOADGEN = join(LOADGEN_DIR, 'loadgen');
 const SERVER_START_TIMEOUT_MS = 15_000;
+const CONTROL_TIMEOUT_MS = 30_000;
 const GEN_CPU_WARN = 0.9;
 // A row is "disturbed" when the pinned CPUs carried this much other work (in
 // cores), or when neither process was busy: in a closed loop with messages in
@@ -35,10 +41,11 @@ function parseArgs(argv) {
   const opts = {
     quick,
     rounds: quick ? 1 : 3,
-    durationS: quick ? 3 : 10,
+    durationS: quick ? 2 : 10,
     warmupS: 1,
     scenarios: SCENARIOS.map((s) => s.id),
-    servers: SERVERS.map((s) => s.name),
+    servers: [...FAMILIES],
+    generator: 'c',
     pin: true,
     out: join(BENCH, 'results', 'latest.md'),
   };
@@ -58,12 +65,15 @@ function parseArgs(argv) {
     else if (a === '--warmup') opts.warmupS = positive(value(), a, 0, 60);
     else if (a === '--scenarios') opts.scenarios = value().split(',');
     else if (a === '--servers') opts.servers = value().split(',');
-    else if (a === '--no-pin') opts.pin = false;
+    else if (a === '--generator') {
+      opts.generator = value();
+      if (opts.generator !== 'c' && opts.generator !== 'node') usage('--generator must be c or node');
+    } else if (a === '--no-pin') opts.pin = false;
     else if (a === '--out') opts.out = value();
     else usage(`unknown option ${a}`);
   }
   for (const id of opts.scenarios) if (!SCENARIOS.some((s) => s.id === id)) usage(`unknown scenario ${id} (${SCENARIOS.map((s) => s.id).join(', ')})`);
-  for (const n of opts.servers) if (!SERVERS.some((s) => s.name === n)) usage(`unknown server ${n} (${SERVERS.map((s) => s.name).join(', ')})`);
+  for (const n of opts.servers) if (!FAMILIES.includes(n)) usage(`unknown server ${n} (${FAMILIES.join(', ')})`);
   return opts;
 }
 
@@ -73,13 +83,15 @@ function positive(text, name, min, max) {
   return n;
 }
 
-const USAGE = `usage: node bench/run.mjs [--quick] [--rounds N] [--duration S] [--warmup S] [--scenarios ids] [--servers names] [--no-pin] [--out FILE]
-  --quick          1 round of 3 s per cell (default: 3 rounds of 10 s)
+const USAGE = `usage: node bench/run.mjs [--quick] [--rounds N] [--duration S] [--warmup S] [--scenarios ids] [--servers names] [--generator c|node] [--no-pin] [--out FILE]
+  --quick          1 round of 2 s per cell (default: 3 rounds of 10 s)
   --rounds N       rounds; servers are interleaved within each round
   --duration S     measured seconds per cell
   --warmup S       seconds of load before measuring (default 1)
   --scenarios ids  ${SCENARIOS.map((s) => s.id).join(',')}
-  --servers names  ${SERVERS.map((s) => s.name).join(',')}
+  --servers names  ${FAMILIES.join(',')} (TLS scenarios use each one's TLS variant)
+  --generator g    c (default: bench/loadgen, built with make) or node (bench/generator.mjs) for the echo
+                   scenarios; TLS scenarios always use node, handshake/idle/fan-out always c
   --no-pin         do not pin servers and generator to CPUs 0 and 1 with taskset
   --out FILE       report file (default bench/results/latest.md)
 `;
@@ -134,35 +146,93 @@ function newestSource(dir) {
   return newest;
 }
 
-// ------------------------------------------------------------ processes
-
-function command(pinCpu, script, args = []) {
-  const node = [process.execPath, script, ...args];
-  return pinCpu === null ? node : ['taskset', '-c', String(pinCpu), ...node];
+function fileLimit() {
+  const r = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' });
+  const n = Number(r.stdout?.trim());
+  return Number.isFinite(n) ? n : Infinity; // "unlimited"
 }
 
-/** Starts one echo server; resolves with its process and port. */
-function startServer(server, pin) {
-  const [cmd, ...args] = command(pin ? pin.server : null, join(BENCH, server.file));
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+/** Builds the C generator; returns null or why it could not be built. */
+function buildLoadgen() {
+  const cc = spawnSync('cc', ['--version'], { stdio: 'ignore' });
+  if (cc.error) return 'no C compiler (cc/gcc) found: install gcc and make (apt-get install gcc make)';
+  const r = spawnSync('make', ['-s', '-C', LOADGEN_DIR], { encoding: 'utf8' });
+  if (r.error) return `make could not run (${r.error.message}): install make`;
+  if (r.status !== 0) return `make -C bench/loadgen failed:\n${r.stdout}${r.stderr}`;
+  return null;
+}
+
+/** A self-signed P-256 certificate for 127.0.0.1 in a fresh temporary directory; null if openssl is missing. */
+function makeCertificate() {
+  const dir = mkdtempSync(join(tmpdir(), 'sockeye-bench-tls-'));
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { encoding: 'utf8' },
+  );
+  if (r.error || r.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return { error: r.error ? `openssl not found (${r.error.message})` : `openssl failed: ${r.stderr.trim()}` };
+  }
+  return { dir, ca: join(dir, 'cert.pem') };
+}
+
+// ------------------------------------------------------------ processes
+
+function pinned(pinCpu, argv) {
+  return pinCpu === null ? argv : ['taskset', '-c', String(pinCpu), ...argv];
+}
+
+/**
+ * Starts one server; resolves with { ...server, child, port, pid, info, control }
+ * where control(line) sends a control line and resolves with the MEMORY answer.
+ */
+function startServer(server, pin, extraArgs = []) {
+  const args = [...server.args, ...extraArgs];
+  if (server.tls) args.push('--tls', server.tlsDir);
+  // --expose-gc: the idle-memory scenario asks the server for a full GC before each reading.
+  const [cmd, ...rest] = pinned(pin ? pin.server : null, [process.execPath, '--expose-gc', join(BENCH, server.file), ...args]);
+  const child = spawn(cmd, rest, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c) => {
+    stderr += c;
+    process.stderr.write(`  [${server.name}] ${c}`);
+  });
+  const waiters = [];
+  const info = {};
   return new Promise((resolve, reject) => {
     let out = '';
+    let listening = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${server.name} server did not announce its port within ${SERVER_START_TIMEOUT_MS} ms`));
     }, SERVER_START_TIMEOUT_MS);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${server.name} server exited (${code}) before listening`));
+      if (!listening) reject(new Error(`${server.name} server exited (${code}) before listening${stderr ? `: ${stderr.trim()}` : ''}`));
+      for (const w of waiters.splice(0)) w.reject(new Error(`${server.name} server exited (${code})`));
     });
     child.stdout.on('data', (chunk) => {
       out += chunk;
-      const m = /^LISTENING (\d+)$/m.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.stdout.resume();
-        resolve({ ...server, child, port: Number(m[1]), pid: child.pid });
+      let nl;
+      while ((nl = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        const m = /^(\w+) (.*)$/.exec(line);
+        if (!m) continue;
+        if (m[1] === 'INFO') Object.assign(info, JSON.parse(m[2]));
+        else if (m[1] === 'MEMORY') waiters.shift()?.resolve(JSON.parse(m[2]));
+        else if (m[1] === 'LISTENING' && !listening) {
+          listening = true;
+          clearTimeout(timer);
+          const control = (command) =>
+            new Promise((res, rej) => {
+              const t = setTimeout(() => rej(new Error(`${server.name} server did not answer "${command}" within ${CONTROL_TIMEOUT_MS} ms`)), CONTROL_TIMEOUT_MS);
+              waiters.push({ resolve: (v) => (clearTimeout(t), res(v)), reject: (e) => (clearTimeout(t), rej(e)) });
+              child.stdin.write(`${command}\n`);
+            });
+          resolve({ ...server, child, port: Number(m[2]), pid: child.pid, info, control });
+        }
       }
     });
   });
@@ -181,19 +251,33 @@ function stopServer(s) {
   });
 }
 
-/** Runs the generator once; resolves with its result (or { error }). */
-function runGenerator(config, pin, timeoutMs) {
-  const [cmd, ...args] = command(pin ? pin.generator : null, join(BENCH, 'generator.mjs'), [JSON.stringify(config)]);
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve) => {
+/**
+ * Runs a generator once; resolves with its result (or { error }).
+ * onLine sees every stdout line but the last; with keepStdin the generator's
+ * stdin is a pipe that stays open until the returned endInput() is called.
+ */
+function runGenerator(generator, config, pin, timeoutMs, { onLine, keepStdin } = {}) {
+  const argv = generator === 'c' ? [LOADGEN, JSON.stringify(config)] : [process.execPath, join(BENCH, 'generator.mjs'), JSON.stringify(config)];
+  const [cmd, ...args] = pinned(pin ? pin.generator : null, argv);
+  const child = spawn(cmd, args, { cwd: ROOT, stdio: [keepStdin ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
+  const done = new Promise((resolve) => {
     let out = '';
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
-    child.stdout.on('data', (chunk) => (out += chunk));
-    child.on('exit', (code, signal) => {
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      if (!onLine) return;
+      let nl;
+      while ((nl = out.indexOf('\n')) >= 0 && !out.startsWith('{')) {
+        onLine(out.slice(0, nl));
+        out = out.slice(nl + 1);
+      }
+    });
+    // 'close', not 'exit': only then has all of stdout been read.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (timedOut) return resolve({ error: `generator timed out after ${timeoutMs} ms` });
       try {
@@ -203,12 +287,115 @@ function runGenerator(config, pin, timeoutMs) {
       }
     });
   });
+  return { done, endInput: () => child.stdin?.end() };
+}
+
+/** Resident set size of a process, in bytes, from /proc/<pid>/status. */
+function residentBytes(pid) {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  if (!m) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------ one cell of each kind
+
+function baseConfig(scenario, server, env) {
+  return {
+    workload: scenario.kind,
+    mode: server.mode,
+    port: server.port,
+    serverPid: server.pid,
+    clkTck: env.clkTck,
+    cpus: env.pin ? [env.pin.server, env.pin.generator] : null,
+    size: scenario.size,
+    binary: scenario.binary,
+    connections: scenario.connections,
+    depth: scenario.depth ?? 1,
+    warmupMs: env.opts.warmupS * 1000,
+    durationMs: env.opts.durationS * 1000,
+  };
+}
+
+async function runEcho(scenario, server, env) {
+  const config = baseConfig(scenario, server, env);
+  if (scenario.tls) Object.assign(config, { tls: true, tlsCa: env.tls.ca });
+  const generator = generatorFor(scenario, env.opts);
+  const timeout = (env.opts.warmupS + env.opts.durationS) * 1000 + 30_000;
+  return runGenerator(generator, config, env.pin, timeout).done;
+}
+
+/**
+ * Idle memory: a fresh server; a warm-up cycle of connections; GC and RSS
+ * with none open; N connections open and idle; GC and RSS again.
+ */
+async function runIdle(scenario, family, env) {
+  const server = await startServer(serverFor(scenario, family), env.pin);
+  try {
+    const config = { ...baseConfig(scenario, server, env), holdMs: 0, connections: scenario.warmConnections };
+    const warm = await runGenerator('c', config, env.pin, 60_000).done;
+    if (warm.error) return { error: `warm-up cycle: ${warm.error}` };
+    await sleep(200); // let the server finish closing the warm-up connections
+    const before = await server.control('gc');
+    const rssBefore = residentBytes(server.pid);
+    if (before.connections !== 0) return { error: `server still holds ${before.connections} connections after the warm-up cycle` };
+    let measured = null;
+    let measureError = null;
+    const run = runGenerator('c', { ...baseConfig(scenario, server, env), holdMs: 120_000 }, env.pin, 180_000, {
+      keepStdin: true,
+      onLine: (line) => {
+        if (!line.startsWith('ESTABLISHED')) return;
+        server
+          .control('gc')
+          .then((after) => {
+            const rssAfter = residentBytes(server.pid);
+            if (after.connections !== scenario.connections) measureError = `server reports ${after.connections} connections, the generator opened ${scenario.connections}`;
+            measured = { before, after, rssBefore, rssAfter };
+          })
+          .catch((e) => (measureError = e.message))
+          .finally(() => run.endInput());
+      },
+    });
+    const result = await run.done;
+    if (result.error) return result;
+    if (measureError) return { error: measureError };
+    if (!measured) return { error: 'the generator never reported its connections established' };
+    const n = scenario.connections;
+    const heap = (m) => m.heapUsed + m.external;
+    return {
+      ...result,
+      rssBefore: measured.rssBefore,
+      rssAfter: measured.rssAfter,
+      bytesPerConn: (measured.rssAfter - measured.rssBefore) / n,
+      heapPerConn: (heap(measured.after) - heap(measured.before)) / n,
+      gc: measured.after.gc,
+    };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+async function runFanout(scenario, family, env) {
+  const server = await startServer(serverFor(scenario, family), env.pin, ['--fanout']);
+  try {
+    if (server.info.fanout) env.meta.fanout[family] = server.info.fanout;
+    const timeout = (env.opts.warmupS + env.opts.durationS) * 1000 + 60_000;
+    return await runGenerator('c', baseConfig(scenario, server, env), env.pin, timeout).done;
+  } finally {
+    await stopServer(server);
+  }
+}
+
+function generatorFor(scenario, opts) {
+  if (scenario.generator) return scenario.generator;
+  return scenario.kind === 'echo' ? opts.generator : 'c';
 }
 
 // ------------------------------------------------------------ statistics and report
 
 function median(values) {
-  const v = [...values].sort((a, b) => a - b);
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return NaN;
   const mid = v.length >> 1;
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
@@ -221,97 +408,195 @@ function sig(n, digits = 3) {
   const d = Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(n))));
   return n.toFixed(Math.min(d, 3));
 }
-const pct = (n) => (n === null || !Number.isFinite(n) ? 'n/a' : `${Math.round(n * 100)}%`);
+const pct = (n) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${Math.round(n * 100)}%`);
+const ratio = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '—');
+const mib = (n) => (Number.isFinite(n) ? `${(n / 2 ** 20).toFixed(1)} MiB` : '—');
+const kib = (n) => (Number.isFinite(n) ? `${(n / 1024).toFixed(1)} KiB` : '—');
+
+/** The measure a scenario's rows are ranked by (higher is better except for memory). */
+const METRIC = { echo: 'msgPerSec', handshake: 'handshakesPerSec', fanout: 'deliveriesPerSec', idle: 'bytesPerConn' };
 
 function summarize(opts, results) {
   const rows = [];
   for (const scenario of SCENARIOS.filter((s) => opts.scenarios.includes(s.id))) {
-    for (const name of opts.servers) {
-      const runs = results.filter((r) => r.scenario === scenario.id && r.server === name);
+    const metric = METRIC[scenario.kind];
+    for (const family of scenario.servers.filter((f) => opts.servers.includes(f))) {
+      const runs = results.filter((r) => r.scenario === scenario.id && r.family === family);
+      if (runs.length === 0) continue;
       const ok = runs.filter((r) => !r.result.error);
       const errors = runs.filter((r) => r.result.error).map((r) => r.result.error);
-      // Ratio to ws: per round (the two runs were minutes apart at most), then the median.
-      const ratios = [];
-      for (const r of ok) {
-        const ws = results.find((x) => x.scenario === scenario.id && x.server === 'ws' && x.round === r.round && !x.result.error);
-        if (ws) ratios.push(r.result.msgPerSec / ws.result.msgPerSec);
-      }
-      const rate = ok.map((r) => r.result.msgPerSec);
+      // Ratios per round (the runs were minutes apart at most), then the median.
+      const ratioTo = (base) => {
+        const v = [];
+        for (const r of ok) {
+          const b = results.find((x) => x.scenario === scenario.id && x.family === base && x.round === r.round && !x.result.error);
+          if (b) v.push(r.result[metric] / b.result[metric]);
+        }
+        return median(v);
+      };
+      const med = (key) => median(ok.map((r) => r.result[key]));
+      const values = ok.map((r) => r.result[metric]);
+      const cpuKnown = (key) => ok.length > 0 && ok.every((r) => r.result[key] != null);
       rows.push({
         scenario,
-        server: name,
+        family,
+        server: runs[0].server,
+        generator: [...new Set(runs.map((r) => r.generator))].join('+'),
         n: ok.length,
         errors,
-        msg: median(rate),
-        msgMin: Math.min(...rate),
-        msgMax: Math.max(...rate),
-        mb: median(ok.map((r) => r.result.mbPerSec)),
-        ratio: median(ratios),
-        p50: median(ok.map((r) => r.result.p50Ms)),
-        p99: median(ok.map((r) => r.result.p99Ms)),
+        value: median(values),
+        min: Math.min(...values),
+        max: Math.max(...values),
+        med,
+        ratioWs: ratioTo('ws'),
+        ratioRaw: ratioTo('raw'),
         genCpu: ok.length ? Math.max(...ok.map((r) => r.result.generatorCpu)) : NaN,
-        genCpuMedian: median(ok.map((r) => r.result.generatorCpu)),
-        serverCpu: ok.length && ok.every((r) => r.result.serverCpu !== null) ? median(ok.map((r) => r.result.serverCpu)) : null,
-        otherCpu: ok.length && ok.every((r) => r.result.otherCpu != null) ? median(ok.map((r) => r.result.otherCpu)) : null,
-        idle: ok.reduce((a, r) => a + r.result.idleConnections, 0),
+        genCpuMedian: med('generatorCpu'),
+        serverCpu: cpuKnown('serverCpu') ? med('serverCpu') : null,
+        otherCpu: cpuKnown('otherCpu') ? med('otherCpu') : null,
+        idle: ok.reduce((a, r) => a + (r.result.idleConnections ?? 0), 0),
       });
     }
   }
   return rows;
 }
 
-function report(opts, meta, rows) {
-  const L = [];
-  L.push(`### sockeye vs ws vs raw node:net (${opts.quick ? 'quick' : 'full'} run)`);
-  L.push('');
-  L.push(`- Command: \`${meta.command}\``);
-  L.push(`- Date: ${meta.date}`);
-  L.push(`- Machine: ${meta.cpu}, ${meta.cpus} CPUs available, ${meta.os}; Node ${process.version}`);
-  L.push(`- Pinning: ${meta.pin ? `servers on CPU ${meta.pin.server}, generator on CPU ${meta.pin.generator} (taskset)` : 'none (taskset not available, fewer than 2 CPUs, or --no-pin): server and generator compete for CPUs'}`);
-  L.push(`- Libraries: sockeye ${meta.sockeye} (dist/), ws ${meta.ws ?? 'missing'} (bufferutil: ${meta.bufferutil ? 'installed' : 'not installed'}, utf-8-validate: ${meta.utf8validate ? 'installed' : 'not installed'})`);
-  L.push(`- Each cell: ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} of ${opts.durationS} s measured after ${opts.warmupS} s warm-up; servers interleaved within each round${opts.rounds > 1 ? ' (order rotated per round)' : ''}`);
-  L.push(`- Load average (1 min) before / after: ${meta.loadBefore.toFixed(2)} / ${meta.loadAfter.toFixed(2)}`);
-  if (meta.staleDist) L.push('- WARNING: dist/ is older than src/: this measured a stale build (run `npx tsc -p tsconfig.json`)');
-  L.push('');
-  const spread = opts.rounds > 1 ? ' median (min–max)' : '';
-  L.push(`| Scenario | Server | msg/s${spread} | MB/s | × ws | p50 RTT | p99 RTT | gen CPU | server CPU | other load | notes |`);
-  L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
-  let anyGenBound = false;
-  let anyDisturbed = false;
-  for (const r of rows) {
-    const title = r.server === opts.servers[0] ? r.scenario.title : '';
-    if (r.n === 0) {
-      L.push(`| ${title} | ${r.server} | FAILED: ${r.errors[0] ?? 'no run'} | | | | | | | | |`);
-      continue;
-    }
-    const notes = [];
+function flags(r, state) {
+  const notes = [];
+  if (r.scenario.kind !== 'idle') {
     if (r.genCpu >= GEN_CPU_WARN) {
-      anyGenBound = true;
+      state.genBound = true;
       notes.push('gen-bound');
     }
     const starved = Math.max(r.genCpuMedian, r.serverCpu ?? 1) < STARVED_BELOW;
     if ((r.otherCpu !== null && r.otherCpu >= OTHER_CPU_WARN) || starved) {
-      anyDisturbed = true;
+      state.disturbed = true;
       notes.push('disturbed');
     }
-    if (r.errors.length) notes.push(`${r.errors.length} run${r.errors.length > 1 ? 's' : ''} FAILED`);
-    const msg = opts.rounds > 1 ? `${int(r.msg)} (${int(r.msgMin)}–${int(r.msgMax)})` : int(r.msg);
-    L.push(`| ${title} | ${r.server} | ${msg} | ${sig(r.mb)} | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + '×' : '—'} | ${sig(r.p50)} ms | ${sig(r.p99)} ms | ${pct(r.genCpu)} | ${pct(r.serverCpu)} | ${pct(r.otherCpu)} | ${notes.join(', ')} |`);
   }
+  if (r.errors.length) notes.push(`${r.errors.length} run${r.errors.length > 1 ? 's' : ''} FAILED`);
+  return notes.join(', ');
+}
+
+function report(opts, meta, rows) {
+  const L = [];
+  const state = { genBound: false, disturbed: false };
+  const spread = opts.rounds > 1;
+  const withSpread = (r, fmt) => (spread ? `${fmt(r.value)} (${fmt(r.min)}–${fmt(r.max)})` : fmt(r.value));
+  L.push(`### sockeye vs ws vs raw node:net (${opts.quick ? 'quick' : 'full'} run)`);
   L.push('');
-  L.push('msg/s: verified echoes per second (a round trip each). MB/s: echoed payload bytes per second (10^6 B, counted once, not per direction). × ws: msg/s relative to ws in the same round. RTT: send to verified echo, including queueing behind the other messages in flight. CPU columns: share of one core over the measured window; gen CPU is the highest of the rounds; other load is what the pinned CPUs spent on anything but the generator and the server (other programs, interrupts including loopback networking, hypervisor steal).');
-  if (anyGenBound) {
+  L.push(`- Command: \`${meta.command}\``);
+  L.push(`- Date: ${meta.date}`);
+  L.push(`- Machine: ${meta.cpu}, ${meta.cpus} CPUs available, ${meta.os}; Node ${process.version}; open-file hard limit ${meta.fileLimit}`);
+  L.push(`- Pinning: ${meta.pin ? `servers on CPU ${meta.pin.server}, generator on CPU ${meta.pin.generator} (taskset)` : 'none (taskset not available, fewer than 2 CPUs, or --no-pin): server and generator compete for CPUs'}`);
+  L.push(`- Load generator: ${meta.generators}`);
+  L.push(`- Libraries: sockeye ${meta.sockeye} (dist/), ws ${meta.ws ?? 'missing'}. ws rows: plain JavaScript (WS_NO_BUFFER_UTIL, WS_NO_UTF_8_VALIDATE). ws-native rows: ${meta.native}`);
+  if (Object.keys(meta.fanout).length) L.push(`- Fan-out servers: ${Object.entries(meta.fanout).map(([k, v]) => `${k} uses ${v}`).join('; ')}; ws uses \`for (const c of wss.clients) c.send(data)\``);
+  if (meta.tls) L.push(`- TLS: ${meta.tls}`);
+  L.push(`- Each cell: ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} of ${opts.durationS} s measured after ${opts.warmupS} s warm-up; servers interleaved within each round${opts.rounds > 1 ? ' (order rotated per round)' : ''}`);
+  L.push(`- Load average (1 min) before / after: ${meta.loadBefore.toFixed(2)} / ${meta.loadAfter.toFixed(2)}`);
+  if (meta.staleDist) L.push('- WARNING: dist/ is older than src/: this measured a stale build (run `npm run build`)');
+  for (const s of meta.skipped) L.push(`- SKIPPED: ${s}`);
+
+  const echo = rows.filter((r) => r.scenario.kind === 'echo');
+  if (echo.length) {
+    L.push('');
+    L.push('#### Echo throughput');
+    L.push('');
+    L.push(`| Scenario | Server | gen | msg/s${spread ? ' median (min–max)' : ''} | MB/s | × ws | × raw | p50 RTT | p99 RTT | gen CPU | server CPU | other load | notes |`);
+    L.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    let last = null;
+    for (const r of echo) {
+      const title = r.scenario.id === last ? '' : r.scenario.title;
+      last = r.scenario.id;
+      if (r.n === 0) {
+        L.push(`| ${title} | ${r.server} | ${r.generator} | FAILED: ${r.errors[0] ?? 'no run'} |${' |'.repeat(9)}`);
+        continue;
+      }
+      const vsRaw = r.scenario.vsRaw && r.family !== 'raw' ? ratio(r.ratioRaw) : '';
+      L.push(`| ${title} | ${r.server} | ${r.generator} | ${withSpread(r, int)} | ${sig(r.med('mbPerSec'))} | ${ratio(r.ratioWs)} | ${vsRaw} | ${sig(r.med('p50Ms'))} ms | ${sig(r.med('p99Ms'))} ms | ${pct(r.genCpu)} | ${pct(r.serverCpu)} | ${pct(r.otherCpu)} | ${flags(r, state)} |`);
+    }
+    L.push('');
+    L.push('msg/s: verified echoes per second (a round trip each). MB/s: echoed payload bytes per second (10^6 B, counted once, not per direction). × ws, × raw: msg/s relative to the ws (plain JavaScript) or raw row of the same scenario in the same round; in the wss scenario those are the TLS variants. RTT: send to verified echo, including queueing behind the other messages in flight.');
+  }
+
+  const hs = rows.filter((r) => r.scenario.kind === 'handshake');
+  if (hs.length) {
+    L.push('');
+    L.push(`#### Connection setup (${hs[0].scenario.title.replace(/^connection setup: /, '')})`);
+    L.push('');
+    L.push(`| Server | handshakes/s${spread ? ' median (min–max)' : ''} | × ws | p50 connect→echo | p99 connect→echo | gen CPU | server CPU | other load | notes |`);
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const r of hs) {
+      if (r.n === 0) {
+        L.push(`| ${r.server} | FAILED: ${r.errors[0] ?? 'no run'} | | | | | | | |`);
+        continue;
+      }
+      L.push(`| ${r.server} | ${withSpread(r, int)} | ${ratio(r.ratioWs)} | ${sig(r.med('p50Ms'))} ms | ${sig(r.med('p99Ms'))} ms | ${pct(r.genCpu)} | ${pct(r.serverCpu)} | ${pct(r.otherCpu)} | ${flags(r, state)} |`);
+    }
+    L.push('');
+    L.push('A handshake here is a whole cycle: TCP connect, upgrade request and 101 response (Sec-WebSocket-Accept checked), one 32 B echo verified, close frames both ways and the server closing the TCP connection. raw: TCP connect, 32 B echo, FIN both ways (the cost of the sockets alone). Latency: from connect() to the verified echo.');
+  }
+
+  const idle = rows.filter((r) => r.scenario.kind === 'idle');
+  if (idle.length) {
+    L.push('');
+    L.push(`#### Memory per idle connection (${int(idle[0].scenario.connections)} connections)`);
+    L.push('');
+    L.push(`| Server | RSS before | RSS after | RSS per connection${spread ? ' median (min–max)' : ''} | × ws | JS heap + external per connection | connections opened/s | notes |`);
+    L.push('|---|---:|---:|---:|---:|---:|---:|---|');
+    for (const r of idle) {
+      if (r.n === 0) {
+        L.push(`| ${r.server} | FAILED: ${r.errors[0] ?? 'no run'} | | | | | | |`);
+        continue;
+      }
+      L.push(`| ${r.server} | ${mib(r.med('rssBefore'))} | ${mib(r.med('rssAfter'))} | ${withSpread(r, kib)} | ${ratio(r.ratioWs)} | ${kib(r.med('heapPerConn'))} | ${int(r.med('establishedPerSec'))} | ${flags(r, state)} |`);
+    }
+    L.push('');
+    L.push(`Each cell: a fresh server process (started with --expose-gc); ${int(idle[0].scenario.warmConnections)} connections opened, echoed once and closed to warm it up; a full GC; VmRSS from /proc/<pid>/status (before); then ${int(idle[0].scenario.connections)} connections opened in batches of 128, each handshaken and echoed once, held idle; a full GC; VmRSS again (after), with the server's own count of open connections checked. Per connection: (after − before) / ${int(idle[0].scenario.connections)}; lower is better, × ws < 1 means less memory than ws. The heap column is V8's heapUsed + external from process.memoryUsage() over the same two points.`);
+  }
+
+  const fan = rows.filter((r) => r.scenario.kind === 'fanout');
+  if (fan.length) {
+    L.push('');
+    L.push(`#### Fan-out (${fan[0].scenario.title.replace(/^fan-out: /, '')})`);
+    L.push('');
+    L.push(`| Server | deliveries/s${spread ? ' median (min–max)' : ''} | broadcasts/s | × ws | p50 send→last client | p99 send→last client | gen CPU | server CPU | other load | notes |`);
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const r of fan) {
+      if (r.n === 0) {
+        L.push(`| ${r.server} | FAILED: ${r.errors[0] ?? 'no run'} | | | | | | | | |`);
+        continue;
+      }
+      L.push(`| ${r.server} | ${withSpread(r, int)} | ${sig(r.med('broadcastsPerSec'))} | ${ratio(r.ratioWs)} | ${sig(r.med('p50Ms'))} ms | ${sig(r.med('p99Ms'))} ms | ${pct(r.genCpu)} | ${pct(r.serverCpu)} | ${pct(r.otherCpu)} | ${flags(r, state)} |`);
+    }
+    L.push('');
+    L.push(`One client sends a message; the server sends it to every connected client (the sender included, ${int(fan[0].scenario.connections)} in all); the generator verifies every copy byte for byte and in order, then the sender sends the next. deliveries/s = broadcasts/s × clients. Latency: from the send to the verified copy at the last client.`);
+  }
+
+  L.push('');
+  L.push('CPU columns: share of one core over the measured window; gen CPU is the highest of the rounds; other load is what the pinned CPUs spent on anything but the generator and the server (other programs, interrupts including loopback networking, hypervisor steal).');
+  const cRows = rows.filter((r) => r.n > 0 && r.generator === 'c' && r.scenario.kind !== 'idle');
+  const nodeRows = rows.filter((r) => r.n > 0 && r.generator === 'node');
+  const peak = (rs) => Math.max(...rs.map((r) => r.genCpu));
+  L.push('');
+  L.push(
+    'Generator headroom: ' +
+      [cRows.length ? `the C generator's busiest row used ${pct(peak(cRows))} of its core` : null, nodeRows.length ? `the Node generator's busiest row used ${pct(peak(nodeRows))}` : null].filter(Boolean).join('; ') +
+      `. Rows where it reached ${Math.round(GEN_CPU_WARN * 100)}% are marked gen-bound.`,
+  );
+  if (state.genBound) {
     L.push('');
     L.push(`gen-bound: the generator used ≥ ${Math.round(GEN_CPU_WARN * 100)}% of its core, so the row measured the load generator as much as the server. A server that was not itself near 100% could go faster, and the ratio understates the difference between the servers.`);
   }
-  if (anyDisturbed) {
+  if (state.disturbed) {
     L.push('');
     L.push(`disturbed: the pinned CPUs spent ≥ ${Math.round(OTHER_CPU_WARN * 100)}% of a core on other work, or neither the generator nor the server reached ${Math.round(STARVED_BELOW * 100)}% of a core (something else had the CPU). That row says more about the machine than about the server: rerun it before drawing conclusions.`);
   }
-  const idle = rows.filter((r) => r.idle > 0);
-  if (idle.length) {
+  const stalled = rows.filter((r) => r.idle > 0);
+  if (stalled.length) {
     L.push('');
-    for (const r of idle) L.push(`- ${r.scenario.title} / ${r.server}: ${r.idle} connection-runs completed no echo in the measured window (starved or stalled).`);
+    for (const r of stalled) L.push(`- ${r.scenario.title} / ${r.server}: ${r.idle} connection-runs completed no echo in the measured window (starved or stalled).`);
   }
   const failures = rows.filter((r) => r.errors.length);
   if (failures.length) {
@@ -327,9 +612,34 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const dist = join(ROOT, 'dist', 'src', 'index.js');
   if (opts.servers.includes('sockeye') && !existsSync(dist)) {
-    process.stderr.write('bench: dist/src/index.js is missing: build first with `npx tsc -p tsconfig.json`\n');
+    process.stderr.write('bench: dist/src/index.js is missing: build first with `npm run build`\n');
     process.exit(1);
   }
+  const skipped = [];
+  let scenarios = SCENARIOS.filter((s) => opts.scenarios.includes(s.id));
+  if (scenarios.some((s) => generatorFor(s, opts) === 'c')) {
+    const problem = buildLoadgen();
+    if (problem) {
+      process.stderr.write(`bench: cannot build the C load generator: ${problem}\n`);
+      process.exit(1);
+    }
+  }
+  const limit = fileLimit();
+  for (const s of scenarios) {
+    if ((s.kind === 'idle' || s.kind === 'fanout') && s.connections + 64 > limit) {
+      skipped.push(`${s.id}: needs ${s.connections + 64} open files, the hard limit (ulimit -Hn) is ${limit}`);
+    }
+  }
+  let tls = null;
+  if (scenarios.some((s) => s.tls)) {
+    tls = makeCertificate();
+    if (tls.error) {
+      skipped.push(`TLS scenarios: ${tls.error}`);
+      tls = null;
+    }
+  }
+  scenarios = scenarios.filter((s) => !skipped.some((k) => k.startsWith(`${s.id}:`)) && (!s.tls || tls));
+
   const pin = pinning(opts.pin);
   const meta = {
     command:
@@ -339,62 +649,89 @@ async function main() {
     cpu: cpuModel(),
     cpus: availableParallelism(),
     os: `${osType()} ${release()}`,
+    fileLimit: limit,
     pin,
     sockeye: packageVersion(ROOT),
     ws: packageVersion(join(ROOT, 'node_modules', 'ws')),
-    bufferutil: existsSync(join(ROOT, 'node_modules', 'bufferutil')),
-    utf8validate: existsSync(join(ROOT, 'node_modules', 'utf-8-validate')),
+    native: 'not run',
+    fanout: {},
+    tls: null,
+    generators: '',
     staleDist: existsSync(dist) && newestSource(join(ROOT, 'src')) > statSync(dist).mtimeMs,
     loadBefore: loadavg()[0],
     loadAfter: NaN,
+    skipped,
   };
-  const clkTck = clockTicks();
-  const scenarios = SCENARIOS.filter((s) => opts.scenarios.includes(s.id));
-  const servers = SERVERS.filter((s) => opts.servers.includes(s.name));
-  const total = opts.rounds * scenarios.length * servers.length;
-  process.stderr.write(
-    `bench: ${total} runs of ${opts.warmupS} s + ${opts.durationS} s (about ${Math.ceil((total * (opts.warmupS + opts.durationS + 0.2)) / 60)} min); ` +
-      `${pin ? `servers on CPU ${pin.server}, generator on CPU ${pin.generator}` : 'no CPU pinning'}\n`,
-  );
+  const env = { opts, pin, clkTck: clockTicks(), tls, meta };
+  const used = new Set(scenarios.map((s) => generatorFor(s, opts)));
+  meta.generators = [
+    used.has('c') ? 'C (bench/loadgen, epoll, one process on one core)' : null,
+    used.has('node') ? `Node (bench/generator.mjs)${scenarios.some((s) => s.tls) ? ', for the TLS scenario because the C generator has no TLS' : ''}${opts.generator === 'node' ? ', chosen with --generator node' : ''}` : null,
+  ]
+    .filter(Boolean)
+    .join('; ');
 
-  const running = [];
-  const shutdown = () => Promise.all(running.map(stopServer));
-  process.on('SIGINT', () => shutdown().then(() => process.exit(130)));
+  // Cells: every (round, scenario, server family); families rotate per round.
+  const cells = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const scenario of scenarios) {
+      const families = scenario.servers.filter((f) => opts.servers.includes(f));
+      for (let k = 0; k < families.length; k++) cells.push({ round, scenario, family: families[(k + round) % families.length] });
+    }
+  }
+  const cellSeconds = (s) => (s.kind === 'idle' ? 8 : opts.warmupS + opts.durationS + (s.kind === 'fanout' ? 3 : 0.5));
+  const estimate = cells.reduce((a, c) => a + cellSeconds(c.scenario), 0);
+  process.stderr.write(`bench: ${cells.length} runs, about ${Math.ceil(estimate / 60)} min; ${pin ? `servers on CPU ${pin.server}, generator on CPU ${pin.generator}` : 'no CPU pinning'}\n`);
+
+  // Long-lived servers for the echo and handshake scenarios; idle and fan-out start their own.
+  const running = new Map();
+  const shutdown = () => Promise.all([...running.values()].map(stopServer));
+  process.on('SIGINT', () =>
+    shutdown().then(() => {
+      if (tls) rmSync(tls.dir, { recursive: true, force: true });
+      process.exit(130);
+    }),
+  );
   try {
-    for (const s of servers) running.push(await startServer(s, pin));
-    const results = [];
-    let done = 0;
-    for (let round = 0; round < opts.rounds; round++) {
-      for (const scenario of scenarios) {
-        for (let k = 0; k < running.length; k++) {
-          const server = running[(k + round) % running.length];
-          const config = {
-            mode: server.mode,
-            port: server.port,
-            serverPid: server.pid,
-            clkTck,
-            cpus: pin ? [pin.server, pin.generator] : null,
-            size: scenario.size,
-            binary: scenario.binary,
-            connections: scenario.connections,
-            depth: scenario.depth,
-            warmupMs: opts.warmupS * 1000,
-            durationMs: opts.durationS * 1000,
-          };
-          const timeout = (opts.warmupS + opts.durationS) * 1000 + 30_000;
-          const result = await runGenerator(config, pin, timeout);
-          if (server.child.exitCode !== null || server.child.signalCode !== null) {
-            throw new Error(`${server.name} server died during ${scenario.id}`);
-          }
-          results.push({ round, scenario: scenario.id, server: server.name, result });
-          done++;
-          process.stderr.write(
-            `  [${done}/${total}] round ${round + 1} ${scenario.id} ${server.name}: ` +
-              (result.error ? `FAILED: ${result.error}` : `${int(result.msgPerSec)} msg/s, ${sig(result.mbPerSec)} MB/s, gen CPU ${pct(result.generatorCpu)}, server CPU ${pct(result.serverCpu)}`) +
-              '\n',
-          );
+    for (const scenario of scenarios.filter((s) => s.kind === 'echo' || s.kind === 'handshake')) {
+      for (const family of scenario.servers.filter((f) => opts.servers.includes(f))) {
+        const spec = serverFor(scenario, family);
+        if (running.has(spec.name) || skipped.some((k) => k.startsWith(`${spec.name}:`))) continue;
+        try {
+          running.set(spec.name, await startServer({ ...spec, tlsDir: tls?.dir }, pin));
+        } catch (err) {
+          if (spec.name !== 'ws-native') throw err;
+          // The add-ons are optional: without them the report says why that row is missing.
+          skipped.push(`${spec.name}: ${err.message}`);
         }
       }
+    }
+    const nativeServer = running.get('ws-native');
+    if (nativeServer) meta.native = `ws with bufferutil ${nativeServer.info.bufferutil}, utf-8-validate ${nativeServer.info['utf-8-validate']} (ws 8 uses Node's buffer.isUtf8 when it exists, so utf-8-validate is never loaded on Node 20)`;
+    if (tls) meta.tls = `self-signed P-256 certificate made with openssl at start; Node's default TLS settings on both sides`;
+
+    const results = [];
+    let done = 0;
+    for (const { round, scenario, family } of cells) {
+      const spec = serverFor(scenario, family);
+      if (skipped.some((k) => k.startsWith(`${spec.name}:`))) continue;
+      let result;
+      try {
+        if (scenario.kind === 'idle') result = await runIdle(scenario, family, env);
+        else if (scenario.kind === 'fanout') result = await runFanout(scenario, family, env);
+        else {
+          const server = running.get(spec.name);
+          result = await runEcho(scenario, server, env);
+          if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`${server.name} server died during ${scenario.id}`);
+        }
+      } catch (err) {
+        if (/died during/.test(err.message)) throw err;
+        result = { error: err.message };
+      }
+      if (tls && result.tlsProtocol && !meta.tls.includes('negotiated')) meta.tls += `; negotiated ${result.tlsProtocol} ${result.tlsCipher}`;
+      results.push({ round, scenario: scenario.id, family, server: spec.name, generator: generatorFor(scenario, opts), result });
+      done++;
+      process.stderr.write(`  [${done}/${cells.length}] round ${round + 1} ${scenario.id} ${spec.name}: ${progress(scenario, result)}\n`);
     }
     meta.loadAfter = loadavg()[0];
     const text = report(opts, meta, summarize(opts, results));
@@ -405,7 +742,17 @@ async function main() {
     if (results.some((r) => r.result.error)) process.exitCode = 1;
   } finally {
     await shutdown();
+    if (tls) rmSync(tls.dir, { recursive: true, force: true });
   }
+}
+
+function progress(scenario, r) {
+  if (r.error) return `FAILED: ${r.error}`;
+  const cpu = `gen CPU ${pct(r.generatorCpu)}, server CPU ${pct(r.serverCpu)}`;
+  if (scenario.kind === 'idle') return `${kib(r.bytesPerConn)} RSS per connection (${mib(r.rssBefore)} → ${mib(r.rssAfter)}), heap ${kib(r.heapPerConn)}`;
+  if (scenario.kind === 'handshake') return `${int(r.handshakesPerSec)} handshakes/s, ${cpu}`;
+  if (scenario.kind === 'fanout') return `${int(r.deliveriesPerSec)} deliveries/s, ${sig(r.broadcastsPerSec)} broadcasts/s, ${cpu}`;
+  return `${int(r.msgPerSec)} msg/s, ${sig(r.mbPerSec)} MB/s, ${cpu}`;
 }
 
 main().catch((err) => {

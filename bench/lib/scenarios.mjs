@@ -1,57 +1,156 @@
-// What the benchmark runs. Every scenario is a closed loop: each connection
-// keeps `depth` messages in flight and sends the next one when an echo has
-// come back and been verified byte for byte.
+// What the benchmark runs.
+//
+// kind 'echo': a closed loop; each connection keeps `depth` messages in
+// flight and sends the next one when an echo has come back and been verified
+// byte for byte. kind 'handshake': `connections` loops of connect, opening
+// handshake, one echo, close. kind 'idle': memory of many open, quiet
+// connections. kind 'fanout': one client's message is sent by the server to
+// every connected client. The last three need the C generator.
+//
+// `servers` lists the server families a scenario runs against; `base` names
+// the rows its ratios are taken to (× ws, × raw); `vsRaw` shows the ratio to
+// raw, for scenarios where the sockets' own cost (not per-message work) is
+// what is compared.
+
+const ECHO = ['sockeye', 'ws', 'ws-native', 'raw'];
 
 export const SCENARIOS = [
   {
     id: 'bin32-d1',
+    kind: 'echo',
     title: '32 B binary, 100 conns × 1 in flight',
     size: 32,
     binary: true,
     connections: 100,
     depth: 1,
+    servers: ECHO,
     measures: 'per-message latency and overhead with no pipelining: every echo waits for the previous one (a chat or RPC workload)',
   },
   {
     id: 'bin32-d16',
+    kind: 'echo',
     title: '32 B binary, 100 conns × 16 in flight',
     size: 32,
     binary: true,
     connections: 100,
     depth: 16,
+    servers: ECHO,
     measures: 'per-message CPU cost of framing, parsing and dispatch when the pipe is full (many small frames per read)',
   },
   {
     id: 'text1k-d16',
+    kind: 'echo',
     title: '1 KiB text, 100 conns × 16 in flight',
     size: 1024,
     binary: false,
     connections: 100,
     depth: 16,
+    servers: ECHO,
     measures: 'text messages: adds UTF-8 validation of every received byte (RFC 6455 section 8.1) and unmasking of 1 KiB payloads',
   },
   {
     id: 'bin64k-d4',
+    kind: 'echo',
     title: '64 KiB binary, 10 conns × 4 in flight',
     size: 64 * 1024,
     binary: true,
     connections: 10,
     depth: 4,
+    servers: ECHO,
+    vsRaw: true,
     measures: 'medium messages that span several socket reads: reassembly, unmasking and copying throughput',
   },
   {
     id: 'bulk1m-d4',
+    kind: 'echo',
     title: '1 MiB binary bulk, 1 conn × 4 in flight',
     size: 1024 * 1024,
     binary: true,
     connections: 1,
     depth: 4,
+    servers: ECHO,
+    vsRaw: true,
     measures: 'bulk throughput of a single connection: large-frame buffering, unmasking and write-queue behaviour',
+  },
+  {
+    id: 'bulk16m-d2',
+    kind: 'echo',
+    title: '16 MiB binary bulk, 1 conn × 2 in flight',
+    size: 16 * 1024 * 1024,
+    binary: true,
+    connections: 1,
+    depth: 2,
+    servers: ECHO,
+    vsRaw: true,
+    measures: 'very large messages: buffering a 16 MiB frame (the default message limit) before it is delivered, and writing it back',
+  },
+  {
+    id: 'wss-bulk1m-d4',
+    kind: 'echo',
+    tls: true,
+    title: 'wss: 1 MiB binary bulk over TLS, 1 conn × 4 in flight',
+    size: 1024 * 1024,
+    binary: true,
+    connections: 1,
+    depth: 4,
+    servers: ['sockeye', 'ws', 'raw'],
+    vsRaw: true,
+    // The C generator has no TLS: this scenario always uses the Node one.
+    generator: 'node',
+    measures: 'bulk over TLS (node:tls on both sides): the cost of encryption plus the write path of a TLS socket',
+  },
+  {
+    id: 'handshake',
+    kind: 'handshake',
+    title: 'connection setup: 32 loops of connect, handshake, 32 B echo, close',
+    size: 32,
+    binary: true,
+    connections: 32,
+    servers: ['sockeye', 'ws', 'raw'],
+    measures: 'handshakes per second: accepting, parsing the upgrade request, SHA-1 of the key, session set-up and the closing handshake',
+  },
+  {
+    id: 'idle10k',
+    kind: 'idle',
+    title: 'memory per idle connection, 10,000 connections',
+    size: 32,
+    binary: true,
+    connections: 10_000,
+    // Connections opened before measuring, so pools and code are warm.
+    warmConnections: 500,
+    servers: ['sockeye', 'ws', 'raw'],
+    measures: 'resident memory a server needs per open, quiet connection (after one echo each), after a full GC',
+  },
+  {
+    id: 'fanout10k',
+    kind: 'fanout',
+    title: 'fan-out: 64 B binary to 10,000 clients, 1 broadcast in flight',
+    size: 64,
+    binary: true,
+    connections: 10_000,
+    depth: 1,
+    servers: ['sockeye', 'ws'],
+    measures: 'broadcast: one message sent to every connected client; deliveries per second and the time until the last client has it',
   },
 ];
 
+/**
+ * family: what --servers selects and what the ratios compare; the TLS
+ * variants stand in for their family in TLS scenarios.
+ */
 export const SERVERS = [
-  { name: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws' },
-  { name: 'ws', file: 'servers/ws.mjs', mode: 'ws' },
-  { name: 'raw', file: 'servers/raw.mjs', mode: 'raw' },
+  { name: 'sockeye', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [] },
+  { name: 'ws', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [] },
+  { name: 'ws-native', family: 'ws-native', file: 'servers/ws.mjs', mode: 'ws', args: ['--native'] },
+  { name: 'raw', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [] },
+  { name: 'sockeye-tls', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [], tls: true },
+  { name: 'ws-tls', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [], tls: true },
+  { name: 'raw-tls', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [], tls: true },
 ];
+
+export const FAMILIES = ['sockeye', 'ws', 'ws-native', 'raw'];
+
+/** The server that plays `family` in `scenario` (its TLS variant in a TLS scenario). */
+export function serverFor(scenario, family) {
+  return SERVERS.find((s) => s.family === family && !!s.tls === !!scenario.tls) ?? null;
+}

@@ -1,11 +1,48 @@
-// Shared lifetime of the benchmark's echo servers: announce the port on
-// stdout, then run until the harness closes our stdin (or signals us).
+// Shared lifetime of the benchmark's servers: command-line options, announce
+// the port on stdout, answer the harness's control lines on stdin, and run
+// until the harness closes our stdin (or signals us).
+//
+// Protocol (one line each way):
+//   server -> harness  INFO <json>        facts for the report (before LISTENING)
+//   server -> harness  LISTENING <port>
+//   harness -> server  gc                 full garbage collection (needs node --expose-gc), then
+//   server -> harness  MEMORY <json>      { gc, connections, rss, heapUsed, heapTotal, external, arrayBuffers }
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The options every server takes:
+ *   --fanout     every message received is sent to every connected client (the fan-out scenario)
+ *   --tls DIR    serve over TLS with DIR/key.pem and DIR/cert.pem
+ *   --native     (ws only) use the optional native add-ons
+ */
+export function serverOptions(argv = process.argv.slice(2)) {
+  const opts = { fanout: false, tls: null, native: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--fanout') opts.fanout = true;
+    else if (argv[i] === '--native') opts.native = true;
+    else if (argv[i] === '--tls' && argv[i + 1]) {
+      const dir = argv[++i];
+      opts.tls = { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+    } else {
+      process.stderr.write(`bench server: unknown option ${argv[i]}\n`);
+      process.exit(64);
+    }
+  }
+  return opts;
+}
+
+/** Prints one INFO line for the harness's report metadata. */
+export function info(facts) {
+  process.stdout.write(`INFO ${JSON.stringify(facts)}\n`);
+}
 
 /**
  * @param {number} port the bound port, announced as "LISTENING <port>"
  * @param {() => Promise<void>} shutdown closes the server and its connections
+ * @param {() => number} connections how many client connections are open now
  */
-export function serveUntilStdinCloses(port, shutdown) {
+export function serveUntilStdinCloses(port, shutdown, connections) {
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -23,10 +60,36 @@ export function serveUntilStdinCloses(port, shutdown) {
       },
     );
   };
+  let pending = '';
+  process.stdin.setEncoding('latin1');
+  process.stdin.on('data', (chunk) => {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl).trim();
+      pending = pending.slice(nl + 1);
+      if (line === 'gc') collect(connections);
+      else if (line) process.stderr.write(`bench server: unknown control line ${JSON.stringify(line)}\n`);
+    }
+  });
   process.stdin.on('end', stop);
   process.stdin.on('error', stop);
   process.stdin.resume();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.stdout.write(`LISTENING ${port}\n`);
+}
+
+function collect(connections) {
+  const gc = typeof globalThis.gc === 'function';
+  if (gc) {
+    // Two full collections: the first can leave garbage that only its finalizers released.
+    globalThis.gc();
+    globalThis.gc();
+  }
+  // Answer after the current I/O phase, so sockets closed in it are gone.
+  setImmediate(() => {
+    const m = process.memoryUsage();
+    process.stdout.write(`MEMORY ${JSON.stringify({ gc, connections: connections(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+  });
 }

@@ -1,21 +1,31 @@
-// Raw node:net echo server: the ceiling. No WebSocket framing at all; every
-// chunk read is written back. Prints "LISTENING <port>"; exits when its stdin
+// Raw node:net (or node:tls with --tls) echo server: the ceiling. No
+// WebSocket framing at all; every chunk read is written back (with --fanout:
+// to every connected socket). Prints "LISTENING <port>"; exits when its stdin
 // closes.
-import { createServer } from 'node:net';
-import { serveUntilStdinCloses } from '../lib/server-life.mjs';
+import { createServer as createNetServer } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { serverOptions, serveUntilStdinCloses } from '../lib/server-life.mjs';
 
+const opts = serverOptions();
 const sockets = new Set();
-const server = createServer((socket) => {
+const onSocket = (socket) => {
   // ws and sockeye both disable Nagle on their sockets; so does the ceiling.
   socket.setNoDelay(true);
   sockets.add(socket);
-  socket.on('data', (chunk) => socket.write(chunk));
+  if (opts.fanout) socket.on('data', (chunk) => { for (const s of sockets) s.write(chunk); });
+  else socket.on('data', (chunk) => socket.write(chunk));
   socket.on('end', () => socket.end());
   socket.on('error', () => {});
   socket.on('close', () => sockets.delete(socket));
-});
+};
+const server = opts.tls ? createTlsServer({ ...opts.tls }, onSocket) : createNetServer(onSocket);
+if (opts.tls) server.on('tlsClientError', () => {});
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-serveUntilStdinCloses(server.address().port, async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise((resolve) => server.close(resolve));
-});
+serveUntilStdinCloses(
+  server.address().port,
+  async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  },
+  () => sockets.size,
+);

@@ -1,0 +1,37 @@
+// The run's configuration: the same JSON object bench/generator.mjs takes on
+// its command line, plus the fields of the workloads only this generator has.
+#ifndef LOADGEN_CONFIG_H
+#define LOADGEN_CONFIG_H
+
+#include <stdbool.h>
+
+#define MAX_CPUS 64
+
+typedef enum { W_ECHO, W_HANDSHAKE, W_IDLE, W_FANOUT } workload_kind;
+
+typedef struct {
+  bool raw;            // mode: "raw" (no framing) or "ws"
+  workload_kind workload;
+  char host[64];       // default 127.0.0.1
+  char path[256];      // request target, default "/"
+  int port;
+  long size;           // payload bytes per message
+  bool binary;         // default true
+  int connections;     // echo/idle/fanout: connections; handshake: concurrent loops
+  int depth;           // messages in flight per connection (fanout: broadcasts in flight)
+  double warmupMs, durationMs;
+  int serverPid;       // 0: unknown
+  int clkTck;          // 0: sysconf
+  int cpus[MAX_CPUS];
+  int ncpus;           // -1: cpus was null or absent (use the "cpu" total line)
+  int batch;           // connection attempts in progress at once
+  double holdMs;       // idle: hold at most this long (stdin closing ends it sooner)
+  double connectTimeoutMs;
+  double closeTimeoutMs;
+  double stallTimeoutMs; // handshake/fanout: one cycle or broadcast may take this long
+} config;
+
+/** Parses `json` into cfg; returns NULL or a message naming the problem (static storage). */
+const char *config_parse(const char *json, config *cfg);
+
+#endif

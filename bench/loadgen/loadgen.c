@@ -1,0 +1,1199 @@
+// The benchmark's native load generator: the same job as bench/generator.mjs
+// (same config, same JSON result, same payload stamps, same verification),
+// written in C on epoll so that it needs a fraction of the CPU of the servers
+// it measures and the numbers are the server's, not the generator's.
+//
+// Usage: loadgen '<json config>'    (see README.md for the fields)
+// Prints one JSON line on stdout: the result, or {"error": "..."}. Exit 0 on
+// success, 2 when an echo failed verification, a connection broke, a phase
+// timed out or the config was wrong: the numbers of such a run mean nothing.
+//
+// Workloads:
+//   echo       closed loop, `depth` messages in flight per connection
+//   handshake  `connections` loops of connect, handshake, one echo, close
+//   idle       open `connections`, one echo each, print ESTABLISHED, hold them
+//              until stdin closes or holdMs passes, answering pings
+//   fanout     every connection receives what the first one sends (the server
+//              broadcasts); the next broadcast goes when all have verified it
+//
+// Each payload starts with a 16-byte ASCII stamp: 8 hex digits of connection
+// id, 8 of sequence number (fanout: the sender's id and the broadcast
+// number), so a reordered, duplicated, lost or cross-connection echo is caught
+// and not only a corrupted one. The rest is a fixed per-run template.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "histogram.h"
+#include "sha1.h"
+
+#define STAMP 16
+#define MAX_HEAD 8192
+#define READ_BUF (512 * 1024)
+#define MAX_EVENTS 512
+#define FANOUT_SENDER 0 // index of the connection that sends the broadcasts
+
+static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"; // RFC 6455 section 1.3
+
+enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA };
+
+typedef enum {
+  ST_FREE,       // no socket (handshake workload: between cycles)
+  ST_CONNECTING, // connect() in progress
+  ST_HANDSHAKE,  // request sent, reading the response head
+  ST_OPEN,       // handshake done (ws) or connected (raw)
+  ST_CLOSING,    // our close frame (or FIN for raw) is queued: waiting for the server to hang up
+  ST_DONE,
+} conn_state;
+
+typedef enum { RX_HDR, RX_DATA, RX_CTRL } rx_state;
+
+typedef struct conn {
+  int fd;
+  uint32_t id;
+  conn_state state;
+  bool established; // counted once it is ready for the workload
+  bool want_out;    // EPOLLOUT armed
+  bool dirty;       // on the flush list
+  bool shut_after_flush; // raw close: FIN once the queued bytes are out
+  bool got_close;   // the server's close frame arrived
+  uint64_t t0;      // handshake: when connect() was called
+  char key[25];     // Sec-WebSocket-Key
+  char *head;       // response head being read (handshake only)
+  size_t head_len;
+  // outbound bytes, written with one write() per batch
+  uint8_t *out;
+  size_t out_len, out_off, out_cap;
+  // sequencing
+  uint32_t send_seq, recv_seq;
+  uint64_t *sent_at; // ring of send times, ns
+  uint64_t window_completed;
+  // inbound frame state (RFC 6455 section 5.2); server frames are unmasked
+  rx_state rx;
+  uint8_t hdr[14];
+  uint8_t hdr_len;
+  bool frame_fin;
+  bool in_message; // a fragmented message is open
+  uint64_t remaining;
+  uint8_t ctrl_op;
+  uint8_t ctrl_len, ctrl_need;
+  uint8_t ctrl[125];
+  uint64_t msg_off; // bytes of the current echoed message verified so far
+  uint8_t exp_stamp[STAMP];
+} conn;
+
+// ------------------------------------------------------------ run state (one run per process)
+
+static config cfg;
+static uint8_t *tmpl; // the payload template; its first 16 bytes are replaced by the stamp
+static size_t tmpl_len;
+static uint8_t opcode;
+static int epfd;
+static conn *conns;
+static int nconns;
+static uint32_t ring_mask;
+static uint8_t rbuf[READ_BUF];
+static conn **dirty;
+static int ndirty;
+static uint64_t rng_state;
+static int stdin_marker; // its address tags stdin in epoll
+static bool stdin_closed;
+
+static struct {
+  bool running;   // send a new message for each verified echo
+  bool measuring; // count what completes
+  uint64_t completed;
+  histogram lat;
+  int in_progress;  // connection attempts not yet established
+  int next_to_open; // next connection index to open
+  int established;
+  int done;         // connections closed
+  uint64_t pings;
+  uint32_t next_id; // handshake workload: ids keep growing across cycles
+  // fanout
+  uint32_t fan_sent, fan_done;
+  uint64_t *fan_sent_at;
+  int *fan_remaining;
+} st;
+
+// ------------------------------------------------------------ helpers
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/** Writes s as a JSON string; bytes outside printable ASCII become \u00XX (read as Latin-1, as the Node generator does). */
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+    else if (*p < 0x20 || *p >= 0x7f) fprintf(f, "\\u%04x", *p);
+    else fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void fail(const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fputs("{\"error\":", stdout);
+  json_string(stdout, msg);
+  fputs("}\n", stdout);
+  fflush(stdout);
+  _exit(2);
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) fail("out of memory (%zu bytes)", n);
+  return p;
+}
+
+// xorshift64*: masking keys need to be unpredictable to intermediaries
+// (RFC 6455 section 5.3), not cryptographic; a getrandom() seed is enough and
+// a key then costs a few instructions instead of a system call.
+static inline uint64_t rng_next(void) {
+  uint64_t x = rng_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void fill_random(void *buf, size_t n) {
+  uint8_t *p = buf;
+  while (n > 0) {
+    ssize_t k = getrandom(p, n, 0);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      fail("getrandom: %s", strerror(errno));
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+static const char HEXD[] = "0123456789abcdef";
+
+/** The 16-byte stamp: id and seq as 8 lowercase hex digits each (bench/generator.mjs writeStamp). */
+static void write_stamp(uint8_t *out, uint32_t id, uint32_t seq) {
+  for (int i = 0; i < 8; i++) {
+    out[i] = (uint8_t)HEXD[(id >> (28 - 4 * i)) & 15];
+    out[8 + i] = (uint8_t)HEXD[(seq >> (28 - 4 * i)) & 15];
+  }
+}
+
+// ------------------------------------------------------------ CPU readings (as bench/generator.mjs)
+
+static double self_cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double clk_tck(void) {
+  if (cfg.clkTck > 0) return cfg.clkTck;
+  long t = sysconf(_SC_CLK_TCK);
+  return t > 0 ? (double)t : 100;
+}
+
+/** User+system CPU seconds of the server from /proc/<pid>/stat; NaN when unknown. */
+static double server_cpu_seconds(void) {
+  if (cfg.serverPid <= 0) return NAN;
+  char path[64], buf[2048];
+  snprintf(path, sizeof path, "/proc/%d/stat", cfg.serverPid);
+  FILE *f = fopen(path, "r");
+  if (!f) return NAN;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p) return NAN;
+  // After ") " come fields 3.. ; utime and stime are fields 14 and 15.
+  unsigned long long ut = 0, stt = 0;
+  if (sscanf(p + 2, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &ut, &stt) != 2) return NAN;
+  return (double)(ut + stt) / clk_tck();
+}
+
+/** Busy seconds (user, nice, system, irq, softirq, steal) of the pinned CPUs (all when unpinned); NaN elsewhere. */
+static double busy_cpu_seconds(void) {
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return NAN;
+  char line[512];
+  double ticks = 0;
+  int found = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "cpu", 3) != 0) break;
+    bool want;
+    if (cfg.ncpus < 0) want = line[3] == ' ';
+    else {
+      want = false;
+      if (isdigit((unsigned char)line[3])) {
+        int cpu = atoi(line + 3);
+        for (int i = 0; i < cfg.ncpus; i++) want |= cfg.cpus[i] == cpu;
+      }
+    }
+    if (!want) continue;
+    unsigned long long v[8] = {0};
+    char *p = line + 3;
+    while (*p && *p != ' ') p++;
+    sscanf(p, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    ticks += (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+    found++;
+  }
+  fclose(f);
+  if (found == 0 || (cfg.ncpus >= 0 && found != cfg.ncpus)) return NAN;
+  return ticks / clk_tck();
+}
+
+/** With LOADGEN_DEBUG set, prints the time since start of each phase to stderr (for finding where a run spends its time). */
+static void phase(const char *what) {
+  static uint64_t t_start;
+  static int enabled = -1;
+  if (enabled < 0) enabled = getenv("LOADGEN_DEBUG") != NULL;
+  if (!t_start) t_start = now_ns();
+  if (enabled) fprintf(stderr, "loadgen: %8.1f ms  %s\n", (double)(now_ns() - t_start) / 1e6, what);
+}
+
+typedef struct {
+  uint64_t start;
+  double self, server, busy;
+} cpu_window;
+
+static cpu_window window_open(void) { return (cpu_window){now_ns(), self_cpu_seconds(), server_cpu_seconds(), busy_cpu_seconds()}; }
+
+typedef struct {
+  double seconds, generator, server, other;
+} cpu_result;
+
+static cpu_result window_close(cpu_window w) {
+  cpu_result r;
+  r.seconds = (double)(now_ns() - w.start) / 1e9;
+  r.generator = (self_cpu_seconds() - w.self) / r.seconds;
+  r.server = (server_cpu_seconds() - w.server) / r.seconds; // NaN propagates
+  double busy = (busy_cpu_seconds() - w.busy) / r.seconds;
+  // Clock ticks are coarse (10 ms): a small negative difference is rounding.
+  r.other = isnan(busy) || isnan(r.server) ? NAN : fmax(0, busy - r.generator - r.server);
+  return r;
+}
+
+/** A JSON number, or null for NaN (what JSON.stringify does). */
+static void jnum(const char *key, double v, bool last) {
+  if (isnan(v) || isinf(v)) printf("\"%s\":null%s", key, last ? "" : ",");
+  else {
+    // The shortest precision that reads back as the same double, as JavaScript prints numbers.
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, v);
+      if (strtod(buf, NULL) == v) break;
+    }
+    printf("\"%s\":%s%s", key, buf, last ? "" : ",");
+  }
+}
+
+// ------------------------------------------------------------ outbound bytes
+
+/** Room for n more bytes at the end of the queue; the caller fills them. */
+static uint8_t *out_reserve(conn *c, size_t n) {
+  if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (c->out_len + n > c->out_cap) {
+    if (c->out_off > 0) {
+      memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+      c->out_len -= c->out_off;
+      c->out_off = 0;
+    }
+    if (c->out_len + n > c->out_cap) {
+      size_t cap = c->out_cap ? c->out_cap : 4096;
+      while (cap < c->out_len + n) cap *= 2;
+      uint8_t *p = realloc(c->out, cap);
+      if (!p) fail("out of memory (%zu bytes of output for connection %u)", cap, c->id);
+      c->out = p;
+      c->out_cap = cap;
+    }
+  }
+  uint8_t *p = c->out + c->out_len;
+  c->out_len += n;
+  return p;
+}
+
+static void mark_dirty(conn *c) {
+  if (!c->dirty) {
+    c->dirty = true;
+    dirty[ndirty++] = c;
+  }
+}
+
+static void set_want_out(conn *c, bool want) {
+  if (c->want_out == want) return;
+  c->want_out = want;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = c};
+  if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+}
+
+static void conn_done(conn *c);
+
+/** Writes as much of the queue as the socket takes; arms EPOLLOUT for the rest. */
+static void flush(conn *c) {
+  if (c->fd < 0 || c->state == ST_CONNECTING) return; // connect() completion owns EPOLLOUT until then
+  while (c->out_off < c->out_len) {
+    ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+    if (n > 0) {
+      c->out_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      set_want_out(c, true);
+      return;
+    }
+    if (c->state == ST_CLOSING) { // the server hung up first: that ends the close
+      conn_done(c);
+      return;
+    }
+    fail("connection %u: write: %s", c->id, n < 0 ? strerror(errno) : "wrote nothing");
+  }
+  c->out_off = c->out_len = 0;
+  set_want_out(c, false);
+  if (c->shut_after_flush) {
+    c->shut_after_flush = false;
+    shutdown(c->fd, SHUT_WR);
+  }
+}
+
+static void flush_dirty(void) {
+  // Flushing can close a connection, never add one: the list does not grow while it is walked.
+  for (int i = 0; i < ndirty; i++) {
+    dirty[i]->dirty = false;
+    flush(dirty[i]);
+  }
+  ndirty = 0;
+}
+
+/** Copies len template bytes to dst, masked with key (RFC 6455 section 5.3), eight bytes at a time. */
+static void mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4]) {
+  uint32_t k32;
+  memcpy(&k32, key, 4);
+  uint64_t k64 = (uint64_t)k32 | (uint64_t)k32 << 32; // the key's bytes repeated, in memory order
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t v;
+    memcpy(&v, src + i, 8);
+    v ^= k64;
+    memcpy(dst + i, &v, 8);
+  }
+  for (; i < len; i++) dst[i] = src[i] ^ key[i & 3];
+}
+
+/** A masked client frame header (section 5.2) for a payload of len bytes; returns where the payload goes. */
+static uint8_t *frame_header(conn *c, uint8_t op, size_t len, uint8_t key[4]) {
+  size_t hlen = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  uint8_t *f = out_reserve(c, hlen + 4 + len);
+  f[0] = 0x80 | op; // FIN, no RSV bits: one frame per message
+  if (hlen == 2) {
+    f[1] = 0x80 | (uint8_t)len;
+  } else if (hlen == 4) {
+    f[1] = 0x80 | 126;
+    f[2] = (uint8_t)(len >> 8);
+    f[3] = (uint8_t)len;
+  } else {
+    f[1] = 0x80 | 127;
+    for (int i = 0; i < 8; i++) f[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+  }
+  uint32_t k = (uint32_t)(rng_next() >> 32);
+  memcpy(key, &k, 4);
+  memcpy(f + hlen, key, 4);
+  return f + hlen + 4;
+}
+
+/** Queues message `seq` stamped with `id`: a masked frame, or the bare payload for raw. */
+static void send_message(conn *c, uint32_t id, uint32_t seq) {
+  uint8_t stamp[STAMP];
+  write_stamp(stamp, id, seq);
+  if (cfg.raw) {
+    uint8_t *p = out_reserve(c, tmpl_len);
+    memcpy(p, stamp, STAMP);
+    memcpy(p + STAMP, tmpl + STAMP, tmpl_len - STAMP);
+  } else {
+    uint8_t key[4];
+    uint8_t *p = frame_header(c, opcode, tmpl_len, key);
+    mask_copy(p, tmpl, tmpl_len, key);
+    for (int s = 0; s < STAMP; s++) p[s] = stamp[s] ^ key[s & 3];
+  }
+  mark_dirty(c);
+}
+
+static void send_control(conn *c, uint8_t op, const uint8_t *data, size_t len) {
+  uint8_t key[4];
+  uint8_t *p = frame_header(c, op, len, key);
+  for (size_t i = 0; i < len; i++) p[i] = data[i] ^ key[i & 3];
+  mark_dirty(c);
+}
+
+/** Starts our side of the close: a close frame with 1000 (section 5.5.1), or a FIN for raw. */
+static void begin_close(conn *c) {
+  if (c->state != ST_OPEN) return;
+  c->state = ST_CLOSING;
+  if (cfg.raw) {
+    c->shut_after_flush = true;
+  } else {
+    static const uint8_t normal[2] = {0x03, 0xe8};
+    send_control(c, OP_CLOSE, normal, 2);
+  }
+  // The server closes the TCP connection first (RFC 6455 section 7.1.1), so
+  // the TIME_WAIT stays on its side and repeated runs do not use up our ports.
+  mark_dirty(c);
+}
+
+// ------------------------------------------------------------ connections
+
+static void on_established(conn *c);
+static void on_message_complete(conn *c, uint64_t now);
+
+static void conn_reset(conn *c) {
+  c->fd = -1;
+  c->state = ST_FREE;
+  c->established = c->want_out = c->dirty = c->shut_after_flush = c->got_close = false;
+  c->out_len = c->out_off = 0;
+  c->send_seq = c->recv_seq = 0;
+  c->window_completed = 0;
+  c->rx = RX_HDR;
+  c->hdr_len = 0;
+  c->frame_fin = c->in_message = false;
+  c->remaining = 0;
+  c->msg_off = 0;
+  free(c->head);
+  c->head = NULL;
+  c->head_len = 0;
+}
+
+static void conn_open(conn *c) {
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) fail("connection %u: socket: %s", c->id, strerror(errno));
+  int one = 1;
+  // ws and sockeye both disable Nagle on their sockets; so does the generator.
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+  if (inet_pton(AF_INET, cfg.host, &sa.sin_addr) != 1) fail("host %s is not an IPv4 address", cfg.host);
+  c->state = ST_CONNECTING;
+  c->t0 = now_ns();
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c};
+  c->want_out = true;
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+  if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+    fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, cfg.port, strerror(errno));
+  }
+}
+
+static void conn_done(conn *c) {
+  if (c->fd >= 0) close(c->fd); // also leaves the epoll set
+  c->fd = -1;
+  c->state = ST_DONE;
+  st.done++;
+  if (cfg.workload == W_HANDSHAKE && st.running) {
+    // The loop goes round: the same slot dials again as a new connection.
+    conn_reset(c);
+    c->id = ++st.next_id;
+    conn_open(c);
+  }
+}
+
+static void on_connected(conn *c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err) fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, cfg.port, strerror(err));
+  if (cfg.raw) {
+    c->state = ST_OPEN;
+    set_want_out(c, false);
+    on_established(c);
+    return;
+  }
+  uint8_t nonce[16];
+  fill_random(nonce, sizeof nonce); // section 4.1: a random 16-byte nonce, base64-encoded
+  base64_encode(nonce, sizeof nonce, c->key);
+  char req[512];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                   cfg.path, cfg.host, cfg.port, c->key);
+  memcpy(out_reserve(c, (size_t)n), req, (size_t)n);
+  c->head = xmalloc(MAX_HEAD + 1);
+  c->head_len = 0;
+  c->state = ST_HANDSHAKE;
+  set_want_out(c, false);
+  mark_dirty(c);
+}
+
+/** Checks the server's response head (RFC 6455 section 4.1); returns NULL or what is wrong. */
+static const char *check_handshake(char *head, const char *key, char *why, size_t cap) {
+  char *eol = strstr(head, "\r\n");
+  if (eol) *eol = 0;
+  if (strncmp(head, "HTTP/1.1 ", 9) != 0 || !isdigit((unsigned char)head[9]) || !isdigit((unsigned char)head[10]) || !isdigit((unsigned char)head[11])) {
+    snprintf(why, cap, "bad status line \"%.80s\"", head);
+    return why;
+  }
+  if (strncmp(head + 9, "101", 3) != 0) {
+    snprintf(why, cap, "status %.3s instead of 101", head + 9);
+    return why;
+  }
+  char expect[64], joined[64];
+  uint8_t digest[20];
+  snprintf(joined, sizeof joined, "%s%s", key, GUID);
+  sha1(joined, strlen(joined), digest);
+  base64_encode(digest, sizeof digest, expect);
+  bool upgrade = false, connection = false, accept = false;
+  for (char *line = eol ? eol + 2 : NULL; line && *line;) {
+    char *next = strstr(line, "\r\n");
+    if (next) *next = 0;
+    char *colon = strchr(line, ':');
+    if (!colon || colon == line) {
+      snprintf(why, cap, "bad header line \"%.80s\"", line);
+      return why;
+    }
+    *colon = 0;
+    char *value = colon + 1;
+    while (*value == ' ' || *value == '\t') value++;
+    char *end = value + strlen(value);
+    while (end > value && (end[-1] == ' ' || end[-1] == '\t')) *--end = 0;
+    char *name = line;
+    end = name + strlen(name);
+    while (end > name && (end[-1] == ' ' || end[-1] == '\t')) *--end = 0;
+    if (!strcasecmp(name, "upgrade")) upgrade = !strcasecmp(value, "websocket");
+    else if (!strcasecmp(name, "connection")) {
+      // A comma-separated token list: "Upgrade" must be one of the tokens.
+      for (char *tok = strtok(value, ","); tok; tok = strtok(NULL, ",")) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        char *te = tok + strlen(tok);
+        while (te > tok && (te[-1] == ' ' || te[-1] == '\t')) *--te = 0;
+        if (!strcasecmp(tok, "upgrade")) connection = true;
+      }
+    } else if (!strcasecmp(name, "sec-websocket-accept")) accept = !strcmp(value, expect);
+    else if (!strcasecmp(name, "sec-websocket-extensions")) return "server chose an extension that was not offered";
+    else if (!strcasecmp(name, "sec-websocket-protocol")) return "server chose a subprotocol that was not offered";
+    line = next ? next + 2 : NULL;
+  }
+  if (!upgrade) return "Upgrade is not websocket";
+  if (!connection) return "Connection lacks upgrade";
+  if (!accept) return "wrong Sec-WebSocket-Accept";
+  return NULL;
+}
+
+// ------------------------------------------------------------ verification
+
+/** Compares n echoed bytes at p with what was sent at the current message offset. */
+static void verify(conn *c, const uint8_t *p, size_t n) {
+  uint32_t id = c->id, seq = c->recv_seq;
+  if (cfg.workload == W_FANOUT) {
+    id = conns[FANOUT_SENDER].id;
+    if (seq >= st.fan_sent) fail("connection %u: received bytes before broadcast %u was sent", c->id, seq);
+  } else if (c->recv_seq == c->send_seq) {
+    fail("connection %u: received bytes with no message in flight", c->id);
+  }
+  uint64_t off = c->msg_off, end = off + n;
+  if (end > tmpl_len) fail("connection %u: echo of message %u is longer than the %zu bytes sent", c->id, seq, tmpl_len);
+  if (off == 0) write_stamp(c->exp_stamp, id, seq);
+  const uint8_t *s = p;
+  if (off < STAMP) {
+    uint64_t k = end < STAMP ? end : STAMP;
+    if (memcmp(s, c->exp_stamp + off, k - off) != 0) {
+      char got[4 * STAMP + 1];
+      size_t g = 0;
+      for (uint64_t i = 0; i < k - off; i++) {
+        unsigned char ch = s[i];
+        if (ch == '"' || ch == '\\') got[g++] = '\\', got[g++] = (char)ch;
+        else if (ch >= 0x20 && ch < 0x7f) got[g++] = (char)ch;
+        else g += (size_t)snprintf(got + g, sizeof got - g, "\\x%02x", ch);
+      }
+      got[g] = 0;
+      fail("connection %u: echo stamp mismatch at message %u (expected %.*s, got \"%s\"): reordered, lost or corrupted", c->id, seq, (int)(k - off), (const char *)c->exp_stamp + off, got);
+    }
+    s += k - off;
+    off = k;
+  }
+  if (off < end && memcmp(s, tmpl + off, end - off) != 0) {
+    uint64_t at = 0;
+    while (s[at] == tmpl[off + at]) at++;
+    fail("connection %u: echoed payload differs from the sent one at byte %llu of message %u", c->id, (unsigned long long)(off + at), seq);
+  }
+  c->msg_off = end;
+}
+
+static void end_frame(conn *c, uint64_t now) {
+  c->rx = RX_HDR;
+  if (!c->frame_fin) return;
+  if (c->msg_off != tmpl_len) fail("connection %u: echo of message %u has %llu bytes, sent %zu", c->id, c->recv_seq, (unsigned long long)c->msg_off, tmpl_len);
+  on_message_complete(c, now);
+}
+
+static void on_control(conn *c) {
+  if (c->ctrl_op == OP_PING) {
+    // Section 5.5.2: answer with a pong carrying the same application data.
+    st.pings++;
+    if (c->state == ST_OPEN || c->state == ST_CLOSING) send_control(c, OP_PONG, c->ctrl, c->ctrl_len);
+  } else if (c->ctrl_op == OP_CLOSE) {
+    if (c->state != ST_CLOSING) {
+      if (c->ctrl_len >= 2) fail("connection %u: server sent close (%u)", c->id, (unsigned)c->ctrl[0] << 8 | c->ctrl[1]);
+      fail("connection %u: server sent close (no code)", c->id);
+    }
+    c->got_close = true;
+  } else if (c->ctrl_op != OP_PONG) {
+    fail("connection %u: unknown control opcode %u", c->id, c->ctrl_op);
+  }
+}
+
+static void on_frames(conn *c, const uint8_t *p, size_t n, uint64_t now) {
+  size_t pos = 0;
+  while (pos < n && c->fd >= 0) {
+    if (c->rx == RX_DATA) {
+      size_t k = c->remaining < n - pos ? (size_t)c->remaining : n - pos;
+      verify(c, p + pos, k);
+      pos += k;
+      c->remaining -= k;
+      if (c->remaining == 0) end_frame(c, now);
+      continue;
+    }
+    if (c->rx == RX_CTRL) {
+      size_t k = (size_t)(c->ctrl_need - c->ctrl_len);
+      if (k > n - pos) k = n - pos;
+      memcpy(c->ctrl + c->ctrl_len, p + pos, k);
+      c->ctrl_len = (uint8_t)(c->ctrl_len + k);
+      pos += k;
+      if (c->ctrl_len == c->ctrl_need) {
+        c->rx = RX_HDR;
+        on_control(c);
+      }
+      continue;
+    }
+    // A header: 2 bytes, then 2 or 8 more for the extended length; it may be split across reads.
+    while (c->hdr_len < 2 && pos < n) c->hdr[c->hdr_len++] = p[pos++];
+    if (c->hdr_len < 2) return;
+    uint8_t b0 = c->hdr[0], b1 = c->hdr[1];
+    unsigned need = (b1 & 0x7f) == 126 ? 4 : (b1 & 0x7f) == 127 ? 10 : 2;
+    while (c->hdr_len < need && pos < n) c->hdr[c->hdr_len++] = p[pos++];
+    if (c->hdr_len < need) return;
+    c->hdr_len = 0;
+    bool fin = b0 & 0x80;
+    uint8_t op = b0 & 0x0f;
+    if (b0 & 0x70) fail("connection %u: RSV bits set without an extension", c->id);
+    // Section 5.1: a server MUST NOT mask the frames it sends.
+    if (b1 & 0x80) fail("connection %u: server sent a masked frame", c->id);
+    uint64_t len = b1 & 0x7f;
+    if (need == 4) len = (uint64_t)c->hdr[2] << 8 | c->hdr[3];
+    else if (need == 10) {
+      len = 0;
+      for (int i = 0; i < 8; i++) len = len << 8 | c->hdr[2 + i];
+      if (len >> 63) fail("connection %u: 64-bit frame length with the top bit set", c->id); // section 5.2
+    }
+    // Section 5.2: "the minimal number of bytes MUST be used to encode the length".
+    if ((need == 4 && len < 126) || (need == 10 && len < 65536)) fail("connection %u: frame length %llu not in its minimal encoding", c->id, (unsigned long long)len);
+    if (c->got_close) fail("connection %u: frame after the server's close frame", c->id);
+    if (op >= 0x8) {
+      // Control frames (section 5.5): not fragmented, at most 125 bytes, may sit between fragments.
+      if (!fin || len > 125) fail("connection %u: malformed control frame", c->id);
+      c->ctrl_op = op;
+      c->ctrl_len = 0;
+      c->ctrl_need = (uint8_t)len;
+      if (len == 0) on_control(c);
+      else c->rx = RX_CTRL;
+      continue;
+    }
+    if (op == OP_CONT) {
+      if (!c->in_message) fail("connection %u: continuation frame without a message", c->id);
+    } else if (op == OP_TEXT || op == OP_BINARY) {
+      if (c->in_message) fail("connection %u: new message inside a fragmented one", c->id);
+      if (op != opcode) fail("connection %u: echo came back as %s", c->id, op == OP_TEXT ? "TEXT" : "BINARY");
+    } else {
+      fail("connection %u: unknown opcode %u", c->id, op);
+    }
+    c->in_message = !fin;
+    c->frame_fin = fin;
+    c->remaining = len;
+    c->rx = RX_DATA;
+    if (len == 0) end_frame(c, now);
+  }
+}
+
+static void on_raw(conn *c, const uint8_t *p, size_t n, uint64_t now) {
+  size_t pos = 0;
+  while (pos < n && c->fd >= 0) {
+    size_t k = tmpl_len - c->msg_off;
+    if (k > n - pos) k = n - pos;
+    verify(c, p + pos, k);
+    pos += k;
+    if (c->msg_off == tmpl_len) on_message_complete(c, now);
+  }
+}
+
+static void on_head(conn *c, const uint8_t *p, size_t n, uint64_t now) {
+  size_t take = n < MAX_HEAD - c->head_len ? n : MAX_HEAD - c->head_len;
+  size_t from = c->head_len >= 3 ? c->head_len - 3 : 0;
+  memcpy(c->head + c->head_len, p, take);
+  c->head_len += take;
+  char *end = memmem(c->head + from, c->head_len - from, "\r\n\r\n", 4);
+  if (!end) {
+    if (c->head_len >= MAX_HEAD) fail("connection %u: response head too large", c->id);
+    return;
+  }
+  size_t head_bytes = (size_t)(end - c->head) + 4;
+  size_t rest_from = head_bytes - (c->head_len - take); // where the frames start in p
+  *end = 0;
+  char why[256];
+  const char *problem = check_handshake(c->head, c->key, why, sizeof why);
+  if (problem) fail("connection %u: handshake: %s", c->id, problem);
+  free(c->head);
+  c->head = NULL;
+  c->state = ST_OPEN;
+  on_established(c);
+  if (rest_from < n) on_frames(c, p + rest_from, n - rest_from, now);
+}
+
+static void on_readable(conn *c) {
+  ssize_t n = read(c->fd, rbuf, sizeof rbuf);
+  if (n > 0) {
+    // One clock reading per read: every echo in it arrived at this moment,
+    // and the messages sent in answer leave at this moment.
+    uint64_t now = now_ns();
+    if (c->state == ST_HANDSHAKE) on_head(c, rbuf, (size_t)n, now);
+    else if (cfg.raw) on_raw(c, rbuf, (size_t)n, now);
+    else on_frames(c, rbuf, (size_t)n, now);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (c->state == ST_CLOSING) {
+    conn_done(c); // EOF or reset after our close: the close is complete
+    return;
+  }
+  if (n == 0) fail("connection %u closed by the server during the run", c->id);
+  fail("connection %u: %s", c->id, strerror(errno));
+}
+
+static void on_event(struct epoll_event *ev) {
+  if (ev->data.ptr == &stdin_marker) {
+    char buf[256];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      stdin_closed = true;
+      epoll_ctl(epfd, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+    }
+    return;
+  }
+  conn *c = ev->data.ptr;
+  if (c->state == ST_CONNECTING) {
+    if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
+    return;
+  }
+  // The read may end this connection, and in the handshake workload the slot
+  // then dials again: the rest of this event belongs to the old socket.
+  int fd = c->fd;
+  if (fd >= 0 && (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) on_readable(c);
+  if (fd >= 0 && c->fd == fd && (ev->events & EPOLLOUT)) flush(c);
+}
+
+typedef bool (*condition)(void);
+typedef void (*sweeper)(uint64_t now);
+
+/** Runs the event loop until cond() holds or the clock reaches deadline; returns cond(). */
+static bool run_loop(condition cond, uint64_t deadline, sweeper sweep) {
+  struct epoll_event ev[MAX_EVENTS];
+  flush_dirty();
+  while (!cond || !cond()) {
+    uint64_t now = now_ns();
+    if (now >= deadline) return false;
+    uint64_t wait_ms = (deadline - now) / 1000000 + 1;
+    if (sweep && wait_ms > 200) wait_ms = 200;
+    int n = epoll_wait(epfd, ev, MAX_EVENTS, (int)wait_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("epoll_wait: %s", strerror(errno));
+    }
+    for (int i = 0; i < n; i++) {
+      on_event(&ev[i]);
+      flush_dirty();
+    }
+    if (sweep) sweep(now_ns());
+  }
+  return true;
+}
+
+// ------------------------------------------------------------ workloads
+
+/** Opens connections until `batch` attempts are in progress (a burst of 10,000 SYNs would overflow the listen backlog). */
+static void open_more(void) {
+  while (st.in_progress < cfg.batch && st.next_to_open < nconns) {
+    conn *c = &conns[st.next_to_open++];
+    st.in_progress++;
+    conn_open(c);
+  }
+}
+
+static void on_established(conn *c) {
+  if (cfg.workload == W_HANDSHAKE) {
+    c->send_seq = 1;
+    send_message(c, c->id, 0);
+    return;
+  }
+  if (cfg.workload == W_IDLE) {
+    // One verified echo first: the connection is known to work, and the
+    // server has allocated what a connection that has talked once holds.
+    c->send_seq = 1;
+    send_message(c, c->id, 0);
+    return;
+  }
+  c->established = true;
+  st.established++;
+  st.in_progress--;
+  open_more();
+}
+
+static void fanout_send(void) {
+  uint32_t seq = st.fan_sent;
+  st.fan_sent_at[seq & ring_mask] = now_ns();
+  st.fan_remaining[seq & ring_mask] = nconns;
+  st.fan_sent++;
+  send_message(&conns[FANOUT_SENDER], conns[FANOUT_SENDER].id, seq);
+}
+
+static void on_message_complete(conn *c, uint64_t now) {
+  uint32_t seq = c->recv_seq++;
+  c->msg_off = 0;
+  switch (cfg.workload) {
+  case W_ECHO:
+    if (st.measuring) {
+      st.completed++;
+      c->window_completed++;
+      hist_record_ns(&st.lat, now - c->sent_at[seq & ring_mask]);
+    }
+    if (st.running) {
+      c->sent_at[c->send_seq & ring_mask] = now;
+      send_message(c, c->id, c->send_seq++);
+    }
+    break;
+  case W_HANDSHAKE:
+    if (st.measuring) {
+      st.completed++;
+      hist_record_ns(&st.lat, now - c->t0);
+    }
+    begin_close(c);
+    break;
+  case W_IDLE:
+    c->established = true;
+    st.established++;
+    st.in_progress--;
+    open_more();
+    break;
+  case W_FANOUT:
+    if (--st.fan_remaining[seq & ring_mask] == 0) {
+      // Every client has it. Broadcasts complete in order, since each client receives them in order.
+      if (seq != st.fan_done) fail("broadcast %u completed before broadcast %u", seq, st.fan_done);
+      st.fan_done++;
+      if (st.measuring) {
+        st.completed++;
+        hist_record_ns(&st.lat, now - st.fan_sent_at[seq & ring_mask]);
+      }
+      if (st.running) fanout_send();
+    }
+    break;
+  }
+}
+
+static bool all_established(void) { return st.established == nconns; }
+static bool all_done(void) { return st.done >= nconns; }
+static bool never(void) { return false; }
+static bool stdin_gone(void) { return stdin_closed; }
+static bool fanout_drained(void) { return st.fan_done == st.fan_sent; }
+
+static void setup_conns(int n) {
+  nconns = n;
+  conns = calloc((size_t)n, sizeof *conns);
+  dirty = calloc((size_t)n + 1, sizeof *dirty);
+  if (!conns || !dirty) fail("out of memory for %d connections", n);
+  uint32_t ring = 2;
+  while (ring < (uint32_t)cfg.depth) ring <<= 1;
+  ring_mask = ring - 1;
+  for (int i = 0; i < n; i++) {
+    conns[i].head = NULL;
+    conn_reset(&conns[i]);
+    conns[i].id = (uint32_t)i + 1;
+    if (cfg.workload == W_ECHO) conns[i].sent_at = xmalloc(ring * sizeof(uint64_t));
+  }
+}
+
+static void establish_all(void) {
+  phase("connecting");
+  open_more();
+  uint64_t deadline = now_ns() + (uint64_t)(cfg.connectTimeoutMs * 1e6);
+  if (!run_loop(all_established, deadline, NULL)) fail("connections not ready after %.0f ms (%d of %d established)", cfg.connectTimeoutMs, st.established, nconns);
+  phase("all established");
+}
+
+/** Closes every open connection politely and waits (bounded) for the server to hang up. */
+static void close_all(void) {
+  phase("closing");
+  for (int i = 0; i < nconns; i++) {
+    conn *c = &conns[i];
+    if (c->state == ST_OPEN) begin_close(c);
+    else if (c->state != ST_CLOSING && c->state != ST_DONE) {
+      if (c->fd >= 0) close(c->fd);
+      c->fd = -1;
+      c->state = ST_DONE;
+      st.done++;
+    }
+  }
+  uint64_t deadline = now_ns() + (uint64_t)(cfg.closeTimeoutMs * 1e6);
+  if (!run_loop(all_done, deadline, NULL)) {
+    // As the Node generator does, a slow close is not a failed run: the numbers were taken before it.
+    fprintf(stderr, "loadgen: %d of %d connections did not close within %.0f ms; dropped them\n", nconns - st.done, nconns, cfg.closeTimeoutMs);
+    for (int i = 0; i < nconns; i++)
+      if (conns[i].fd >= 0) close(conns[i].fd);
+  }
+  phase("closed");
+}
+
+static void print_common(cpu_result r) {
+  jnum("generatorCpu", r.generator, false);
+  jnum("serverCpu", r.server, false);
+  jnum("otherCpu", r.other, false);
+}
+
+static void run_echo(void) {
+  setup_conns(cfg.connections);
+  establish_all();
+  st.running = true;
+  uint64_t t0 = now_ns();
+  for (int i = 0; i < nconns; i++) {
+    conn *c = &conns[i];
+    for (int k = 0; k < cfg.depth; k++) {
+      c->sent_at[c->send_seq & ring_mask] = t0;
+      send_message(c, c->id, c->send_seq++); // all `depth` frames in one write
+    }
+  }
+  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), NULL);
+  cpu_window w = window_open();
+  st.completed = 0;
+  hist_reset(&st.lat);
+  for (int i = 0; i < nconns; i++) conns[i].window_completed = 0;
+  st.measuring = true;
+  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), NULL);
+  st.measuring = false;
+  st.running = false;
+  cpu_result r = window_close(w);
+  uint64_t completed = st.completed;
+  int idle = 0;
+  for (int i = 0; i < nconns; i++) idle += conns[i].window_completed == 0;
+  close_all();
+  printf("{\"generator\":\"c\",");
+  jnum("seconds", r.seconds, false);
+  jnum("messages", (double)completed, false);
+  jnum("msgPerSec", completed / r.seconds, false);
+  jnum("mbPerSec", (double)completed * (double)cfg.size / r.seconds / 1e6, false);
+  jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
+  jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
+  print_common(r);
+  printf("\"idleConnections\":%d}\n", idle);
+}
+
+static void handshake_sweep(uint64_t now) {
+  for (int i = 0; i < nconns; i++) {
+    conn *c = &conns[i];
+    if (c->state != ST_DONE && c->state != ST_FREE && now - c->t0 > (uint64_t)(cfg.stallTimeoutMs * 1e6)) {
+      static const char *names[] = {"free", "connecting", "handshake", "open", "closing", "done"};
+      fail("connection %u: handshake cycle stuck in state %s for %.0f ms", c->id, names[c->state], cfg.stallTimeoutMs);
+    }
+  }
+}
+
+static bool cycles_drained(void) {
+  for (int i = 0; i < nconns; i++)
+    if (conns[i].state != ST_DONE) return false;
+  return true;
+}
+
+static void run_handshake(void) {
+  setup_conns(cfg.connections);
+  st.next_id = (uint32_t)nconns;
+  st.running = true;
+  for (int i = 0; i < nconns; i++) conn_open(&conns[i]);
+  uint64_t t0 = now_ns();
+  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), handshake_sweep);
+  cpu_window w = window_open();
+  st.completed = 0;
+  hist_reset(&st.lat);
+  st.measuring = true;
+  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), handshake_sweep);
+  st.measuring = false;
+  st.running = false;
+  cpu_result r = window_close(w);
+  uint64_t completed = st.completed;
+  // Let the cycles in progress finish, so a server that fails at closing is caught too.
+  if (!run_loop(cycles_drained, now_ns() + (uint64_t)(cfg.stallTimeoutMs * 1e6), handshake_sweep)) fail("handshake cycles did not finish within %.0f ms of the end", cfg.stallTimeoutMs);
+  printf("{\"generator\":\"c\",");
+  jnum("seconds", r.seconds, false);
+  jnum("handshakes", (double)completed, false);
+  jnum("handshakesPerSec", completed / r.seconds, false);
+  jnum("messages", (double)completed, false);
+  jnum("msgPerSec", completed / r.seconds, false);
+  jnum("mbPerSec", (double)completed * (double)cfg.size / r.seconds / 1e6, false);
+  jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
+  jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
+  print_common(r);
+  printf("\"idleConnections\":0}\n");
+}
+
+static void run_idle(void) {
+  setup_conns(cfg.connections);
+  cpu_window w = window_open();
+  establish_all();
+  cpu_result r = window_close(w);
+  printf("ESTABLISHED %d\n", nconns);
+  fflush(stdout);
+  // Hold until the harness closes our stdin (it has read the server's memory) or holdMs passes.
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stdin_marker};
+  bool watch = epoll_ctl(epfd, EPOLL_CTL_ADD, STDIN_FILENO, &ev) == 0; // /dev/null and files cannot be watched
+  uint64_t h0 = now_ns();
+  run_loop(watch ? stdin_gone : never, h0 + (uint64_t)(cfg.holdMs * 1e6), NULL);
+  double held = (double)(now_ns() - h0) / 1e6;
+  // The server must still hold every connection: one that went away failed the run above.
+  close_all();
+  printf("{\"generator\":\"c\",");
+  jnum("connections", nconns, false);
+  jnum("establishMs", r.seconds * 1000, false);
+  jnum("establishedPerSec", nconns / r.seconds, false);
+  jnum("heldMs", held, false);
+  jnum("pings", (double)st.pings, false);
+  print_common(r);
+  printf("\"idleConnections\":0}\n");
+}
+
+static void fanout_sweep(uint64_t now) {
+  if (st.fan_done < st.fan_sent && now - st.fan_sent_at[st.fan_done & ring_mask] > (uint64_t)(cfg.stallTimeoutMs * 1e6)) {
+    fail("broadcast %u reached %d of %d clients within %.0f ms", st.fan_done, nconns - st.fan_remaining[st.fan_done & ring_mask], nconns, cfg.stallTimeoutMs);
+  }
+}
+
+static void run_fanout(void) {
+  setup_conns(cfg.connections);
+  uint32_t ring = ring_mask + 1;
+  st.fan_sent_at = xmalloc(ring * sizeof(uint64_t));
+  st.fan_remaining = xmalloc(ring * sizeof(int));
+  // Every client must be in the server's set before the first broadcast: it
+  // is once its 101 response has arrived (both servers add it before writing that).
+  establish_all();
+  st.running = true;
+  uint64_t t0 = now_ns();
+  for (int k = 0; k < cfg.depth; k++) fanout_send();
+  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), fanout_sweep);
+  cpu_window w = window_open();
+  st.completed = 0;
+  hist_reset(&st.lat);
+  st.measuring = true;
+  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), fanout_sweep);
+  st.measuring = false;
+  st.running = false;
+  cpu_result r = window_close(w);
+  uint64_t completed = st.completed;
+  phase("measured; draining");
+  if (!run_loop(fanout_drained, now_ns() + (uint64_t)(cfg.stallTimeoutMs * 1e6), fanout_sweep)) fanout_sweep(UINT64_MAX / 2);
+  close_all();
+  double deliveries = (double)completed * nconns;
+  printf("{\"generator\":\"c\",");
+  jnum("seconds", r.seconds, false);
+  jnum("clients", nconns, false);
+  jnum("broadcasts", (double)completed, false);
+  jnum("broadcastsPerSec", completed / r.seconds, false);
+  jnum("deliveries", deliveries, false);
+  jnum("deliveriesPerSec", deliveries / r.seconds, false);
+  jnum("messages", (double)completed, false);
+  jnum("msgPerSec", completed / r.seconds, false);
+  jnum("mbPerSec", deliveries * (double)cfg.size / r.seconds / 1e6, false);
+  jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
+  jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
+  print_common(r);
+  printf("\"idleConnections\":0}\n");
+}
+
+// ------------------------------------------------------------ main
+
+/** Binary: random bytes. Text: valid UTF-8 with 2-, 3- and 4-byte sequences, so the servers' validation does real work. */
+static void make_template(void) {
+  tmpl_len = (size_t)cfg.size;
+  tmpl = xmalloc(tmpl_len);
+  if (cfg.binary) {
+    for (size_t i = 0; i < tmpl_len; i += 8) {
+      uint64_t r = rng_next();
+      memcpy(tmpl + i, &r, tmpl_len - i < 8 ? tmpl_len - i : 8);
+    }
+  } else {
+    static const char sample[] = "{\"from\":\"Zo\xc3\xab\",\"text\":\"na\xc3\xafve caf\xc3\xa9 \xe2\x80\x94 "
+                                 "\xe6\x9d\xb1\xe4\xba\xac\xe3\x81\xa7\xe4\xbc\x9a\xe3\x81\x84\xe3\x81\xbe\xe3\x81\x97\xe3\x82\x87\xe3\x81\x86 "
+                                 "\xf0\x9f\x90\x9f\xf0\x9f\xa6\x80\",\"n\":12345}, ";
+    size_t slen = sizeof sample - 1, off = STAMP;
+    while (off + slen <= tmpl_len) {
+      memcpy(tmpl + off, sample, slen);
+      off += slen;
+    }
+    memset(tmpl + off, 0x20, tmpl_len - off); // pad with spaces: whole code points only
+  }
+  memset(tmpl, '0', STAMP); // ASCII placeholder where the stamp goes
+  opcode = cfg.binary ? OP_BINARY : OP_TEXT;
+}
+
+/** Raises the open-file limit to the hard limit; fails if the run needs more descriptors than that. */
+static void raise_nofile(int need) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need > rl.rlim_cur) {
+    fail("%d connections need %d file descriptors, but the limit is %llu (ulimit -Hn)", need - 16, need, (unsigned long long)rl.rlim_cur);
+  }
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN); // a server that hangs up shows as EPIPE on write, handled there
+  if (argc != 2) fail("usage: loadgen '<json config>'");
+  const char *problem = config_parse(argv[1], &cfg);
+  if (problem) fail("%s", problem);
+  fill_random(&rng_state, sizeof rng_state);
+  rng_state |= 1; // xorshift must not start at zero
+  make_template();
+  raise_nofile(cfg.connections + 16);
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) fail("epoll_create1: %s", strerror(errno));
+  switch (cfg.workload) {
+  case W_ECHO: run_echo(); break;
+  case W_HANDSHAKE: run_handshake(); break;
+  case W_IDLE: run_idle(); break;
+  case W_FANOUT: run_fanout(); break;
+  }
+  fflush(stdout);
+  return 0;
+}

@@ -1,0 +1,93 @@
+// Profiles one echo server under one benchmark scenario: the server runs with
+// node --cpu-prof (pinned to CPU 0), the C load generator drives it (CPU 1),
+// and the functions with the most self time are printed. The .cpuprofile is
+// kept for Chrome DevTools or `node --cpu-prof` tooling.
+//
+//   node bench/profile.mjs <server> <scenario> [--seconds S] [--top N]
+//   e.g. node bench/profile.mjs sockeye bin32-d16
+//
+// Servers: sockeye, ws, ws-native, raw. Scenarios: the echo and handshake ids
+// of bench/lib/scenarios.mjs. Profiles go to .tmp/profiles/.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { SCENARIOS, SERVERS } from './lib/scenarios.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH);
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  if (i === -1) return def;
+  const v = Number(args[i + 1]);
+  args.splice(i, 2);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
+  return v;
+};
+const seconds = opt('--seconds', 5);
+const top = opt('--top', 30);
+const [serverName, scenarioId] = args;
+const scenario = SCENARIOS.find((s) => s.id === scenarioId);
+const server = SERVERS.find((s) => s.name === serverName && !s.tls);
+if (!scenario || !server || (scenario.kind !== 'echo' && scenario.kind !== 'handshake') || scenario.tls) {
+  console.error(`usage: node bench/profile.mjs <${SERVERS.filter((s) => !s.tls).map((s) => s.name).join('|')}> <${SCENARIOS.filter((s) => (s.kind === 'echo' || s.kind === 'handshake') && !s.tls).map((s) => s.id).join('|')}> [--seconds S] [--top N]`);
+  process.exit(2);
+}
+
+const make = spawnSync('make', ['-s', '-C', join(BENCH, 'loadgen')], { stdio: 'inherit' });
+if (make.status !== 0) throw new Error('building bench/loadgen failed (gcc and make are needed)');
+const dir = join(ROOT, '.tmp', 'profiles', `${serverName}-${scenarioId}-${Date.now()}`);
+mkdirSync(dir, { recursive: true });
+
+const pin = (cpu, argv) => (spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu), ...argv] : argv);
+const [cmd, ...cmdArgs] = pin(0, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, server.file), ...(server.args ?? [])]);
+const srv = spawn(cmd, cmdArgs, { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...(server.env ?? {}) } });
+const port = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('server did not start within 15 s')), 15_000);
+  createInterface({ input: srv.stdout }).on('line', (line) => {
+    if (line.startsWith('LISTENING ')) {
+      clearTimeout(timer);
+      resolve(Number(line.slice(10)));
+    }
+  });
+});
+const config = {
+  mode: server.mode,
+  workload: scenario.kind,
+  port,
+  size: scenario.size,
+  binary: scenario.binary,
+  connections: scenario.connections,
+  depth: scenario.depth ?? 1,
+  warmupMs: 1000,
+  durationMs: seconds * 1000,
+  serverPid: srv.pid,
+  cpus: [0, 1],
+};
+const [gcmd, ...gargs] = pin(1, [join(BENCH, 'loadgen', 'loadgen'), JSON.stringify(config)]);
+const gen = spawnSync(gcmd, gargs, { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
+srv.stdin.end();
+await new Promise((resolve) => srv.on('exit', resolve));
+const result = JSON.parse(gen.stdout.trim().split('\n').pop() || '{}');
+if (result.error) throw new Error(`load generator: ${result.error}`);
+const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+if (!file) throw new Error('the server wrote no profile');
+
+const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const self = new Map();
+let total = 0;
+profile.samples.forEach((id, i) => {
+  const dt = profile.timeDeltas[i] ?? 0;
+  total += dt;
+  const cf = byId.get(id).callFrame;
+  const where = cf.url ? `${cf.url.replace(/^file:\/\//, '').replace(ROOT + '/', '')}:${cf.lineNumber + 1}` : '';
+  const key = `${cf.functionName || '(anonymous)'} ${where}`.trim();
+  self.set(key, (self.get(key) ?? 0) + dt);
+});
+const rate = result.msgPerSec ?? result.handshakesPerSec;
+console.log(`${serverName} / ${scenario.title}: ${Math.round(rate).toLocaleString('en-US')} ${scenario.kind === 'handshake' ? 'handshakes' : 'msg'}/s, server CPU ${Math.round(result.serverCpu * 100)}%, generator CPU ${Math.round(result.generatorCpu * 100)}%`);
+console.log(`profile: ${join(dir, file)}\n\n  self%  function`);
+for (const [k, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * t) / total).toFixed(1).padStart(7)}  ${k}`);
