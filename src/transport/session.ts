@@ -97,6 +97,13 @@ function onSocketClose(this: Duplex): void {
  * data frames, and onWritable fires only for requestWritable().
  */
 export class Session<T = Record<string, unknown>> implements ConnectionHost, TimerEntry {
+  /** @internal links of the context's timer wheel (TimerEntry). */
+  wheelSlot = -1;
+  /** @internal */
+  wheelPrev: TimerEntry | null = null;
+  /** @internal */
+  wheelNext: TimerEntry | null = null;
+
   /** Per-session application data, typed by the handler's author. */
   data: T = {} as T;
   readonly protocol: string | undefined;

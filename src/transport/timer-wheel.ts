@@ -8,12 +8,21 @@
 export interface TimerEntry {
   /** Called when the entry's deadline has passed; it may schedule itself again. */
   onTimer(now: number): void;
+  /**
+   * @internal The wheel's own links: the slot the entry waits in and its
+   * neighbours there. Kept on the entry (an intrusive list) so a scheduled
+   * connection costs three fields, not an entry in a Map and in a Set.
+   */
+  wheelSlot?: number;
+  wheelPrev?: TimerEntry | null;
+  wheelNext?: TimerEntry | null;
 }
 
 export class TimerWheel {
   readonly resolutionMs: number;
-  private readonly slots = new Map<number, Set<TimerEntry>>();
-  private readonly slotOf = new Map<TimerEntry, number>();
+  /** Slot number to the first entry of its list. */
+  private readonly slots = new Map<number, TimerEntry>();
+  private count = 0;
   private timer: NodeJS.Timeout | null = null;
   private armedSlot = Infinity;
   private readonly clock: () => number;
@@ -28,7 +37,7 @@ export class TimerWheel {
   }
 
   get size(): number {
-    return this.slotOf.size;
+    return this.count;
   }
 
   /** Schedules (or moves) `entry` to fire at `at` (ms, same clock as now()); Infinity cancels. */
@@ -38,22 +47,22 @@ export class TimerWheel {
       return;
     }
     const slot = Math.ceil(at / this.resolutionMs);
-    const old = this.slotOf.get(entry);
+    const old = entry.wheelSlot;
     if (old === slot) return;
-    if (old !== undefined) this.removeFrom(old, entry);
-    let set = this.slots.get(slot);
-    if (!set) {
-      set = new Set();
-      this.slots.set(slot, set);
-    }
-    set.add(entry);
-    this.slotOf.set(entry, slot);
+    if (old !== undefined && old !== -1) this.unlink(entry, old);
+    const head = this.slots.get(slot) ?? null;
+    entry.wheelSlot = slot;
+    entry.wheelPrev = null;
+    entry.wheelNext = head;
+    if (head) head.wheelPrev = entry;
+    this.slots.set(slot, entry);
+    this.count++;
     if (slot < this.armedSlot) this.arm(slot);
   }
 
   cancel(entry: TimerEntry): void {
-    const old = this.slotOf.get(entry);
-    if (old !== undefined) this.removeFrom(old, entry);
+    const old = entry.wheelSlot;
+    if (old !== undefined && old !== -1) this.unlink(entry, old);
   }
 
   /** Stops the timer and forgets every entry (close() of a context): none of them fires afterwards. */
@@ -61,16 +70,28 @@ export class TimerWheel {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.armedSlot = Infinity;
+    for (const head of this.slots.values()) {
+      for (let e: TimerEntry | null | undefined = head; e; ) {
+        const next: TimerEntry | null | undefined = e.wheelNext;
+        e.wheelSlot = -1;
+        e.wheelPrev = e.wheelNext = null;
+        e = next;
+      }
+    }
     this.slots.clear();
-    this.slotOf.clear();
+    this.count = 0;
   }
 
-  private removeFrom(slot: number, entry: TimerEntry): void {
-    this.slotOf.delete(entry);
-    const set = this.slots.get(slot);
-    if (!set) return;
-    set.delete(entry);
-    if (set.size === 0) this.slots.delete(slot);
+  private unlink(entry: TimerEntry, slot: number): void {
+    const prev = entry.wheelPrev ?? null;
+    const next = entry.wheelNext ?? null;
+    if (prev) prev.wheelNext = next;
+    else if (next) this.slots.set(slot, next);
+    else this.slots.delete(slot);
+    if (next) next.wheelPrev = prev;
+    entry.wheelSlot = -1;
+    entry.wheelPrev = entry.wheelNext = null;
+    this.count--;
   }
 
   private arm(slot: number): void {
@@ -87,9 +108,9 @@ export class TimerWheel {
     const now = this.clock();
     const current = Math.floor(now / this.resolutionMs);
     const due: TimerEntry[] = [];
-    for (const [slot, set] of this.slots) {
+    for (const [slot, head] of this.slots) {
       if (slot > current) continue;
-      for (const e of set) due.push(e);
+      for (let e: TimerEntry | null | undefined = head; e; e = e.wheelNext) due.push(e);
     }
     for (const e of due) this.cancel(e);
     for (const e of due) {

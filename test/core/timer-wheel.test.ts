@@ -77,6 +77,28 @@ describe('TimerWheel', () => {
     wheel.stop();
   });
 
+  it('entries sharing a slot: cancelling the first, a middle and the last one leaves exactly the others to fire', async () => {
+    const clock = new FakeClock();
+    clock.t = 0;
+    const wheel = new TimerWheel(10, clock.now);
+    const es = Array.from({ length: 7 }, () => recorder());
+    for (const e of es) wheel.schedule(e, 5);
+    assert.equal(wheel.size, 7);
+    // The list is newest first: es[6] is the head, es[0] the tail.
+    wheel.cancel(es[6]);
+    wheel.cancel(es[3]);
+    wheel.cancel(es[0]);
+    // Moved out of the shared slot and back in.
+    wheel.schedule(es[2], 500);
+    wheel.schedule(es[2], 5);
+    assert.equal(wheel.size, 4);
+    clock.t = 10;
+    await until(() => es.some((e) => e.calls.length > 0), 'the slot to fire');
+    assert.deepEqual(es.map((e) => e.calls.length), [0, 1, 1, 0, 1, 1, 0]);
+    assert.equal(wheel.size, 0);
+    wheel.stop();
+  });
+
   it('fires an entry once the clock reaches its deadline, never before, even if the real timer wakes early', async () => {
     const clock = new FakeClock();
     clock.t = 1000;
