@@ -928,6 +928,40 @@ static bool never(void) { return false; }
 static bool stdin_gone(void) { return stdin_closed; }
 static bool fanout_drained(void) { return st.fan_done == st.fan_sent; }
 
+static void print_common(cpu_result r);
+
+/* The fields every echo-like result has: counts, rates, latency quantiles, CPU. */
+static void print_rates(uint64_t completed, cpu_result r) {
+  jnum("messages", (double)completed, false);
+  jnum("msgPerSec", completed / r.seconds, false);
+  jnum("mbPerSec", (double)completed * (double)cfg.size / r.seconds / 1e6, false);
+  jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
+  jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
+  print_common(r);
+}
+
+/*
+ * The warm-up and the measured window every workload shares: load runs from
+ * t0 for warmupMs unmeasured, then for durationMs with the counters reset.
+ * `reset` (may be NULL) clears a workload's own per-window counters.
+ */
+static cpu_result measured_window(uint64_t t0, sweeper sweep, void (*reset)(void)) {
+  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), sweep);
+  cpu_window w = window_open();
+  st.completed = 0;
+  hist_reset(&st.lat);
+  if (reset) reset();
+  st.measuring = true;
+  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), sweep);
+  st.measuring = false;
+  st.running = false;
+  return window_close(w);
+}
+
+static void reset_window_counts(void) {
+  for (int i = 0; i < nconns; i++) conns[i].window_completed = 0;
+}
+
 static void setup_conns(int n) {
   nconns = n;
   conns = calloc((size_t)n, sizeof *conns);
@@ -993,28 +1027,14 @@ static void run_echo(void) {
       send_message(c, c->id, c->send_seq++); // all `depth` frames in one write
     }
   }
-  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), NULL);
-  cpu_window w = window_open();
-  st.completed = 0;
-  hist_reset(&st.lat);
-  for (int i = 0; i < nconns; i++) conns[i].window_completed = 0;
-  st.measuring = true;
-  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), NULL);
-  st.measuring = false;
-  st.running = false;
-  cpu_result r = window_close(w);
+  cpu_result r = measured_window(t0, NULL, reset_window_counts);
   uint64_t completed = st.completed;
   int idle = 0;
   for (int i = 0; i < nconns; i++) idle += conns[i].window_completed == 0;
   close_all();
   printf("{\"generator\":\"c\",");
   jnum("seconds", r.seconds, false);
-  jnum("messages", (double)completed, false);
-  jnum("msgPerSec", completed / r.seconds, false);
-  jnum("mbPerSec", (double)completed * (double)cfg.size / r.seconds / 1e6, false);
-  jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
-  jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
-  print_common(r);
+  print_rates(completed, r);
   printf("\"idleConnections\":%d}\n", idle);
 }
 
@@ -1040,15 +1060,7 @@ static void run_handshake(void) {
   st.running = true;
   for (int i = 0; i < nconns; i++) conn_open(&conns[i]);
   uint64_t t0 = now_ns();
-  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), handshake_sweep);
-  cpu_window w = window_open();
-  st.completed = 0;
-  hist_reset(&st.lat);
-  st.measuring = true;
-  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), handshake_sweep);
-  st.measuring = false;
-  st.running = false;
-  cpu_result r = window_close(w);
+  cpu_result r = measured_window(t0, handshake_sweep, NULL);
   uint64_t completed = st.completed;
   // Let the cycles in progress finish, so a server that fails at closing is caught too.
   if (!run_loop(cycles_drained, now_ns() + (uint64_t)(cfg.stallTimeoutMs * 1e6), handshake_sweep)) fail("handshake cycles did not finish within %.0f ms of the end", cfg.stallTimeoutMs);
@@ -1056,12 +1068,7 @@ static void run_handshake(void) {
   jnum("seconds", r.seconds, false);
   jnum("handshakes", (double)completed, false);
   jnum("handshakesPerSec", completed / r.seconds, false);
-  jnum("messages", (double)completed, false);
-  jnum("msgPerSec", completed / r.seconds, false);
-  jnum("mbPerSec", (double)completed * (double)cfg.size / r.seconds / 1e6, false);
-  jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
-  jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
-  print_common(r);
+  print_rates(completed, r);
   printf("\"idleConnections\":0}\n");
 }
 
@@ -1107,15 +1114,7 @@ static void run_fanout(void) {
   st.running = true;
   uint64_t t0 = now_ns();
   for (int k = 0; k < cfg.depth; k++) fanout_send();
-  run_loop(never, t0 + (uint64_t)(cfg.warmupMs * 1e6), fanout_sweep);
-  cpu_window w = window_open();
-  st.completed = 0;
-  hist_reset(&st.lat);
-  st.measuring = true;
-  run_loop(never, t0 + (uint64_t)((cfg.warmupMs + cfg.durationMs) * 1e6), fanout_sweep);
-  st.measuring = false;
-  st.running = false;
-  cpu_result r = window_close(w);
+  cpu_result r = measured_window(t0, fanout_sweep, NULL);
   uint64_t completed = st.completed;
   phase("measured; draining");
   if (!run_loop(fanout_drained, now_ns() + (uint64_t)(cfg.stallTimeoutMs * 1e6), fanout_sweep)) fanout_sweep(UINT64_MAX / 2);

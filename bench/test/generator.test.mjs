@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WebSocketServer } from 'ws';
+import { assertEchoRun, rawServer, rawServerDropping, realServers, startBenchServer, wsServer } from './helpers.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -35,94 +34,17 @@ function generate(port, overrides = {}) {
   });
 }
 
-/** Starts one of bench/servers/*.mjs; resolves with { port, stop }. */
-function startBenchServer(name, args = []) {
-  const child = spawn(process.execPath, [join(BENCH, 'servers', `${name}.mjs`), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${name} server did not start`));
-    }, 15_000);
-    child.stdout.on('data', (c) => {
-      out += c;
-      const m = /LISTENING (\d+)/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      child.stdout.removeAllListeners('data');
-      child.stdout.resume();
-      resolve({
-        port: Number(m[1]),
-        stop: () =>
-          new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once('exit', done);
-            child.stdin.end();
-          }),
-      });
-    });
-  });
-}
 
-/** A raw TCP server running `onData(socket, chunk, state)` for each read. */
-async function rawServer(onData) {
-  const sockets = new Set();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    const state = { bytes: 0 };
-    socket.on('data', (chunk) => onData(socket, chunk, state));
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: server.address().port,
-    stop: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((r) => server.close(r));
-    },
-  };
-}
 
-/** A ws server whose echo handler is `onMessage(ws, data, isBinary, n)` (n counts messages per connection). */
-async function wsServer(onMessage) {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  wss.on('connection', (ws) => {
-    let n = 0;
-    ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary, ++n));
-    ws.on('error', () => {});
-  });
-  await new Promise((r) => wss.once('listening', r));
-  return {
-    port: wss.address().port,
-    stop: () => {
-      for (const c of wss.clients) c.terminate();
-      return new Promise((r) => wss.close(r));
-    },
-  };
-}
 
 describe('against the real bench servers', { concurrency: 3 }, () => {
-  // One process per server for all sizes: starting Node is most of a test's time.
-  const servers = {};
-  before(async () => {
-    const [s, w, r] = await Promise.all([startBenchServer('sockeye'), startBenchServer('ws'), startBenchServer('raw')]);
-    Object.assign(servers, { sockeye: s, ws: w, raw: r });
-  });
-  after(() => Promise.all(Object.values(servers).map((s) => s.stop())));
+  const servers = realServers();
 
   for (const [name, mode] of [['sockeye', 'ws'], ['ws', 'ws'], ['raw', 'raw']]) {
     for (const [size, binary] of [[32, true], [1024, false], [200_000, true]]) {
       test(`passes against the ${name} echo server (${size} B ${binary ? 'binary' : 'text'})`, async () => {
         const { code, result } = await generate(servers[name].port, { mode, size, binary });
-        assert.equal(result.error, undefined);
-        assert.equal(code, 0);
-        assert.equal(result.generator, 'node');
-        assert.ok(result.messages > 0, 'echoes were counted');
-        // How many connections saw no echo in the window depends on timing (a loaded machine), so it is only reported.
-        assert.ok(Number.isInteger(result.idleConnections));
-        assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
-        assert.ok(Math.abs(result.mbPerSec - (result.msgPerSec * size) / 1e6) < 1e-6);
+        assertEchoRun(code, result, 'node', size);
       });
     }
   }
@@ -182,15 +104,8 @@ test('raw: one flipped bit in the echo stream fails the run', async () => {
 });
 
 test('raw: a lost message fails the run (the next stamp does not match)', async () => {
-  const server = await rawServer((socket, chunk, state) => {
-    // Leave out stream bytes 320..351 (message 10), however the reads split them.
-    const start = state.bytes;
-    state.bytes += chunk.length;
-    const lo = Math.max(0, 320 - start);
-    const hi = Math.min(chunk.length, 352 - start);
-    if (lo < hi) chunk = Buffer.concat([chunk.subarray(0, lo), chunk.subarray(hi)]);
-    socket.write(chunk);
-  });
+  // Message 10 of 32 bytes left out.
+  const server = await rawServerDropping(320, 352);
   try {
     const { code, result } = await generate(server.port, { mode: 'raw', connections: 1 });
     assert.equal(code, 2);

@@ -4,14 +4,14 @@
 // corrupt, drop, duplicate, reorder, retype, cross, truncate or misframe.
 // It builds the generator with make first. Run: node --test bench/test/
 // (after `npm run build`; `npm test` runs it too).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WebSocketServer } from 'ws';
+import { assertEchoRun, rawServer, rawServerDropping, realServers, startBenchServer, wsServer } from './helpers.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
 const LOADGEN = join(BENCH, 'loadgen', 'loadgen');
@@ -59,75 +59,8 @@ function generate(port, overrides = {}, onLine = null) {
   });
 }
 
-/** Starts one of bench/servers/*.mjs; resolves with { port, stop }. */
-function startBenchServer(name, args = []) {
-  const child = spawn(process.execPath, [join(BENCH, 'servers', `${name}.mjs`), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${name} server did not start`));
-    }, 15_000);
-    child.stdout.on('data', (c) => {
-      out += c;
-      const m = /LISTENING (\d+)/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      child.stdout.removeAllListeners('data');
-      child.stdout.resume();
-      resolve({
-        port: Number(m[1]),
-        stop: () =>
-          new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once('exit', done);
-            child.stdin.end();
-          }),
-      });
-    });
-  });
-}
 
-/** A raw TCP server running `onData(socket, chunk, state)` for each read. */
-async function rawServer(onData, onConnection = () => {}) {
-  const sockets = new Set();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    const state = { bytes: 0, index: sockets.size };
-    onConnection(socket, state, sockets);
-    socket.on('data', (chunk) => onData(socket, chunk, state, sockets));
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: server.address().port,
-    stop: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((r) => server.close(r));
-    },
-  };
-}
 
-/** A ws server whose message handler is `onMessage(ws, data, isBinary, n, wss)` (n counts messages per connection). */
-async function wsServer(onMessage, onConnection = () => {}) {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  wss.on('connection', (ws) => {
-    let n = 0;
-    onConnection(ws, wss);
-    ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary, ++n, wss));
-    ws.on('error', () => {});
-  });
-  await new Promise((r) => wss.once('listening', r));
-  return {
-    port: wss.address().port,
-    wss,
-    stop: () => {
-      for (const c of wss.clients) c.terminate();
-      return new Promise((r) => wss.close(r));
-    },
-  };
-}
 
 async function withServer(serverPromise, fn) {
   const server = await serverPromise;
@@ -149,32 +82,21 @@ async function expectFault(serverPromise, overrides, pattern) {
 // ------------------------------------------------------------ against the real servers
 
 describe('against the real bench servers', { concurrency: 3 }, () => {
-  const servers = {};
-  before(async () => {
-    const [s, w, r] = await Promise.all([startBenchServer('sockeye'), startBenchServer('ws'), startBenchServer('raw')]);
-    Object.assign(servers, { sockeye: s, ws: w, raw: r });
-  });
-  after(() => Promise.all(Object.values(servers).map((s) => s.stop())));
+  const servers = realServers();
 
   for (const [name, mode] of [['sockeye', 'ws'], ['ws', 'ws'], ['raw', 'raw']]) {
     // 32 B: 7-bit length; 1 KiB text: 16-bit length; 200,000 B: 64-bit length.
     for (const [size, binary] of [[32, true], [1024, false], [200_000, true]]) {
       test(`echo passes against ${name} (${size} B ${binary ? 'binary' : 'text'})`, async () => {
         const { code, result } = await generate(servers[name].port, { mode, size, binary });
-        assert.equal(result.error, undefined);
-        assert.equal(code, 0);
-        assert.equal(result.generator, 'c');
-        assert.ok(result.messages > 0, 'echoes were counted');
-        // How many connections saw no echo in the window depends on timing (a loaded machine), so it is only reported.
-        assert.ok(Number.isInteger(result.idleConnections));
-        assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
-        assert.ok(Math.abs(result.mbPerSec - (result.msgPerSec * size) / 1e6) < 1e-6);
+        assertEchoRun(code, result, 'c', size);
         // The same fields bench/generator.mjs reports, so bench/run.mjs can read either.
         for (const key of ['seconds', 'messages', 'msgPerSec', 'mbPerSec', 'p50Ms', 'p99Ms', 'generatorCpu', 'serverCpu', 'otherCpu', 'idleConnections']) assert.ok(key in result, key);
       });
     }
     test(`handshake workload passes against ${name}`, async () => {
-      const { code, result } = await generate(servers[name].port, { mode, workload: 'handshake', connections: 4 });
+      // A window long enough that a loaded machine still completes cycles in it (a correctness test, not a timing one).
+      const { code, result } = await generate(servers[name].port, { mode, workload: 'handshake', connections: 4, warmupMs: 200, durationMs: 2000 });
       assert.equal(result.error, undefined);
       assert.equal(code, 0);
       assert.ok(result.handshakes > 0 && result.handshakesPerSec > 0);
@@ -223,15 +145,8 @@ test('raw: one flipped bit in the echo stream fails the run', () =>
 
 test('raw: a lost message fails the run (the next stamp does not match)', () =>
   expectFault(
-    rawServer((socket, chunk, state) => {
-      // Leave out stream bytes 320..351 (message 10), however the reads split them.
-      const start = state.bytes;
-      state.bytes += chunk.length;
-      const lo = Math.max(0, 320 - start);
-      const hi = Math.min(chunk.length, 352 - start);
-      if (lo < hi) chunk = Buffer.concat([chunk.subarray(0, lo), chunk.subarray(hi)]);
-      socket.write(chunk);
-    }),
+    // Message 10 of 32 bytes left out.
+    rawServerDropping(320, 352),
     { mode: 'raw', connections: 1 },
     /stamp mismatch at message 10/,
   ));
