@@ -254,6 +254,10 @@ export class WebSocketServer {
     const parser = new HttpHeadParser('request', { maxHeadBytes: this.options.maxHeadBytes, maxHeaders: this.options.maxHeaders });
     const pending: PendingHandshake = {
       socket,
+      // The timer wheel's links, present from the start so every pending handshake has one shape.
+      wheelSlot: -1,
+      wheelPrev: null,
+      wheelNext: null,
       onTimer: () => {
         // The head did not arrive in time (a trickling client): answer 408 and drop it.
         // done() first: without it the head parser kept listening, and the rest of a head
