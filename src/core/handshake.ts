@@ -19,11 +19,14 @@ export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** RFC 6455 section 4.2.2 item 5.4: base64(SHA-1(key + GUID)). */
 export function acceptKey(key: string): string {
   // crypto.hash() encodes a string as UTF-8: the same bytes as latin1 only for ASCII (every valid key is).
-  if (oneShotHash && ASCII.test(key)) return oneShotHash('sha1', key + WEBSOCKET_GUID, 'base64');
+  if (oneShotHash && isAscii(key)) return oneShotHash('sha1', key + WEBSOCKET_GUID, 'base64');
   return crypto.createHash('sha1').update(key + WEBSOCKET_GUID, 'latin1').digest('base64');
 }
 
-const ASCII = /^[\x00-\x7f]*$/;
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
 
 /** crypto.hash() (Node 20.12+): a one-shot digest without a Hash object, about twice as fast for a key. */
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'base64') => string }).hash;
