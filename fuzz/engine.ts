@@ -1,9 +1,9 @@
 /**
  * sockeye's built-in fuzzing engine: a structure-aware mutation fuzzer
- * without coverage instrumentation, used because Jazzer.js cannot run on
- * this machine (its prebuilt libFuzzer addon needs glibc 2.38; see
- * fuzz/README.md). The targets keep Jazzer.js's `fuzz(data)` shape, so they
- * run under either engine.
+ * without coverage instrumentation. Jazzer.js (coverage-guided) is the
+ * engine of `npm run fuzz` and CI; this one is the fallback where Jazzer.js
+ * cannot be built (FUZZ_ENGINE=builtin selects it; see fuzz/README.md). The
+ * targets export both Jazzer.js's `fuzz(data)` and this engine's `target`.
  *
  * How it works: the checked-in seed corpus (fuzz/corpus/<target>/) is run
  * first, then inputs are derived from it by stacked mutations (bit flips,
