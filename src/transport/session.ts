@@ -149,7 +149,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   };
   /**
    * Frames produced while one read is processed (echoes, pongs, a close):
-   * null outside a read. They leave in one socket write when the read is done
+   * `batching` is true only during a read. They leave in one socket write when the read is done
    * (small frames copied into one buffer, large ones as one writev), instead
    * of one stream write per frame: a read of 16 small frames used to cost 16
    * Writable entries and a 16-buffer writev. Only frames that would have gone
