@@ -252,14 +252,18 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   /**
    * Sends a message: a string as TEXT, bytes as BINARY (or as TEXT with
-   * { binary: false }). The bytes are copied before send() returns.
+   * { binary: false }). The bytes are copied before send() returns, unless
+   * `transfer: true` hands them to the library: then they are sent from the
+   * caller's memory, which the caller must not touch again (a client masks
+   * them in place). For forwarding a received message, whose data is yours.
    */
-  send(data: string | Uint8Array | ArrayBuffer | ArrayBufferView, options: { binary?: boolean; compress?: boolean } = {}): SendStatus {
+  send(data: string | Uint8Array | ArrayBuffer | ArrayBufferView, options: { binary?: boolean; compress?: boolean; transfer?: boolean } = {}): SendStatus {
     const binary = options.binary ?? typeof data !== 'string';
     if (this.conn.state !== 'open') return 'dropped';
     const bytes = toBytes(data);
-    // A string was encoded by us: the encoded bytes are ours to keep (no second copy).
-    const owned = typeof data === 'string';
+    // A string was encoded by us: the encoded bytes are ours to keep (no second copy). With
+    // `transfer` the caller hands its bytes over (S2's explicit ownership transfer): no copy either.
+    const owned = typeof data === 'string' || options.transfer === true;
     if (this.overQueueLimit(bytes.length)) return 'dropped';
     if (this.conn.sendingStream) {
       // A streamed message is open: this one goes out after it ends (copied now, S2).
