@@ -311,13 +311,18 @@ export class Connection implements FrameSink {
     if (this._state !== 'open') throw new InvalidStateError(operation, this._state);
   }
 
+  /** A whole message may go out: open, and no streamed message in progress. */
+  private assertCanSendMessage(): void {
+    this.assertCanSendData('send');
+    if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
+  }
+
   /**
    * Sends one whole message. The payload is copied unless `owned` says the
    * caller hands it over and will not touch it again (invariant S2).
    */
   send(data: Uint8Array, binary: boolean, owned = false, compress = true): void {
-    this.assertCanSendData('send');
-    if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
+    this.assertCanSendMessage();
     const opcode = binary ? Opcode.Binary : Opcode.Text;
     if (compress && this.codec && this.codec.compressesOutput && this.codec.shouldCompress(data, binary)) {
       this.sendThroughCodec(opcode, data, owned, true, true);
@@ -339,9 +344,8 @@ export class Connection implements FrameSink {
    * 5.3), and never into an open stream. The chunks are not modified.
    */
   sendEncoded(frame: Buffer[]): void {
-    this.assertCanSendData('send');
     if (this.role !== 'server') throw new InvalidStateError('send a shared frame', 'a client connection (client frames are masked)');
-    if (this.outStreaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
+    this.assertCanSendMessage();
     this.emitWrite(frame, true);
   }
 

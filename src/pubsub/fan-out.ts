@@ -5,7 +5,7 @@ import type { SendStatus } from '../transport/types.js';
 
 /** What fan-out needs of a session: the shared-frame send of Session. */
 export interface FanOutTarget {
-  sendShared(frame: Buffer[], payload: Buffer, binary: boolean, compress: boolean): SendStatus;
+  sendShared(frame: Buffer[], frameBytes: number, payload: Buffer, binary: boolean, compress: boolean): SendStatus;
 }
 
 export interface FanOutOptions {
@@ -41,10 +41,14 @@ export function fanOut(targets: Iterable<FanOutTarget>, data: string | Uint8Arra
   const binary = options.binary ?? typeof data !== 'string';
   const compress = options.compress ?? true;
   let frame: Buffer[] | null = null;
+  let frameBytes = 0;
   const result: FanOutResult = { accepted: 0, dropped: 0, backpressure: 0 };
   for (const t of targets) {
-    frame ??= encodeOwnedFrame(binary ? Opcode.Binary : Opcode.Text, payload, { mask: null });
-    const status = t.sendShared(frame, payload, binary, compress);
+    if (!frame) {
+      frame = encodeOwnedFrame(binary ? Opcode.Binary : Opcode.Text, payload, { mask: null });
+      for (const c of frame) frameBytes += c.length;
+    }
+    const status = t.sendShared(frame, frameBytes, payload, binary, compress);
     if (status === 'dropped') result.dropped++;
     else {
       result.accepted++;

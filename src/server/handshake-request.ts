@@ -55,16 +55,11 @@ export class HandshakeRequest implements UpgradeRequest {
   }
 
   get path(): string {
-    const t = this.url;
-    const q = t.indexOf('?');
-    return q === -1 ? t : t.slice(0, q);
+    return splitTarget(this.url).path;
   }
 
   get query(): URLSearchParams {
-    if (this.#query) return this.#query;
-    const t = this.url;
-    const q = t.indexOf('?');
-    return (this.#query = new URLSearchParams(q === -1 ? '' : t.slice(q + 1)));
+    return (this.#query ??= new URLSearchParams(splitTarget(this.url).query));
   }
 
   get host(): string {
@@ -82,4 +77,10 @@ export class HandshakeRequest implements UpgradeRequest {
   get protocols(): readonly string[] {
     return this.info.protocols;
   }
+}
+
+/** A request-target split at its first '?': the path, and the query without the '?' ('' if none). */
+export function splitTarget(target: string): { path: string; query: string } {
+  const q = target.indexOf('?');
+  return q === -1 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
 }

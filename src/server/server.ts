@@ -1,7 +1,4 @@
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { HandshakeRequest } from './handshake-request.js';
-import { Topics } from '../pubsub/topics.js';
-import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -19,6 +16,9 @@ import type { Session } from '../transport/session.js';
 import type { TimerEntry } from '../transport/timer-wheel.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
 import { ServerSession, type UpgradeRequest } from './server-session.js';
+import { HandshakeRequest, splitTarget } from './handshake-request.js';
+import { Topics } from '../pubsub/topics.js';
+import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
 
 /** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
 export type VerifyResult = boolean | { status: number; message?: string; headers?: Record<string, string> };
@@ -93,21 +93,12 @@ export class WebSocketServer {
   // One function for every session (a closure per session made inside the
   // handshake would keep that handshake's whole scope alive with it).
   private readonly onSessionHandlerError = (err: unknown, s: Session<never>): void => this.report(err, s as unknown as ServerSession);
-  /** Limits per handler, resolved once and shared by its sessions (read only). */
-  private readonly handlerLimits = new WeakMap<ServerHandler, Partial<SessionLimits>>();
-  private limitsFor(handler: ServerHandler): Partial<SessionLimits> {
-    let l = this.handlerLimits.get(handler);
-    if (!l) {
-      const merged = { ...this.options.limits, ...handler.limits };
-      l = { ...merged, ...resolveLimits(merged) };
-      this.handlerLimits.set(handler, l);
-    }
-    return l;
-  }
   private readonly onSessionFinished = (s: Session<never>): void => {
     this.sessions.delete(s as unknown as ServerSession);
     this.topics.removeAll(s as unknown as ServerSession<never>);
   };
+  /** Limits per handler, resolved once and shared by its sessions (read only). */
+  private readonly handlerLimits = new WeakMap<ServerHandler, Partial<SessionLimits>>();
   private readonly handshakes = new Set<PendingHandshake>();
   private closing = false;
   /** Internal node:http server for onHttpRequest (never listens; sockets are handed to it). */
@@ -128,6 +119,16 @@ export class WebSocketServer {
     }
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
+  }
+
+  private limitsFor(handler: ServerHandler): Partial<SessionLimits> {
+    let l = this.handlerLimits.get(handler);
+    if (!l) {
+      const merged = { ...this.options.limits, ...handler.limits };
+      l = { ...merged, ...resolveLimits(merged) };
+      this.handlerLimits.set(handler, l);
+    }
+    return l;
   }
 
   /** Sessions that are open or closing. */
@@ -350,8 +351,7 @@ export class WebSocketServer {
         return;
       }
       const info = validateUpgradeRequest(head);
-      const qpos = head.target.indexOf('?');
-      const path = qpos === -1 ? head.target : head.target.slice(0, qpos);
+      const { path } = splitTarget(head.target);
       if (this.options.path !== undefined && path !== this.options.path) {
         this.reject(socket, 404, 'no WebSocket endpoint at this path');
         return;

@@ -277,16 +277,14 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   /**
    * @internal A message built once for many sessions (fan-out): `frame` is
-   * its encoded, unmasked frame, shared and never modified; `payload` the
+   * its encoded, unmasked frame (`frameBytes` long), shared and never modified; `payload` the
    * library's own copy of it, for a session that must encode it itself (it
    * compresses, or a streamed message is open).
    */
-  sendShared(frame: Buffer[], payload: Buffer, binary: boolean, compress: boolean): SendStatus {
+  sendShared(frame: Buffer[], frameBytes: number, payload: Buffer, binary: boolean, compress: boolean): SendStatus {
     if (this.conn.state !== 'open') return 'dropped';
     if (this.conn.sendingStream || (compress && this.conn.compressesOutput)) return this.send(payload, { binary, compress });
-    let bytes = 0;
-    for (let i = 0; i < frame.length; i++) bytes += frame[i].length;
-    if (this.overQueueLimit(bytes)) return 'dropped';
+    if (this.overQueueLimit(frameBytes)) return 'dropped';
     this.conn.sendEncoded(frame);
     return this.statusAfterSend();
   }
@@ -592,20 +590,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     const messages = this.batchMessages;
     this.batchBytes = 0;
     this.batchMessages = 0;
-    if (batch.length === 1) {
-      this.writeToSocket(batch, messages);
-    } else if (bytes <= BATCH_COPY_BYTES) {
-      // Small frames: one contiguous buffer is cheaper than a writev of many tiny ones.
-      const one = Buffer.allocUnsafe(bytes);
-      let at = 0;
-      for (let i = 0; i < batch.length; i++) {
-        one.set(batch[i], at);
-        at += batch[i].length;
-      }
-      this.writeToSocket([one], messages);
-    } else {
-      this.writeToSocket(batch, messages);
-    }
+    // Small frames: one contiguous buffer is cheaper than a writev of many tiny ones.
+    this.writeToSocket(batch.length > 1 && bytes <= BATCH_COPY_BYTES ? [Buffer.concat(batch, bytes)] : batch, messages);
     // writeToSocket() hands each chunk to the socket and keeps no reference to the list: reuse it.
     batch.length = 0;
     if (!more) this.afterDirectWrite();

@@ -174,9 +174,11 @@ describe('topics: subscribe() and publish()', () => {
 describe('fanOut()', () => {
   it('builds the frame once and hands every target the same chunks', () => {
     const seen: Buffer[][] = [];
+    const sizes: number[] = [];
     const target: FanOutTarget = {
-      sendShared(frame) {
+      sendShared(frame, frameBytes) {
         seen.push(frame);
+        sizes.push(frameBytes);
         return 'sent';
       },
     };
@@ -187,6 +189,7 @@ describe('fanOut()', () => {
     assert.equal(seen[1], seen[2]);
     // A BINARY frame with FIN, unmasked, 3 bytes: 82 03 'abc' (RFC 6455 section 5.2).
     assert.deepEqual(Buffer.concat(seen[0]), Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]));
+    assert.deepEqual(sizes, [5, 5, 5], 'the frame size is counted once and passed to every target');
   });
 
   it('no targets: no frame and nothing accepted', () => {
