@@ -5,10 +5,13 @@
 //
 // Usage: node bench/generator.mjs '<json config>'
 //   { mode: 'ws'|'raw', port, size, binary, connections, depth,
-//     warmupMs, durationMs, serverPid?, clkTck?, cpus?, tls?, tlsCa? }
+//     warmupMs, durationMs, serverPid?, clkTck?, cpus?, tls?, tlsCa?, servername? }
 // tls: connect with node:tls (wss, or raw bytes over TLS); tlsCa is the PEM
-// file of the certificate to trust (the harness's self-signed one). The C
-// generator (bench/loadgen/) has no TLS, so TLS scenarios use this one.
+// file of the certificate to trust (the harness's self-signed one);
+// servername, the name the certificate must be for (default: 127.0.0.1, the
+// address connected to). The C generator (bench/loadgen/) takes the same keys
+// and is the default for TLS scenarios too; this one runs them with
+// --generator node.
 // Prints exactly one JSON line on stdout: the result, or { error }.
 // Exit status 0 on success, 2 when an echo failed verification or a
 // connection broke (the numbers of such a run mean nothing).
@@ -90,7 +93,7 @@ function makeTemplate(size, binary) {
 const template = makeTemplate(cfg.size, cfg.binary ?? true);
 const template32 = new Uint32Array(template.buffer, template.byteOffset, template.length >>> 2);
 const opcode = cfg.binary === false ? 0x1 : 0x2;
-const tlsOptions = cfg.tls ? { ca: cfg.tlsCa ? readFileSync(cfg.tlsCa) : undefined } : null;
+const tlsOptions = cfg.tls ? { ca: cfg.tlsCa ? readFileSync(cfg.tlsCa) : undefined, ...(cfg.servername ? { servername: cfg.servername } : {}) } : null;
 const tlsSeen = { protocol: null, cipher: null };
 
 // Masking keys come from a CSPRNG (RFC 6455 section 5.3: unpredictable),

@@ -8,9 +8,10 @@
 //   options: --rounds N --duration S --warmup S --scenarios id,id --servers a,b
 //            --generator c|node --no-pin --out FILE
 //
-// The load generator is the C one in bench/loadgen/ (built here with make),
-// unless --generator node; TLS scenarios always use the Node one (the C one
-// has no TLS), and the handshake, idle and fan-out scenarios exist only in C.
+// The load generator is the C one in bench/loadgen/ (built here with make;
+// it does TLS with OpenSSL, so the wss scenario too), unless --generator node
+// selects the Node one for the echo scenarios (wss included); the handshake,
+// idle and fan-out scenarios exist only in C.
 // Progress goes to stderr; the report goes to stdout and to
 // bench/results/latest.md (or --out).
 
@@ -19,6 +20,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { availableParallelism, cpus, loadavg, release, tmpdir, type as osType } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { selfSigned } from './lib/certificate.mjs';
 import { FAMILIES, SCENARIOS, serverFor } from './lib/scenarios.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -91,7 +93,7 @@ const USAGE = `usage: node bench/run.mjs [--quick] [--rounds N] [--duration S] [
   --scenarios ids  ${SCENARIOS.map((s) => s.id).join(',')}
   --servers names  ${FAMILIES.join(',')} (TLS scenarios use each one's TLS variant)
   --generator g    c (default: bench/loadgen, built with make) or node (bench/generator.mjs) for the echo
-                   scenarios; TLS scenarios always use node, handshake/idle/fan-out always c
+                   scenarios, wss included; handshake/idle/fan-out always use c
   --no-pin         do not pin servers and generator to CPUs 0 and 1 with taskset
   --out FILE       report file (default bench/results/latest.md)
 `;
@@ -162,19 +164,15 @@ function buildLoadgen() {
   return null;
 }
 
-/** A self-signed P-256 certificate for 127.0.0.1 in a fresh temporary directory; null if openssl is missing. */
+/** A self-signed P-256 certificate for 127.0.0.1 in a fresh temporary directory: { dir, ca }, or { error } if openssl is missing. */
 function makeCertificate() {
   const dir = mkdtempSync(join(tmpdir(), 'sockeye-bench-tls-'));
-  const r = spawnSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
-    { encoding: 'utf8' },
-  );
-  if (r.error || r.status !== 0) {
+  const made = selfSigned(dir);
+  if (made.error) {
     rmSync(dir, { recursive: true, force: true });
-    return { error: r.error ? `openssl not found (${r.error.message})` : `openssl failed: ${r.stderr.trim()}` };
+    return { error: made.error };
   }
-  return { dir, ca: join(dir, 'cert.pem') };
+  return { dir, ca: made.cert };
 }
 
 // ------------------------------------------------------------ processes
@@ -388,7 +386,6 @@ async function runFanout(scenario, family, env) {
 }
 
 function generatorFor(scenario, opts) {
-  if (scenario.generator) return scenario.generator;
   return scenario.kind === 'echo' ? opts.generator : 'c';
 }
 
@@ -666,7 +663,7 @@ async function main() {
   const used = new Set(scenarios.map((s) => generatorFor(s, opts)));
   meta.generators = [
     used.has('c') ? 'C (bench/loadgen, epoll, one process on one core)' : null,
-    used.has('node') ? `Node (bench/generator.mjs)${scenarios.some((s) => s.tls) ? ', for the TLS scenario because the C generator has no TLS' : ''}${opts.generator === 'node' ? ', chosen with --generator node' : ''}` : null,
+    used.has('node') ? `Node (bench/generator.mjs)${opts.generator === 'node' ? ', chosen with --generator node' : ''}` : null,
   ]
     .filter(Boolean)
     .join('; ');
@@ -708,7 +705,7 @@ async function main() {
     }
     const nativeServer = running.get('ws-native');
     if (nativeServer) meta.native = `ws with bufferutil ${nativeServer.info.bufferutil}, utf-8-validate ${nativeServer.info['utf-8-validate']} (ws 8 uses Node's buffer.isUtf8 when it exists, so utf-8-validate is never loaded on Node 20)`;
-    if (tls) meta.tls = `self-signed P-256 certificate made with openssl at start; Node's default TLS settings on both sides`;
+    if (tls) meta.tls = `self-signed P-256 certificate made with openssl at start; servers: node:tls with Node's default settings (OpenSSL ${process.versions.openssl})`;
 
     const results = [];
     let done = 0;
@@ -728,7 +725,12 @@ async function main() {
         if (/died during/.test(err.message)) throw err;
         result = { error: err.message };
       }
-      if (tls && result.tlsProtocol && !meta.tls.includes('negotiated')) meta.tls += `; negotiated ${result.tlsProtocol} ${result.tlsCipher}`;
+      if (tls && result.tlsProtocol) {
+        // Which TLS stack the generator used: the C one links the system's libssl, the Node one is node:tls.
+        const client = result.generator === 'c' ? `C generator: ${result.tlsLibrary ?? 'OpenSSL'} with its default settings, TLS 1.2 at least as in Node` : "Node generator: node:tls with Node's default settings";
+        if (!meta.tls.includes(client)) meta.tls += `; ${client}`;
+        if (!meta.tls.includes('negotiated')) meta.tls += `; negotiated ${result.tlsProtocol} ${result.tlsCipher}`;
+      }
       results.push({ round, scenario: scenario.id, family, server: spec.name, generator: generatorFor(scenario, opts), result });
       done++;
       process.stderr.write(`  [${done}/${cells.length}] round ${round + 1} ${scenario.id} ${spec.name}: ${progress(scenario, result)}\n`);

@@ -171,6 +171,11 @@ const char *config_parse(const char *json, config *cfg) {
     else if (!strcmp(key, "connectTimeoutMs")) ok = num(&r, &cfg->connectTimeoutMs);
     else if (!strcmp(key, "closeTimeoutMs")) ok = num(&r, &cfg->closeTimeoutMs);
     else if (!strcmp(key, "stallTimeoutMs")) ok = num(&r, &cfg->stallTimeoutMs);
+    else if (!strcmp(key, "tls")) ok = boolean(&r, &cfg->tls);
+    else if (!strcmp(key, "tlsCa") && lit(&r, "null")) cfg->tlsCa[0] = 0;
+    else if (!strcmp(key, "tlsCa")) ok = str(&r, cfg->tlsCa, sizeof cfg->tlsCa);
+    else if (!strcmp(key, "servername") && lit(&r, "null")) cfg->servername[0] = 0;
+    else if (!strcmp(key, "servername")) ok = str(&r, cfg->servername, sizeof cfg->servername);
     else if (!strcmp(key, "batch")) ok = integer(&r, &cfg->batch, 1, 100000, key);
     else if (!strcmp(key, "serverPid") && lit(&r, "null")) cfg->serverPid = 0;
     else if (!strcmp(key, "serverPid")) ok = integer(&r, &cfg->serverPid, 0, 1e9, key);

@@ -29,6 +29,10 @@ typedef struct {
   double connectTimeoutMs;
   double closeTimeoutMs;
   double stallTimeoutMs; // handshake/fanout: one cycle or broadcast may take this long
+  // TLS, with the keys bench/generator.mjs takes for it, so one config serves both generators.
+  bool tls;            // connect with TLS (OpenSSL); the WebSocket or raw bytes go inside it
+  char tlsCa[4096];    // PEM file of the certificates to trust, and only those; empty: the system's default store
+  char servername[256]; // name or IP the server certificate must be issued for (and SNI when a name); empty: host
 } config;
 
 /** Parses `json` into cfg; returns NULL or a message naming the problem (static storage). */

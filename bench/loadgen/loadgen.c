@@ -20,6 +20,11 @@
 // id, 8 of sequence number (fanout: the sender's id and the broadcast
 // number), so a reordered, duplicated, lost or cross-connection echo is caught
 // and not only a corrupted one. The rest is a fixed per-run template.
+//
+// With "tls": true every connection runs inside TLS (OpenSSL), in every
+// workload, the server certificate verified against tlsCa only. A plain
+// connection never touches OpenSSL: its reads and writes are read() and
+// write() on the socket, as without TLS.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -42,6 +47,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "histogram.h"
 #include "sha1.h"
@@ -54,11 +62,16 @@
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"; // RFC 6455 section 1.3
 
+#if OPENSSL_VERSION_NUMBER < 0x10101000L
+#error "loadgen needs OpenSSL 1.1.1 or later (Debian/Ubuntu: apt-get install libssl-dev)"
+#endif
+
 enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA };
 
 typedef enum {
   ST_FREE,       // no socket (handshake workload: between cycles)
   ST_CONNECTING, // connect() in progress
+  ST_TLS,        // TLS handshake in progress (SSL_connect, driven by epoll)
   ST_HANDSHAKE,  // request sent, reading the response head
   ST_OPEN,       // handshake done (ws) or connected (raw)
   ST_CLOSING,    // our close frame (or FIN for raw) is queued: waiting for the server to hang up
@@ -71,6 +84,20 @@ typedef struct conn {
   int fd;
   uint32_t id;
   conn_state state;
+  // TLS: NULL for a plain connection, which never goes through OpenSSL. A
+  // TLS operation that cannot go on says which way the socket must move, and
+  // that is independent of what the operation was: a read may need the socket
+  // writable and a write may need it readable. Each flag records one such
+  // wait; EPOLLIN is always armed, EPOLLOUT exactly while encrypted bytes
+  // wait in tls_out or one of the *_wants_write flags is set (tls_arm).
+  SSL *ssl;
+  bool tls_hs_wants_write;    // SSL_connect said WANT_WRITE
+  bool tls_read_wants_write;  // SSL_read said WANT_WRITE: retry the read when writable
+  bool tls_write_wants_write; // SSL_write (or SSL_shutdown) said WANT_WRITE: retry when writable
+  bool tls_write_wants_read;  // SSL_write (or SSL_shutdown) said WANT_READ: retry when readable
+  bool tls_close_sent;        // raw close: our close_notify is made (FIN follows once it is out)
+  uint8_t *tls_out;           // encrypted bytes the socket has not taken yet (see tls_bio_write)
+  size_t tls_out_len, tls_out_off, tls_out_cap;
   bool established; // counted once it is ready for the workload
   bool want_out;    // EPOLLOUT armed
   bool dirty;       // on the flush list
@@ -117,6 +144,8 @@ static int ndirty;
 static uint64_t rng_state;
 static int stdin_marker; // its address tags stdin in epoll
 static bool stdin_closed;
+static SSL_CTX *tls_ctx; // NULL unless cfg.tls
+static char tls_protocol[32], tls_cipher[128]; // what the first TLS handshake negotiated, for the result
 
 static struct {
   bool running;   // send a new message for each verified echo
@@ -357,10 +386,15 @@ static void set_want_out(conn *c, bool want) {
 }
 
 static void conn_done(conn *c);
+static void tls_flush(conn *c);
 
 /** Writes as much of the queue as the socket takes; arms EPOLLOUT for the rest. */
 static void flush(conn *c) {
   if (c->fd < 0 || c->state == ST_CONNECTING) return; // connect() completion owns EPOLLOUT until then
+  if (c->ssl) {
+    tls_flush(c);
+    return;
+  }
   while (c->out_off < c->out_len) {
     ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
     if (n > 0) {
@@ -475,7 +509,10 @@ static void begin_close(conn *c) {
 static void on_established(conn *c);
 static void on_message_complete(conn *c, uint64_t now);
 
+static void tls_free(conn *c);
+
 static void conn_reset(conn *c) {
+  tls_free(c);
   c->fd = -1;
   c->state = ST_FREE;
   c->established = c->want_out = c->dirty = c->shut_after_flush = c->got_close = false;
@@ -511,6 +548,7 @@ static void conn_open(conn *c) {
 }
 
 static void conn_done(conn *c) {
+  tls_free(c);
   if (c->fd >= 0) close(c->fd); // also leaves the epoll set
   c->fd = -1;
   c->state = ST_DONE;
@@ -523,11 +561,20 @@ static void conn_done(conn *c) {
   }
 }
 
+static void tls_start(conn *c);
+static void on_transport_ready(conn *c);
+
 static void on_connected(conn *c) {
   int err = 0;
   socklen_t len = sizeof err;
   getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err) fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, cfg.port, strerror(err));
+  if (tls_ctx) tls_start(c); // calls on_transport_ready once the TLS handshake is done
+  else on_transport_ready(c);
+}
+
+/** The byte stream is up (TCP, or TLS over it): raw is ready; ws sends its opening handshake. */
+static void on_transport_ready(conn *c) {
   if (cfg.raw) {
     c->state = ST_OPEN;
     set_want_out(c, false);
@@ -773,15 +820,20 @@ static void on_head(conn *c, const uint8_t *p, size_t n, uint64_t now) {
   if (rest_from < n) on_frames(c, p + rest_from, n - rest_from, now);
 }
 
+/** n bytes of the server's stream, from read() or SSL_read(). */
+static inline void on_bytes(conn *c, const uint8_t *p, size_t n) {
+  // One clock reading per read: every echo in it arrived at this moment,
+  // and the messages sent in answer leave at this moment.
+  uint64_t now = now_ns();
+  if (c->state == ST_HANDSHAKE) on_head(c, p, n, now);
+  else if (cfg.raw) on_raw(c, p, n, now);
+  else on_frames(c, p, n, now);
+}
+
 static void on_readable(conn *c) {
   ssize_t n = read(c->fd, rbuf, sizeof rbuf);
   if (n > 0) {
-    // One clock reading per read: every echo in it arrived at this moment,
-    // and the messages sent in answer leave at this moment.
-    uint64_t now = now_ns();
-    if (c->state == ST_HANDSHAKE) on_head(c, rbuf, (size_t)n, now);
-    else if (cfg.raw) on_raw(c, rbuf, (size_t)n, now);
-    else on_frames(c, rbuf, (size_t)n, now);
+    on_bytes(c, rbuf, (size_t)n);
     return;
   }
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -791,6 +843,393 @@ static void on_readable(conn *c) {
   }
   if (n == 0) fail("connection %u closed by the server during the run", c->id);
   fail("connection %u: %s", c->id, strerror(errno));
+}
+
+// ------------------------------------------------------------ TLS (only connections with c->ssl get here)
+//
+// OpenSSL reads the socket itself (a socket BIO) but writes through
+// tls_bio_write below, which never refuses bytes: what the socket does not
+// take at once waits, in order, in c->tls_out, and goes out on EPOLLOUT. So
+// OpenSSL never holds a half-written record. That matters when a TLS read
+// must write (the server renegotiates, or asks for a key update): with a
+// record of ours stuck inside OpenSSL, OpenSSL 3.0 fails that read ("bad
+// length"), or lets it return without answering and both ends wait for each
+// other. It costs nothing while the socket keeps up (the record goes from
+// OpenSSL's buffer to write()), and one copy of the rest of one record when
+// it does not; no new record is made until that rest is out.
+
+static BIO_METHOD *tls_writer;
+
+/** Appends n bytes to the connection's queue of encrypted bytes the socket has not taken yet. */
+static void tls_out_append(conn *c, const uint8_t *p, size_t n) {
+  if (c->tls_out_off == c->tls_out_len) c->tls_out_off = c->tls_out_len = 0;
+  if (c->tls_out_len + n > c->tls_out_cap) {
+    if (c->tls_out_off > 0) {
+      memmove(c->tls_out, c->tls_out + c->tls_out_off, c->tls_out_len - c->tls_out_off);
+      c->tls_out_len -= c->tls_out_off;
+      c->tls_out_off = 0;
+    }
+    size_t cap = c->tls_out_cap ? c->tls_out_cap : 32 * 1024;
+    while (cap < c->tls_out_len + n) cap *= 2;
+    if (cap != c->tls_out_cap) {
+      uint8_t *q = realloc(c->tls_out, cap);
+      if (!q) fail("out of memory (%zu bytes of TLS output for connection %u)", cap, c->id);
+      c->tls_out = q;
+      c->tls_out_cap = cap;
+    }
+  }
+  memcpy(c->tls_out + c->tls_out_len, p, n);
+  c->tls_out_len += n;
+}
+
+/** OpenSSL's output: to the socket if nothing is waiting before it, the rest (or all) queued. Fails only when the socket does. */
+static int tls_bio_write(BIO *b, const char *data, size_t len, size_t *written) {
+  conn *c = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  size_t done = 0;
+  while (c->tls_out_off == c->tls_out_len && done < len) {
+    ssize_t n = write(c->fd, data + done, len - done);
+    if (n > 0) done += (size_t)n;
+    else if (n < 0 && errno == EINTR) continue;
+    else if (n < 0 && errno == EAGAIN) break;
+    else return 0; // errno says why; SSL_get_error() reports SSL_ERROR_SYSCALL
+  }
+  if (done < len) tls_out_append(c, (const uint8_t *)data + done, len - done);
+  *written = len;
+  return 1;
+}
+
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  conn *c = BIO_get_data(b);
+  if (cmd == BIO_CTRL_FLUSH) return 1; // nothing is buffered here that a write() now would send
+  if (cmd == BIO_CTRL_WPENDING) return c ? (long)(c->tls_out_len - c->tls_out_off) : 0;
+  return 0;
+}
+
+static int tls_bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+/** The context every TLS connection is made from: verification against tlsCa only, non-blocking write semantics. */
+static void tls_setup(void) {
+  tls_ctx = SSL_CTX_new(TLS_client_method());
+  if (!tls_ctx) fail("TLS: SSL_CTX_new failed");
+  // Node's default range, so the servers negotiate what they would with the Node generator.
+  SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+  // The server certificate must chain to what we were told to trust, and
+  // nothing else: the file given (Node's `ca`), or without one the default
+  // roots (the system's here, Node's bundled ones there). A failure aborts
+  // the handshake.
+  SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+  if (cfg.tlsCa[0]) {
+    FILE *f = fopen(cfg.tlsCa, "r");
+    if (!f) fail("TLS: cannot read tlsCa %s: %s", cfg.tlsCa, strerror(errno));
+    fclose(f);
+    if (SSL_CTX_load_verify_locations(tls_ctx, cfg.tlsCa, NULL) != 1) {
+      char why[256];
+      ERR_error_string_n(ERR_get_error(), why, sizeof why);
+      fail("TLS: no certificate loaded from tlsCa %s: %s", cfg.tlsCa, why);
+    }
+  } else if (SSL_CTX_set_default_verify_paths(tls_ctx) != 1) {
+    fail("TLS: cannot load the system's trusted certificates");
+  }
+  // The certificate must be issued for the servername, or for the address we
+  // connect to: an IP is checked against its IP SANs, a name against its DNS
+  // names (Node's checkServerIdentity with servername or host).
+  const char *name = cfg.servername[0] ? cfg.servername : cfg.host;
+  X509_VERIFY_PARAM *param = SSL_CTX_get0_param(tls_ctx);
+  if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1 && X509_VERIFY_PARAM_set1_host(param, name, 0) != 1) fail("TLS: cannot check certificates for %s", name);
+  // PARTIAL_WRITE: SSL_write returns after each record, so the queue advances
+  // as after write(). ACCEPT_MOVING_WRITE_BUFFER: a write that said WANT_READ
+  // (in a renegotiation) is retried with the same pending bytes, which
+  // out_reserve() may have moved (memmove, realloc) meanwhile. AUTO_RETRY:
+  // SSL_read goes on past a non-data record (a session ticket) instead of
+  // reporting WANT_READ while bytes wait in its buffer, where epoll cannot see
+  // them; WANT_READ then always means the socket is empty.
+  long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_AUTO_RETRY;
+  if (cfg.workload == W_ECHO) {
+    // Bulk: read up to 64 KiB of records per read() instead of a record header and body in two.
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(tls_ctx, 64 * 1024);
+  } else {
+    // Many quiet connections: no buffers held while a connection has nothing in them.
+    mode |= SSL_MODE_RELEASE_BUFFERS;
+  }
+  SSL_CTX_set_mode(tls_ctx, mode);
+  // An EOF without close_notify ends the stream like one with it; the
+  // verification of every echoed byte is what catches a truncated echo.
+  SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  tls_writer = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "loadgen writer");
+  if (!tls_writer || !BIO_meth_set_write_ex(tls_writer, tls_bio_write) || !BIO_meth_set_ctrl(tls_writer, tls_bio_ctrl) || !BIO_meth_set_create(tls_writer, tls_bio_create)) fail("TLS: cannot make the socket writer BIO");
+}
+
+static void tls_free(conn *c) {
+  if (!c->ssl) return;
+  SSL_free(c->ssl); // and its BIOs
+  c->ssl = NULL;
+  c->tls_out_off = c->tls_out_len = 0; // the buffer stays, for the next connection in this slot
+  c->tls_hs_wants_write = c->tls_read_wants_write = c->tls_write_wants_write = c->tls_write_wants_read = c->tls_close_sent = false;
+}
+
+static inline bool tls_out_pending(const conn *c) { return c->tls_out_off < c->tls_out_len; }
+
+/**
+ * EPOLLOUT while encrypted bytes wait for the socket, or while a TLS call
+ * waits for writability; EPOLLIN always (S1: reads never wait for writes).
+ */
+static void tls_arm(conn *c) { set_want_out(c, tls_out_pending(c) || c->tls_hs_wants_write || c->tls_read_wants_write || c->tls_write_wants_write); }
+
+/**
+ * What went wrong with a TLS call that returned `err`, read at once (errno
+ * too); empties OpenSSL's error queue, which must be empty before the next
+ * TLS call for SSL_get_error to mean anything. *eof: the server ended the
+ * stream (close_notify, or an EOF, which SSL_OP_IGNORE_UNEXPECTED_EOF reports
+ * the same way).
+ */
+static const char *tls_error(int err, char *buf, size_t cap, bool *eof) {
+  int saved = errno;
+  unsigned long e = ERR_get_error();
+  *eof = false;
+  if (e) {
+    const char *reason = ERR_reason_error_string(e);
+    if (reason) snprintf(buf, cap, "%s", reason);
+    else ERR_error_string_n(e, buf, cap);
+  } else if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && saved == 0)) {
+    *eof = true;
+    snprintf(buf, cap, "connection closed");
+  } else if (err == SSL_ERROR_SYSCALL) {
+    snprintf(buf, cap, "%s", strerror(saved));
+  } else {
+    snprintf(buf, cap, "SSL_get_error %d", err);
+  }
+  ERR_clear_error();
+  return buf;
+}
+
+/** A TLS read or write cannot go on (EOF, close_notify, an alert, a bad record): handled as a failed read() or write() is. */
+static void tls_lost(conn *c, int err, const char *op) {
+  char why[256];
+  bool eof;
+  tls_error(err, why, sizeof why, &eof);
+  if (c->state == ST_CLOSING) { // after our close, the server hanging up (however) completes it
+    conn_done(c);
+    return;
+  }
+  if (eof) fail("connection %u closed by the server during the run", c->id);
+  fail("connection %u: TLS %s: %s", c->id, op, why);
+}
+
+/** Writes queued encrypted bytes to the socket; true when none are left. */
+static bool tls_send_queued(conn *c) {
+  while (tls_out_pending(c)) {
+    ssize_t n = write(c->fd, c->tls_out + c->tls_out_off, c->tls_out_len - c->tls_out_off);
+    if (n > 0) {
+      c->tls_out_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return false;
+    if (c->state == ST_CLOSING) { // the server hung up first: that ends the close
+      conn_done(c);
+      return false;
+    }
+    fail("connection %u: write: %s", c->id, n < 0 ? strerror(errno) : "wrote nothing");
+  }
+  c->tls_out_off = c->tls_out_len = 0;
+  return true;
+}
+
+static void tls_handshake(conn *c);
+
+/** TCP is up: start the TLS handshake on it. */
+static void tls_start(conn *c) {
+  c->ssl = SSL_new(tls_ctx);
+  BIO *rbio = BIO_new_socket(c->fd, BIO_NOCLOSE);
+  BIO *wbio = BIO_new(tls_writer);
+  if (!c->ssl || !rbio || !wbio) fail("connection %u: TLS: cannot set up the connection", c->id);
+  BIO_set_data(wbio, c);
+  SSL_set_bio(c->ssl, rbio, wbio); // the SSL owns both now
+  // SNI carries a host name only, never an address (RFC 6066 section 3), as in Node.
+  struct in_addr a4;
+  if (cfg.servername[0] && inet_pton(AF_INET, cfg.servername, &a4) != 1) SSL_set_tlsext_host_name(c->ssl, cfg.servername);
+  SSL_set_connect_state(c->ssl);
+  c->state = ST_TLS;
+  tls_handshake(c);
+}
+
+static void tls_read(conn *c);
+
+/** One step of the TLS handshake (SSL_connect), on every event of the socket until it completes. */
+static void tls_handshake(conn *c) {
+  errno = 0;
+  int r = SSL_connect(c->ssl);
+  if (r == 1) {
+    c->tls_hs_wants_write = false;
+    if (!tls_protocol[0]) {
+      snprintf(tls_protocol, sizeof tls_protocol, "%s", SSL_get_version(c->ssl));
+      snprintf(tls_cipher, sizeof tls_cipher, "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+    }
+    tls_arm(c);
+    on_transport_ready(c);
+    // Records that came with the last handshake flight (a session ticket) may
+    // sit decrypted or buffered inside OpenSSL, where epoll will never report
+    // them: read until the socket itself is empty.
+    if (c->ssl && c->state != ST_DONE) tls_read(c);
+    return;
+  }
+  int err = SSL_get_error(c->ssl, r);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    c->tls_hs_wants_write = err == SSL_ERROR_WANT_WRITE;
+    tls_arm(c);
+    return;
+  }
+  long v = SSL_get_verify_result(c->ssl);
+  if (v != X509_V_OK) {
+    ERR_clear_error();
+    fail("connection %u: TLS certificate verification failed: %s (the certificate must be for %s and issued by %s)", c->id, X509_verify_cert_error_string(v), cfg.servername[0] ? cfg.servername : cfg.host,
+         cfg.tlsCa[0] ? cfg.tlsCa : "a CA in the system's store");
+  }
+  char why[256];
+  bool eof;
+  fail("connection %u: TLS handshake with %s:%d failed: %s", c->id, cfg.host, cfg.port, tls_error(err, why, sizeof why, &eof));
+}
+
+/** Did the connection that was c end (or become a new one, in the handshake workload) meanwhile? */
+static inline bool same_conn(const conn *c, int fd, uint32_t id) { return c->fd == fd && c->id == id && c->ssl != NULL; }
+
+/**
+ * Reads and handles everything the socket and OpenSSL hold, until SSL_read
+ * says WANT_READ (the socket is empty) or WANT_WRITE. Stopping any earlier
+ * could leave decrypted or read-ahead bytes inside OpenSSL, and epoll never
+ * reports those: the connection would wait forever for an event.
+ */
+static void tls_read(conn *c) {
+  int fd = c->fd;
+  uint32_t id = c->id;
+  for (;;) {
+    size_t n = 0;
+    errno = 0; // so that SSL_ERROR_SYSCALL's errno is this call's (tls_error)
+    int r = SSL_read_ex(c->ssl, rbuf, sizeof rbuf, &n);
+    if (r == 1) {
+      c->tls_read_wants_write = false;
+      on_bytes(c, rbuf, n);
+      if (!same_conn(c, fd, id)) return;
+      continue;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      // WANT_WRITE would not be a write of ours being blocked: the read itself
+      // must send something first. (Our writer BIO takes every byte, so
+      // OpenSSL 3.0 does not say it; if it did, the read is retried when the
+      // socket is writable, and still whenever it is readable.)
+      bool w = err == SSL_ERROR_WANT_WRITE;
+      if (w != c->tls_read_wants_write) {
+        c->tls_read_wants_write = w;
+        tls_arm(c);
+      }
+      // What the read wrote (a renegotiation's messages) may wait in tls_out.
+      if (tls_out_pending(c)) tls_arm(c);
+      return;
+    }
+    tls_lost(c, err, "read");
+    return;
+  }
+}
+
+/**
+ * Encrypts and writes as much of the queue as the socket takes, one record
+ * at a time, and no new record while encrypted bytes still wait. SSL_write
+ * may say WANT_READ (in a renegotiation it must read the server's messages
+ * first): the write is retried when the socket is readable (EPOLLIN is always
+ * armed), with the same bytes from the same first byte, as SSL_write requires.
+ */
+static void tls_flush(conn *c) {
+  if (!tls_send_queued(c)) {
+    if (c->ssl) tls_arm(c); // (conn_done may have ended it)
+    return;
+  }
+  if (c->state == ST_TLS) { // the handshake owns the socket; nothing is queued before it ends
+    tls_arm(c);
+    return;
+  }
+  if (SSL_in_init(c->ssl) && c->out_off < c->out_len) {
+    // The server is renegotiating (TLS 1.2). Reads drive that handshake: an
+    // SSL_write would drive it too, and OpenSSL fails a write that meets the
+    // server's application data there ("unexpected record"), which the server
+    // may well be sending. So the write waits until a read completes the
+    // handshake; reading goes on meanwhile.
+    c->tls_write_wants_read = true;
+    tls_arm(c);
+    return;
+  }
+  while (c->out_off < c->out_len && !tls_out_pending(c)) {
+    size_t n = 0;
+    errno = 0;
+    int r = SSL_write_ex(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &n);
+    if (r == 1) {
+      c->out_off += n;
+      c->tls_write_wants_read = c->tls_write_wants_write = false;
+      continue;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      c->tls_write_wants_read = err == SSL_ERROR_WANT_READ;
+      c->tls_write_wants_write = err == SSL_ERROR_WANT_WRITE;
+      tls_arm(c);
+      return;
+    }
+    tls_lost(c, err, "write");
+    return;
+  }
+  if (c->out_off == c->out_len) {
+    c->out_off = c->out_len = 0;
+    if (c->shut_after_flush) {
+      // raw close: close_notify (the TLS end of our stream), then our FIN once it is out.
+      if (!c->tls_close_sent) {
+        errno = 0;
+        int r = SSL_shutdown(c->ssl);
+        if (r < 0) {
+          int err = SSL_get_error(c->ssl, r);
+          if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            c->tls_write_wants_read = err == SSL_ERROR_WANT_READ;
+            c->tls_write_wants_write = err == SSL_ERROR_WANT_WRITE;
+            tls_arm(c);
+            return; // shut_after_flush stays set: the next flush retries
+          }
+          tls_lost(c, err, "close");
+          return;
+        }
+        c->tls_close_sent = true;
+      }
+      if (!tls_out_pending(c)) {
+        c->shut_after_flush = false;
+        shutdown(c->fd, SHUT_WR);
+      }
+    }
+  }
+  tls_arm(c);
+}
+
+/**
+ * An epoll event on a TLS connection. Either direction's readiness can be
+ * what the other direction's operation waits for, so the event is not taken
+ * for a read or a write event as such: a readable socket runs the reads and
+ * any write waiting for readability, a writable one the writes (queued
+ * encrypted bytes first) and any read waiting for writability.
+ */
+static void tls_on_event(conn *c, uint32_t events) {
+  int fd = c->fd;
+  uint32_t id = c->id;
+  bool in = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR), out = events & EPOLLOUT;
+  if (c->state == ST_TLS) {
+    if (out && !tls_send_queued(c)) return;
+    if (same_conn(c, fd, id)) tls_handshake(c);
+    return;
+  }
+  if (in || (out && c->tls_read_wants_write)) tls_read(c);
+  if (!same_conn(c, fd, id)) return;
+  if (out || (in && c->tls_write_wants_read)) tls_flush(c);
 }
 
 static void on_event(struct epoll_event *ev) {
@@ -806,6 +1245,10 @@ static void on_event(struct epoll_event *ev) {
   conn *c = ev->data.ptr;
   if (c->state == ST_CONNECTING) {
     if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
+    return;
+  }
+  if (c->ssl) {
+    tls_on_event(c, ev->events);
     return;
   }
   // The read may end this connection, and in the handshake workload the slot
@@ -993,6 +1436,7 @@ static void close_all(void) {
     conn *c = &conns[i];
     if (c->state == ST_OPEN) begin_close(c);
     else if (c->state != ST_CLOSING && c->state != ST_DONE) {
+      tls_free(c);
       if (c->fd >= 0) close(c->fd);
       c->fd = -1;
       c->state = ST_DONE;
@@ -1015,6 +1459,24 @@ static void print_common(cpu_result r) {
   jnum("otherCpu", r.other, false);
 }
 
+/**
+ * The last fields of every result: idleConnections, and over TLS what was
+ * negotiated (tlsProtocol and tlsCipher, as the Node generator reports them)
+ * and with which library (tlsLibrary, for the report).
+ */
+static void print_end(int idle) {
+  printf("\"idleConnections\":%d", idle);
+  if (tls_ctx) {
+    printf(",\"tlsProtocol\":");
+    json_string(stdout, tls_protocol);
+    printf(",\"tlsCipher\":");
+    json_string(stdout, tls_cipher);
+    printf(",\"tlsLibrary\":");
+    json_string(stdout, OpenSSL_version(OPENSSL_VERSION));
+  }
+  printf("}\n");
+}
+
 static void run_echo(void) {
   setup_conns(cfg.connections);
   establish_all();
@@ -1035,14 +1497,14 @@ static void run_echo(void) {
   printf("{\"generator\":\"c\",");
   jnum("seconds", r.seconds, false);
   print_rates(completed, r);
-  printf("\"idleConnections\":%d}\n", idle);
+  print_end(idle);
 }
 
 static void handshake_sweep(uint64_t now) {
   for (int i = 0; i < nconns; i++) {
     conn *c = &conns[i];
     if (c->state != ST_DONE && c->state != ST_FREE && now - c->t0 > (uint64_t)(cfg.stallTimeoutMs * 1e6)) {
-      static const char *names[] = {"free", "connecting", "handshake", "open", "closing", "done"};
+      static const char *names[] = {"free", "connecting", "TLS handshake", "handshake", "open", "closing", "done"};
       fail("connection %u: handshake cycle stuck in state %s for %.0f ms", c->id, names[c->state], cfg.stallTimeoutMs);
     }
   }
@@ -1069,7 +1531,7 @@ static void run_handshake(void) {
   jnum("handshakes", (double)completed, false);
   jnum("handshakesPerSec", completed / r.seconds, false);
   print_rates(completed, r);
-  printf("\"idleConnections\":0}\n");
+  print_end(0);
 }
 
 static void run_idle(void) {
@@ -1094,7 +1556,7 @@ static void run_idle(void) {
   jnum("heldMs", held, false);
   jnum("pings", (double)st.pings, false);
   print_common(r);
-  printf("\"idleConnections\":0}\n");
+  print_end(0);
 }
 
 static void fanout_sweep(uint64_t now) {
@@ -1133,7 +1595,7 @@ static void run_fanout(void) {
   jnum("p50Ms", hist_quantile_us(&st.lat, 0.5) / 1000, false);
   jnum("p99Ms", hist_quantile_us(&st.lat, 0.99) / 1000, false);
   print_common(r);
-  printf("\"idleConnections\":0}\n");
+  print_end(0);
 }
 
 // ------------------------------------------------------------ main
@@ -1187,6 +1649,7 @@ int main(int argc, char **argv) {
   raise_nofile(cfg.connections + 16);
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) fail("epoll_create1: %s", strerror(errno));
+  if (cfg.tls) tls_setup();
   switch (cfg.workload) {
   case W_ECHO: run_echo(); break;
   case W_HANDSHAKE: run_handshake(); break;

@@ -3,15 +3,13 @@
 // fault, against servers that corrupt, drop, duplicate, retype or misframe.
 // It also runs over TLS (the wss scenario) against the servers' --tls mode.
 // Run: node --test bench/test/   (after `npm run build`; `npm test` runs it too)
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertEchoRun, rawServer, rawServerDropping, realServers, startBenchServer, wsServer } from './helpers.mjs';
+import { NO_OPENSSL, assertEchoRun, rawServer, rawServerDropping, realServers, tlsFiles, tlsServerOptions, wsServer } from './helpers.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -51,36 +49,32 @@ describe('against the real bench servers', { concurrency: 3 }, () => {
 });
 
 describe('over TLS (the wss scenario)', { concurrency: 3 }, () => {
-  const openssl = spawnSync('openssl', ['version'], { stdio: 'ignore' });
-  const skip = openssl.error ? 'openssl is not installed' : false;
-  let dir;
-  before(() => {
-    if (skip) return;
-    dir = mkdtempSync(join(tmpdir(), 'sockeye-bench-test-'));
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-  });
-  after(() => dir && rmSync(dir, { recursive: true, force: true }));
+  const tls = tlsFiles({ 'localhost-': { subject: '/CN=localhost', altName: 'DNS:localhost' } });
+  const servers = realServers(tls);
+  const skip = NO_OPENSSL;
   for (const [name, mode] of [['sockeye', 'ws'], ['ws', 'ws'], ['raw', 'raw']]) {
     test(`passes against the ${name} --tls server, verifying its certificate`, { skip }, async () => {
-      const server = await startBenchServer(name, ['--tls', dir]);
-      try {
-        const { code, result } = await generate(server.port, { mode, size: 100_000, connections: 2, tls: true, tlsCa: join(dir, 'cert.pem') });
-        assert.equal(result.error, undefined);
-        assert.equal(code, 0);
-        assert.ok(result.messages > 0);
-        assert.match(result.tlsProtocol, /^TLSv1\.[23]$/);
-      } finally {
-        await server.stop();
-      }
+      const { code, result } = await generate(servers[name].port, { mode, size: 100_000, connections: 2, tls: true, tlsCa: tls.ca });
+      assert.equal(result.error, undefined);
+      assert.equal(code, 0);
+      assert.ok(result.messages > 0);
+      assert.match(result.tlsProtocol, /^TLSv1\.[23]$/);
     });
   }
   test('fails against a TLS server whose certificate it was not told to trust', { skip }, async () => {
-    const server = await startBenchServer('raw', ['--tls', dir]);
+    const { code, result } = await generate(servers.raw.port, { mode: 'raw', connections: 1, tls: true });
+    assert.equal(code, 2);
+    assert.match(result.error, /self[- ]signed certificate/);
+  });
+  test('checks the certificate against servername when it is given, else against 127.0.0.1 (as the C generator)', { skip }, async () => {
+    const server = await rawServer((socket, chunk) => socket.write(chunk), undefined, tlsServerOptions(tls, 'localhost-'));
     try {
-      const { code, result } = await generate(server.port, { mode: 'raw', connections: 1, tls: true });
-      assert.equal(code, 2);
-      assert.match(result.error, /self[- ]signed certificate/);
+      const tlsCa = join(tls.dir, 'localhost-cert.pem');
+      const wrong = await generate(server.port, { mode: 'raw', connections: 1, tls: true, tlsCa });
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.result.error, /does not match certificate's altnames/);
+      const right = await generate(server.port, { mode: 'raw', connections: 1, tls: true, tlsCa, servername: 'localhost' });
+      assertEchoRun(right.code, right.result, 'node', 32);
     } finally {
       await server.stop();
     }

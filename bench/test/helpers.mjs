@@ -1,14 +1,48 @@
 // Test scaffolding shared by the generators' tests: the real bench servers
-// and small fault-injecting servers on 127.0.0.1, port 0.
+// and small fault-injecting servers on 127.0.0.1, port 0, over TCP or TLS.
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
+import { selfSigned } from '../lib/certificate.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** Why the TLS tests skip (the openssl command makes their certificates), or false. */
+export const NO_OPENSSL = spawnSync('openssl', ['version'], { stdio: 'ignore' }).error ? 'openssl is not installed' : false;
+
+/**
+ * Inside describe(): before the block's tests, a temporary directory `dir`
+ * with key.pem and cert.pem for 127.0.0.1 (what the servers' --tls DIR
+ * reads; `ca` is cert.pem, the one certificate to trust), plus, for each
+ * entry of `more`, selfSigned(dir, { prefix, ...options }); removed after.
+ * Nothing is made without openssl: give the tests { skip: NO_OPENSSL }.
+ */
+export function tlsFiles(more = {}) {
+  const files = { dir: null, ca: null };
+  before(() => {
+    if (NO_OPENSSL) return;
+    files.dir = mkdtempSync(join(tmpdir(), 'sockeye-bench-test-'));
+    for (const [prefix, options] of [['', {}], ...Object.entries(more)]) {
+      const made = selfSigned(files.dir, { prefix, ...options });
+      assert.equal(made.error, undefined, made.error);
+    }
+    files.ca = join(files.dir, 'cert.pem');
+  });
+  after(() => files.dir && rmSync(files.dir, { recursive: true, force: true }));
+  return files;
+}
+
+/** node:tls server options from a tlsFiles() directory: the key and certificate with that prefix. */
+export function tlsServerOptions(files, prefix = '') {
+  return { key: readFileSync(join(files.dir, `${prefix}key.pem`)), cert: readFileSync(join(files.dir, `${prefix}cert.pem`)) };
+}
 
 /** Starts one of bench/servers/*.mjs; resolves with { port, stop }. */
 export function startBenchServer(name, args = []) {
@@ -39,17 +73,23 @@ export function startBenchServer(name, args = []) {
   });
 }
 
-/** A raw TCP server running `onData(socket, chunk, state)` for each read. */
-export async function rawServer(onData, onConnection = () => {}) {
+/**
+ * A raw TCP server running `onData(socket, chunk, state)` for each read; with
+ * `tls` (node:tls server options), a TLS server doing the same with the
+ * decrypted bytes.
+ */
+export async function rawServer(onData, onConnection = () => {}, tls = null) {
   const sockets = new Set();
-  const server = createServer((socket) => {
+  const onSocket = (socket) => {
     sockets.add(socket);
     const state = { bytes: 0, index: sockets.size };
     onConnection(socket, state, sockets);
     socket.on('data', (chunk) => onData(socket, chunk, state, sockets));
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
-  });
+  };
+  const server = tls ? createTlsServer(tls, onSocket) : createServer(onSocket);
+  if (tls) server.on('tlsClientError', () => {}); // a client that rejects our certificate: the test reads its error
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: server.address().port,
@@ -83,11 +123,14 @@ export async function wsServer(onMessage, onConnection = () => {}) {
 /**
  * The three real bench echo servers, one process each for a whole describe()
  * block (starting Node is most of a test's time): call inside describe().
+ * With `tls` (from tlsFiles(), called first), their --tls variants.
  */
-export function realServers() {
+export function realServers(tls = null) {
   const servers = {};
   before(async () => {
-    const [s, w, r] = await Promise.all([startBenchServer('sockeye'), startBenchServer('ws'), startBenchServer('raw')]);
+    if (tls && !tls.dir) return; // no openssl: the block's tests skip
+    const args = tls ? ['--tls', tls.dir] : [];
+    const [s, w, r] = await Promise.all([startBenchServer('sockeye', args), startBenchServer('ws', args), startBenchServer('raw', args)]);
     Object.assign(servers, { sockeye: s, ws: w, raw: r });
   });
   after(() => Promise.all(Object.values(servers).map((s) => s.stop())));
@@ -116,4 +159,51 @@ export function rawServerDropping(from, to) {
     if (lo < hi) chunk = Buffer.concat([chunk.subarray(0, lo), chunk.subarray(hi)]);
     socket.write(chunk);
   });
+}
+
+/**
+ * A relay in front of `upstreamPort` that passes what the client sends as it
+ * comes, and re-chunks what the server sends into writes of 1 to 7 bytes, a
+ * turn of the event loop apart, so every header, length, stamp (and, in front
+ * of a TLS server, every TLS record and handshake message) arrives split
+ * across reads.
+ */
+export function dribblingRelay(upstreamPort) {
+  return rawServer(
+    () => {},
+    (client) => {
+      const server = connect({ host: '127.0.0.1', port: upstreamPort });
+      server.setNoDelay(true);
+      client.setNoDelay(true);
+      client.on('data', (c) => server.write(c));
+      let queue = Buffer.alloc(0);
+      let busy = false;
+      let upstreamClosed = false;
+      const pump = () => {
+        if (client.destroyed) return;
+        if (queue.length === 0) {
+          busy = false;
+          if (upstreamClosed) client.end();
+          return;
+        }
+        const n = 1 + Math.floor(Math.random() * 7);
+        client.write(queue.subarray(0, n));
+        queue = queue.subarray(n);
+        setImmediate(pump);
+      };
+      server.on('data', (c) => {
+        queue = Buffer.concat([queue, c]);
+        if (!busy) {
+          busy = true;
+          pump();
+        }
+      });
+      server.on('error', () => client.destroy());
+      server.on('close', () => {
+        upstreamClosed = true;
+        if (!busy) client.end();
+      });
+      client.on('close', () => server.destroy());
+    },
+  );
 }

@@ -1,17 +1,19 @@
 // Checks that the C load generator (bench/loadgen) measures only correct
-// echoes: it must pass against the real echo servers, in every workload, and
-// fail with exit status 2 and an error naming the fault against servers that
-// corrupt, drop, duplicate, reorder, retype, cross, truncate or misframe.
-// It builds the generator with make first. Run: node --test bench/test/
-// (after `npm run build`; `npm test` runs it too).
+// echoes: it must pass against the real echo servers, in every workload, over
+// TCP and over TLS, and fail with exit status 2 and an error naming the fault
+// against servers that corrupt, drop, duplicate, reorder, retype, cross,
+// truncate or misframe, or present a certificate it must not trust. Over TLS
+// it must also pass against servers that split their records anywhere or
+// renegotiate mid-transfer. It builds the generator with make first (which
+// needs libssl-dev). Run: node --test bench/test/ (after `npm run build`;
+// `npm test` runs it too).
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertEchoRun, rawServer, rawServerDropping, realServers, startBenchServer, wsServer } from './helpers.mjs';
+import { NO_OPENSSL, assertEchoRun, dribblingRelay, rawServer, rawServerDropping, realServers, startBenchServer, tlsFiles, tlsServerOptions, wsServer } from './helpers.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
 const LOADGEN = join(BENCH, 'loadgen', 'loadgen');
@@ -127,6 +129,183 @@ describe('fan-out against the real bench servers', { concurrency: 2 }, () => {
       });
     });
   }
+});
+
+// ------------------------------------------------------------ over TLS (the wss scenario)
+
+describe('over TLS', { concurrency: 3 }, () => {
+  // cert.pem: the one certificate the generator is told to trust (tlsCa), for 127.0.0.1.
+  // other-: the same name, not trusted. localhost-: trusted below, but issued for the name localhost only.
+  const tls = tlsFiles({ 'other-': {}, 'localhost-': { subject: '/CN=localhost', altName: 'DNS:localhost' } });
+  const servers = realServers(tls);
+  const skip = NO_OPENSSL;
+
+  for (const [name, mode] of [['sockeye', 'ws'], ['ws', 'ws'], ['raw', 'raw']]) {
+    test(`echo passes against ${name} --tls, verifying its certificate (1 MiB, 4 in flight, as wss-bulk1m-d4)`, { skip }, async () => {
+      const size = 1 << 20;
+      const { code, result } = await generate(servers[name].port, { mode, size, connections: 1, depth: 4, tls: true, tlsCa: tls.ca });
+      assertEchoRun(code, result, 'c', size);
+      // What bench/generator.mjs reports over TLS, and the library, for the report.
+      assert.match(result.tlsProtocol, /^TLSv1\.[23]$/);
+      assert.match(result.tlsCipher, /^TLS_|^ECDHE-/);
+      assert.match(result.tlsLibrary, /^OpenSSL \d/);
+    });
+  }
+
+  test('echo over TLS: records that OpenSSL has already read are handled without another epoll event', { skip }, async () => {
+    // One message in flight: once the server has echoed it, it sends nothing
+    // until the next one. The echo's 7 records often come in one read();
+    // records left decrypted or buffered inside OpenSSL produce no epoll
+    // event, so a generator that stops reading before SSL_read says
+    // WANT_READ waits for them forever.
+    const size = 100_000;
+    const { code, result } = await generate(servers.raw.port, { mode: 'raw', size, connections: 4, depth: 1, tls: true, tlsCa: tls.ca });
+    assertEchoRun(code, result, 'c', size);
+    assert.equal(result.idleConnections, 0, 'every connection completed echoes in the window');
+  });
+
+  test('echo over TLS: many small messages per TLS record, and text', { skip }, async () => {
+    for (const [size, binary] of [[32, true], [1024, false]]) {
+      const { code, result } = await generate(servers.sockeye.port, { size, binary, connections: 4, depth: 16, tls: true, tlsCa: tls.ca });
+      assertEchoRun(code, result, 'c', size);
+    }
+  });
+
+  test('handshake workload over TLS: a TLS handshake per cycle; raw closes with close_notify and FIN', { skip }, async () => {
+    for (const [name, mode] of [['sockeye', 'ws'], ['raw', 'raw']]) {
+      const { code, result } = await generate(servers[name].port, { mode, workload: 'handshake', connections: 4, warmupMs: 100, durationMs: 500, tls: true, tlsCa: tls.ca });
+      assert.equal(result.error, undefined, name);
+      assert.equal(code, 0);
+      assert.ok(result.handshakes > 0, name);
+    }
+  });
+
+  test('idle workload over TLS: holds its connections, then closes them', { skip }, async () => {
+    const { code, result, lines } = await generate(servers.ws.port, { workload: 'idle', connections: 40, batch: 20, holdMs: 10_000, tls: true, tlsCa: tls.ca }, (line, endInput) => {
+      if (line.startsWith('ESTABLISHED')) setTimeout(endInput, 50);
+    });
+    assert.equal(result.error, undefined);
+    assert.equal(code, 0);
+    assert.deepEqual(lines, ['ESTABLISHED 40']);
+  });
+
+  test('fanout workload over TLS against sockeye --fanout --tls', { skip }, async () => {
+    await withServer(startBenchServer('sockeye', ['--fanout', '--tls', tls.dir]), async (server) => {
+      const { code, result } = await generate(server.port, { workload: 'fanout', connections: 10, depth: 1, size: 64, tls: true, tlsCa: tls.ca });
+      assert.equal(result.error, undefined);
+      assert.equal(code, 0);
+      assert.equal(result.deliveries, result.broadcasts * 10);
+    });
+  });
+
+  test('TLS: one flipped bit in a decrypted echo fails the run, naming the byte', { skip }, () =>
+    expectFault(
+      rawServer(
+        (socket, chunk, state) => {
+          const at = 3 * 100_000 + 54_321 - state.bytes; // message 3, byte 54321 of the plaintext stream
+          if (at >= 0 && at < chunk.length) chunk[at] ^= 0x10;
+          state.bytes += chunk.length;
+          socket.write(chunk);
+        },
+        undefined,
+        tlsServerOptions(tls),
+      ),
+      { mode: 'raw', size: 100_000, connections: 1, tls: true, tlsCa: tls.ca },
+      /differs from the sent one at byte 54321 of message 3/,
+    ));
+
+  test('TLS: a server certificate other than the trusted one fails the run (verification error)', { skip }, () =>
+    expectFault(
+      rawServer((socket, chunk) => socket.write(chunk), undefined, tlsServerOptions(tls, 'other-')),
+      { mode: 'raw', connections: 1, tls: true, tlsCa: tls.ca },
+      /connection 1: TLS certificate verification failed: self-signed certificate/,
+    ));
+
+  test('TLS: without tlsCa the default roots are trusted, which do not include the test certificate', { skip }, () =>
+    expectFault(rawServer((socket, chunk) => socket.write(chunk), undefined, tlsServerOptions(tls)), { mode: 'raw', connections: 1, tls: true }, /TLS certificate verification failed: self-signed certificate/));
+
+  test('TLS: a trusted certificate issued for another name fails the run; with that servername it passes', { skip }, async () => {
+    const localhostCa = join(tls.dir, 'localhost-cert.pem');
+    await withServer(rawServer((socket, chunk) => socket.write(chunk), undefined, tlsServerOptions(tls, 'localhost-')), async (server) => {
+      const wrong = await generate(server.port, { mode: 'raw', connections: 1, tls: true, tlsCa: localhostCa });
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.result.error, /TLS certificate verification failed: IP address mismatch \(the certificate must be for 127\.0\.0\.1/);
+      const right = await generate(server.port, { mode: 'raw', connections: 1, tls: true, tlsCa: localhostCa, servername: 'localhost' });
+      assertEchoRun(right.code, right.result, 'c', 32);
+    });
+  });
+
+  test('TLS: records and handshake messages arriving a few bytes per read still verify', { skip }, () =>
+    // The real ws --tls server behind a relay that re-chunks its encrypted
+    // bytes into 1 to 7 byte writes: every SSL_connect and SSL_read step waits
+    // for the rest of a record, many times over.
+    withServer(dribblingRelay(servers.ws.port), async (relay) => {
+      const { code, result } = await generate(relay.port, { size: 300, connections: 2, depth: 2, warmupMs: 0, durationMs: 300, tls: true, tlsCa: tls.ca });
+      assertEchoRun(code, result, 'c', 300);
+    }));
+
+  test('TLS: an echo written back in tiny TLS records (1 to 7 bytes each) still verifies', { skip }, () =>
+    withServer(
+      rawServer(
+        (socket, chunk, state) => {
+          // Each write is its own record; a turn of the event loop apart, so node:tls cannot join them.
+          state.queue = Buffer.concat([state.queue ?? Buffer.alloc(0), chunk]);
+          if (state.busy) return;
+          state.busy = true;
+          const pump = () => {
+            if (socket.destroyed) return;
+            if (state.queue.length === 0) return void (state.busy = false);
+            const n = 1 + Math.floor(Math.random() * 7);
+            socket.write(state.queue.subarray(0, n));
+            state.queue = state.queue.subarray(n);
+            setImmediate(pump);
+          };
+          pump();
+        },
+        undefined,
+        tlsServerOptions(tls),
+      ),
+      async (server) => {
+        const { code, result } = await generate(server.port, { mode: 'raw', size: 200, connections: 2, depth: 2, warmupMs: 0, durationMs: 300, tls: true, tlsCa: tls.ca });
+        assertEchoRun(code, result, 'c', 200);
+      },
+    ));
+
+  test('TLS: a server that keeps renegotiating (TLS 1.2) mid-transfer: writes wait for reads, and nothing stalls', { skip }, async () => {
+    // A renegotiation starts when the server's HelloRequest is read, while
+    // megabytes of ours are being written. SSL_write cannot go on until the
+    // server's handshake messages are read (an SSL_write that met the
+    // server's echoes there fails with "unexpected record"), and the reads
+    // must write the client's handshake messages whatever the socket's
+    // state: the case of a "want read" taken for a "want write".
+    let renegotiations = 0;
+    await withServer(
+      rawServer(
+        (socket, chunk) => socket.write(chunk),
+        (socket) => {
+          // One after another: a renegotiation asked for while one is running breaks node:tls's own side.
+          const again = () =>
+            !socket.destroyed &&
+            socket.renegotiate({}, (err) => {
+              if (err) return;
+              renegotiations++;
+              setTimeout(again, 5);
+            });
+          setTimeout(again, 5);
+        },
+        { ...tlsServerOptions(tls), maxVersion: 'TLSv1.2' },
+      ),
+      async (server) => {
+        const size = 4 << 20;
+        const { code, result } = await generate(server.port, { mode: 'raw', size, connections: 2, depth: 4, warmupMs: 100, durationMs: 400, tls: true, tlsCa: tls.ca });
+        assertEchoRun(code, result, 'c', size);
+        assert.equal(result.tlsProtocol, 'TLSv1.2');
+        // A stalled connection completes nothing in the window.
+        assert.equal(result.idleConnections, 0);
+        assert.ok(renegotiations >= 2, `${renegotiations} renegotiations`);
+      },
+    );
+  });
 });
 
 // ------------------------------------------------------------ faults it must catch
@@ -248,45 +427,12 @@ test('ws: an echo split into fragments, with pings between them, still verifies 
 });
 
 test('ws: echoes delivered a few bytes per write (headers split anywhere) still verify', async () => {
-  // A relay in front of the real ws echo server that re-chunks what the
-  // server sends into 1 to 7 byte writes, so frame headers, extended lengths
-  // and stamps all arrive split across reads.
+  // The real ws echo server behind a relay that re-chunks what it sends into
+  // 1 to 7 byte writes, so frame headers, extended lengths and stamps all
+  // arrive split across reads.
   await withServer(startBenchServer('ws'), async (upstream) => {
     await withServer(
-      rawServer(() => {}, (client) => {
-        const server = connect({ host: '127.0.0.1', port: upstream.port });
-        server.setNoDelay(true);
-        client.setNoDelay(true);
-        client.on('data', (c) => server.write(c));
-        let queue = Buffer.alloc(0);
-        let busy = false;
-        let upstreamClosed = false;
-        const pump = () => {
-          if (client.destroyed) return;
-          if (queue.length === 0) {
-            busy = false;
-            if (upstreamClosed) client.end();
-            return;
-          }
-          const n = 1 + Math.floor(Math.random() * 7);
-          client.write(queue.subarray(0, n));
-          queue = queue.subarray(n);
-          setImmediate(pump);
-        };
-        server.on('data', (c) => {
-          queue = Buffer.concat([queue, c]);
-          if (!busy) {
-            busy = true;
-            pump();
-          }
-        });
-        server.on('error', () => client.destroy());
-        server.on('close', () => {
-          upstreamClosed = true;
-          if (!busy) client.end();
-        });
-        client.on('close', () => server.destroy());
-      }),
+      dribblingRelay(upstream.port),
       async (relay) => {
         const { code, result } = await generate(relay.port, { size: 300, connections: 2, depth: 2, warmupMs: 0, durationMs: 300 });
         assert.equal(result.error, undefined);
