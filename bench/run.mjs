@@ -608,7 +608,7 @@ function report(opts, meta, rows) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const dist = join(ROOT, 'dist', 'src', 'index.js');
-  if (opts.servers.includes('sockeye') && !existsSync(dist)) {
+  if (opts.servers.some((s) => s.startsWith('sockeye')) && !existsSync(dist)) {
     process.stderr.write('bench: dist/src/index.js is missing: build first with `npm run build`\n');
     process.exit(1);
   }

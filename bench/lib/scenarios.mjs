@@ -13,6 +13,9 @@
 // what is compared.
 
 const ECHO = ['sockeye', 'ws', 'ws-native', 'raw'];
+// Where messages are large, the sockeye server that copies every echo (send()'s default) runs too, so the
+// cost of that copy (invariant S2) is in the same table as the forwarding one (send(..., { transfer: true })).
+const LARGE = ['sockeye', 'sockeye-copy', 'ws', 'ws-native', 'raw'];
 
 export const SCENARIOS = [
   {
@@ -56,7 +59,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 10,
     depth: 4,
-    servers: ECHO,
+    servers: LARGE,
     vsRaw: true,
     measures: 'medium messages that span several socket reads: reassembly, unmasking and copying throughput',
   },
@@ -68,7 +71,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 1,
     depth: 4,
-    servers: ECHO,
+    servers: LARGE,
     vsRaw: true,
     measures: 'bulk throughput of a single connection: large-frame buffering, unmasking and write-queue behaviour',
   },
@@ -80,7 +83,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 1,
     depth: 2,
-    servers: ECHO,
+    servers: LARGE,
     vsRaw: true,
     measures: 'very large messages: buffering a 16 MiB frame (the default message limit) before it is delivered, and writing it back',
   },
@@ -93,7 +96,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 1,
     depth: 4,
-    servers: ['sockeye', 'ws', 'raw'],
+    servers: ['sockeye', 'sockeye-copy', 'ws', 'raw'],
     vsRaw: true,
     // The C generator (OpenSSL) by default, as every echo scenario; --generator node selects the Node one.
     measures: 'bulk over TLS (node:tls in the servers): the cost of encryption plus the write path of a TLS socket',
@@ -139,15 +142,17 @@ export const SCENARIOS = [
  */
 export const SERVERS = [
   { name: 'sockeye', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [] },
+  { name: 'sockeye-copy', family: 'sockeye-copy', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--copy'] },
   { name: 'ws', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [] },
   { name: 'ws-native', family: 'ws-native', file: 'servers/ws.mjs', mode: 'ws', args: ['--native'] },
   { name: 'raw', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [] },
   { name: 'sockeye-tls', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [], tls: true },
+  { name: 'sockeye-copy-tls', family: 'sockeye-copy', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--copy'], tls: true },
   { name: 'ws-tls', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [], tls: true },
   { name: 'raw-tls', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [], tls: true },
 ];
 
-export const FAMILIES = ['sockeye', 'ws', 'ws-native', 'raw'];
+export const FAMILIES = ['sockeye', 'sockeye-copy', 'ws', 'ws-native', 'raw'];
 
 /** The server that plays `family` in `scenario` (its TLS variant in a TLS scenario). */
 export function serverFor(scenario, family) {

@@ -1,5 +1,6 @@
 // sockeye echo server for the benchmark: every message goes back as it came
-// (same bytes, same TEXT/BINARY type), with the library's shipped defaults.
+// (same bytes, same TEXT/BINARY type), with the library's shipped defaults,
+// forwarding each received buffer with send(data, { transfer: true }).
 // --fanout: every message goes to every connected client instead
 // (server.broadcast when the library has it, else a loop over server.clients).
 // --tls DIR: wss with DIR/key.pem and DIR/cert.pem.
@@ -12,12 +13,16 @@ const opts = serverOptions();
 let dropped = 0;
 let server = null;
 
+// A received message's data belongs to the application, so an echo hands it
+// back without a copy (send()'s documented ownership transfer, as for any
+// forwarding). --copy: send() with its default copy, the sockeye-copy row.
+const transfer = !opts.copy;
 const echo = {
   onMessage(session, message) {
     // The generator bounds the messages in flight per connection, so the
     // outbound queue stays bounded without pacing here (like the ws server).
     // A 'dropped' would leave the generator waiting for an echo: count it.
-    if (session.send(message.data, { binary: message.binary }) === 'dropped') dropped++;
+    if (session.send(message.data, { binary: message.binary, transfer }) === 'dropped') dropped++;
   },
 };
 

@@ -11,6 +11,7 @@ import {
 import { encodeFrame, encodeOwnedFrame } from './frame-serializer.js';
 import { FrameParser, type FrameSink } from './frame-parser.js';
 import { Opcode, MAX_CONTROL_PAYLOAD } from './opcodes.js';
+import { pushPart } from './parts.js';
 import { isValidUtf8, Utf8Validator } from './utf8-validator.js';
 import type { MessageCodec } from './message-codec.js';
 
@@ -142,9 +143,6 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes a pending codec job counts for in bufferedAmount beyond its payload. */
 const CODEC_JOB_OVERHEAD = 1024;
 
-/** Pieces of a message shorter than this are merged in runs of MERGE_RUN (Connection.pushPart). */
-const SMALL_PART = 1024;
-const MERGE_RUN = 64;
 
 /**
  * The RFC 6455 connection after the opening handshake: bytes and time in,
@@ -166,7 +164,7 @@ export class Connection implements FrameSink {
   // Inbound message assembly.
   private msgBinary = false;
   private msgParts: Buffer[] = [];
-  /** How many parts at the end of msgParts are smaller than SMALL_PART (see pushPart). */
+  /** How many parts at the end of msgParts are smaller than SMALL_PART (see parts.ts). */
   private smallParts = 0;
   private msgBytes = 0;
   private msgFrames = 0;
@@ -508,8 +506,8 @@ export class Connection implements FrameSink {
 
   // ---------------------------------------------------- FrameSink (parser)
 
-  onDataFrameStart(opcode: number, fin: boolean, _rsv: number, length: number): void {
-    if (this._state === 'closed') return;
+  onDataFrameStart(opcode: number, fin: boolean, _rsv: number, length: number): boolean {
+    if (this._state === 'closed') return false;
     if (opcode !== Opcode.Continuation) {
       this.msgBinary = opcode === Opcode.Binary;
       this.msgBytes = 0;
@@ -534,6 +532,10 @@ export class Connection implements FrameSink {
     this.msgBytes += length;
     this.frameFin = fin;
     this.frameLength = length;
+    // The parser may hand over the whole frame in one piece (one pass to unmask and join its reads)
+    // wherever nothing is gained by seeing it early: kept until the message ends anyway, and not text,
+    // whose UTF-8 is checked as it arrives so that a bad byte fails at once (RFC 6455 section 8.1).
+    return !this.streamMessages && (this.msgBinary || this.msgCompressed);
   }
 
   onDataPayload(data: Buffer, remaining: number): void {
@@ -556,35 +558,9 @@ export class Connection implements FrameSink {
     }
   }
 
-  /**
-   * Keeps a piece of the message being received. Every piece is a Buffer of
-   * its own (a view of the read it came in) costing about 190 bytes of
-   * bookkeeping whatever its length, so a peer that made every read one byte
-   * long (a fast trickle, one byte per TCP segment) made a message held until
-   * complete cost ~200 times its size: maxMessageBytes was no memory bound
-   * (invariant S3; test/hostile/tiny-reads.test.ts). Runs of MERGE_RUN small
-   * pieces are merged into one, so each byte is copied a bounded number of
-   * times and a message costs about its size; large pieces are never copied.
-   * Added by the hardening tests' author.
-   */
+  /** Keeps a piece of the message being received (see parts.ts for why runs of small pieces are merged). */
   private pushPart(data: Buffer): void {
-    const parts = this.msgParts;
-    parts.push(data);
-    if (data.length >= SMALL_PART) {
-      this.smallParts = 0;
-      return;
-    }
-    if (++this.smallParts < MERGE_RUN) return;
-    const run = parts.splice(parts.length - MERGE_RUN, MERGE_RUN);
-    let size = 0;
-    for (const p of run) size += p.length;
-    // Not Buffer.concat: small results come from the shared 8 KiB pool, whose slabs stay alive as long as any slice does.
-    const merged = Buffer.allocUnsafeSlow(size);
-    let at = 0;
-    for (const p of run) at += p.copy(merged, at);
-    parts.push(merged);
-    // A merged run still small is the start of the next run (it grows by at least MERGE_RUN - 1 bytes a time).
-    this.smallParts = merged.length < SMALL_PART ? 1 : 0;
+    this.smallParts = pushPart(this.msgParts, data, this.smallParts);
   }
 
   onDataFrameEnd(fin: boolean): void {

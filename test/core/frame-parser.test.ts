@@ -367,7 +367,9 @@ describe('FrameParser: protocol errors (RFC 6455 sections 5.1-5.5)', () => {
     const calls: string[] = [];
     const boom = new ProtocolError('ERR_TEST', 'sink refused');
     const sink: FrameSink = {
-      onDataFrameStart: () => calls.push('start'),
+      onDataFrameStart: () => {
+        calls.push('start');
+      },
       onDataPayload: (d) => {
         calls.push('data:' + d.toString());
         if (d.toString().includes('bad')) throw boom;
@@ -395,5 +397,148 @@ describe('FrameParser: protocol errors (RFC 6455 sections 5.1-5.5)', () => {
   it('maxFrameBytes is inclusive: a frame of exactly the limit passes', () => {
     const payload = bytes(100, 4);
     assert.deepEqual(parseAllWays('server', peer('server', { opcode: Op.Binary, payload }), { maxFrameBytes: 100 }), [start(Op.Binary, 100), data(payload), end()]);
+  });
+});
+
+/** A sink that accepts every data frame whole (as Connection does for binary and compressed messages). */
+class WholeSink extends RecordingSink {
+  override onDataFrameStart(opcode: number, fin: boolean, rsv: number, length: number): boolean {
+    super.onDataFrameStart(opcode, fin, rsv, length);
+    return true;
+  }
+}
+
+/** Pushes `bytes` to a new server-role parser in chunks of the given sizes (the last chunk takes the rest). */
+function pushInChunks(sink: FrameSink, bytes: Buffer, sizes: number[]): void {
+  const parser = new FrameParser(sink, { role: 'server', maxFrameBytes: 1 << 24 });
+  let at = 0;
+  for (const n of sizes) {
+    // Each chunk a buffer of its own, as successive socket reads are.
+    parser.push(Buffer.from(bytes.subarray(at, at + n)));
+    at += n;
+  }
+  if (at < bytes.length) parser.push(Buffer.from(bytes.subarray(at)));
+}
+
+describe('FrameParser: frames gathered whole (FrameSink.onDataFrameStart returns true)', () => {
+  it('a masked frame of 4 KiB or more that spans reads arrives as one unmasked piece, for every chunking tried', () => {
+    for (const n of [4096, 4097, 70_000]) {
+      const payload = testBytes(n, n);
+      const wire = peerFrame('server', { opcode: Op.Binary, payload });
+      for (const sizes of [[1], [2], [7], [8], [13], [100], [4000, 1], [n - 5], [n + 7], [n + 8, 1], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4096]]) {
+        const sink = new WholeSink();
+        pushInChunks(sink, wire, sizes);
+        const what = `length ${n}, chunks ${sizes.join(',')}`;
+        assert.deepEqual(sink.calls, [
+          { kind: 'start', opcode: Op.Binary, fin: true, rsv: 0, length: n },
+          { kind: 'data', data: payload, remaining: 0 },
+          { kind: 'end', fin: true },
+        ], what);
+      }
+    }
+  });
+
+  it('byte by byte, a 20,000-byte frame still arrives whole and exact', () => {
+    const payload = testBytes(20_000, 3);
+    const wire = peerFrame('server', { opcode: Op.Binary, payload });
+    const sink = new WholeSink();
+    pushInChunks(sink, wire, new Array<number>(wire.length).fill(1));
+    assert.deepEqual(sink.calls.filter((c) => c.kind === 'data'), [{ kind: 'data', data: payload, remaining: 0 }]);
+  });
+
+  it('a frame within one read, or shorter than 4 KiB, is still delivered as it arrives (unmasked in place)', () => {
+    const big = testBytes(10_000, 1);
+    const sink = new WholeSink();
+    pushInChunks(sink, peerFrame('server', { opcode: Op.Binary, payload: big }), []);
+    assert.deepEqual(sink.calls.filter((c) => c.kind === 'data'), [{ kind: 'data', data: big, remaining: 0 }]);
+    const small = testBytes(4095, 2);
+    const sink2 = new WholeSink();
+    pushInChunks(sink2, peerFrame('server', { opcode: Op.Binary, payload: small }), [1000]);
+    assert.deepEqual(sink2.calls.filter((c) => c.kind === 'data').map((c) => c.kind === 'data' && c.remaining), [4095 - (1000 - 8), 0]); // 8 header bytes in the first read
+  });
+
+  it('each frame of a fragmented message, with control frames between them, is gathered on its own', () => {
+    const a = testBytes(5000, 5);
+    const b = testBytes(6000, 6);
+    const wire = concat(
+      peerFrame('server', { opcode: Op.Binary, payload: a, fin: false }),
+      peerFrame('server', { opcode: Op.Ping, payload: 'p' }),
+      peerFrame('server', { opcode: Op.Continuation, payload: b }),
+    );
+    const sink = new WholeSink();
+    pushInChunks(sink, wire, [1, 1000, 3000, 3000, 5]);
+    assert.deepEqual(sink.calls, [
+      { kind: 'start', opcode: Op.Binary, fin: false, rsv: 0, length: 5000 },
+      { kind: 'data', data: a, remaining: 0 },
+      { kind: 'end', fin: false },
+      { kind: 'control', opcode: Op.Ping, payload: Buffer.from('p') },
+      { kind: 'start', opcode: Op.Continuation, fin: true, rsv: 0, length: 6000 },
+      { kind: 'data', data: b, remaining: 0 },
+      { kind: 'end', fin: true },
+    ]);
+  });
+
+  it('the whole payload is a fresh buffer: the reads are not modified, and the slack around it in its ArrayBuffer is zero', () => {
+    const payload = testBytes(9000, 9);
+    const wire = peerFrame('server', { opcode: Op.Binary, payload });
+    const chunks = [wire.subarray(0, 3001), wire.subarray(3001)].map((c) => Buffer.from(c));
+    const before = chunks.map((c) => Buffer.from(c));
+    let got: Buffer | null = null;
+    const parser = new FrameParser(
+      {
+        onDataFrameStart: () => true,
+        onDataPayload: (d) => {
+          got = d;
+        },
+        onDataFrameEnd: () => {},
+        onControlFrame: () => {},
+      },
+      { role: 'server', maxFrameBytes: 1 << 20 },
+    );
+    for (const c of chunks) parser.push(c);
+    assert.ok(got !== null);
+    const whole: Buffer = got;
+    assert.deepEqual(whole, payload);
+    assert.deepEqual(chunks, before, 'the reads are untouched');
+    const all = new Uint8Array(whole.buffer);
+    const inside = (i: number) => i >= whole.byteOffset && i < whole.byteOffset + whole.length;
+    assert.ok(all.every((v, i) => inside(i) || v === 0), 'slack bytes are zero');
+    // Starts at the first piece's offset modulo 8 (so it unmasks in one pass).
+    assert.equal(whole.byteOffset & 7, (chunks[0].byteOffset + 8) & 7);
+  });
+
+  it('unmasked frames (client role) and sinks that do not ask are never gathered', () => {
+    const payload = testBytes(9000, 4);
+    const client = new WholeSink();
+    const parser = new FrameParser(client, { role: 'client', maxFrameBytes: 1 << 20 });
+    const wire = peerFrame('client', { opcode: Op.Binary, payload });
+    parser.push(wire.subarray(0, 5000));
+    parser.push(wire.subarray(5000));
+    assert.equal(client.calls.filter((c) => c.kind === 'data').length, 2);
+    const plain = new RecordingSink();
+    pushInChunks(plain, peerFrame('server', { opcode: Op.Binary, payload }), [5000]);
+    assert.equal(plain.calls.filter((c) => c.kind === 'data').length, 2);
+    assert.deepEqual(merged(plain.calls), merged(client.calls));
+  });
+
+  it('a frame whose header announces more than arrives holds only what arrived (no buffer of the announced size)', () => {
+    let delivered = 0;
+    const parser = new FrameParser(
+      {
+        onDataFrameStart: () => true,
+        onDataPayload: () => {
+          delivered++;
+        },
+        onDataFrameEnd: () => {},
+        onControlFrame: () => {},
+      },
+      { role: 'server', maxFrameBytes: 1 << 30 },
+    );
+    const before = process.memoryUsage().arrayBuffers;
+    const header = frame({ opcode: Op.Binary, payload: Buffer.alloc(0), declaredLength: 512 * 1024 * 1024, mask: [1, 2, 3, 4] });
+    parser.push(Buffer.concat([header, Buffer.alloc(100)]));
+    parser.push(Buffer.alloc(100));
+    assert.equal(delivered, 0);
+    assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, 'no allocation of the announced 512 MiB');
   });
 });
