@@ -6,14 +6,17 @@
 //   node bench/profile.mjs <server> <scenario> [--seconds S] [--top N]
 //   e.g. node bench/profile.mjs sockeye bin32-d16
 //
-// Servers: sockeye, ws, ws-native, raw. Scenarios: the echo and handshake ids
-// of bench/lib/scenarios.mjs. Profiles go to .tmp/profiles/.
+// Servers: sockeye, sockeye-copy, ws, ws-native, raw. Scenarios: the echo and
+// handshake ids of bench/lib/scenarios.mjs; in a TLS scenario (wss-...) the
+// server's TLS variant runs with a certificate made here by openssl.
+// Profiles go to .tmp/profiles/.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { SCENARIOS, SERVERS } from './lib/scenarios.mjs';
+import { SCENARIOS, SERVERS, serverFor } from './lib/scenarios.mjs';
+import { selfSigned } from './lib/certificate.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -30,9 +33,10 @@ const seconds = opt('--seconds', 5);
 const top = opt('--top', 30);
 const [serverName, scenarioId] = args;
 const scenario = SCENARIOS.find((s) => s.id === scenarioId);
-const server = SERVERS.find((s) => s.name === serverName && !s.tls);
-if (!scenario || !server || (scenario.kind !== 'echo' && scenario.kind !== 'handshake') || scenario.tls) {
-  console.error(`usage: node bench/profile.mjs <${SERVERS.filter((s) => !s.tls).map((s) => s.name).join('|')}> <${SCENARIOS.filter((s) => (s.kind === 'echo' || s.kind === 'handshake') && !s.tls).map((s) => s.id).join('|')}> [--seconds S] [--top N]`);
+const plain = SERVERS.find((s) => s.name === serverName && !s.tls);
+const server = scenario && plain ? serverFor(scenario, plain.family) : null;
+if (!scenario || !server || (scenario.kind !== 'echo' && scenario.kind !== 'handshake')) {
+  console.error(`usage: node bench/profile.mjs <${SERVERS.filter((s) => !s.tls).map((s) => s.name).join('|')}> <${SCENARIOS.filter((s) => s.kind === 'echo' || s.kind === 'handshake').map((s) => s.id).join('|')}> [--seconds S] [--top N]`);
   process.exit(2);
 }
 
@@ -41,8 +45,16 @@ if (make.status !== 0) throw new Error('building bench/loadgen failed (gcc and m
 const dir = join(ROOT, '.tmp', 'profiles', `${serverName}-${scenarioId}-${Date.now()}`);
 mkdirSync(dir, { recursive: true });
 
+let tlsArgs = [];
+let tlsConfig = {};
+if (scenario.tls) {
+  const cert = selfSigned(dir);
+  if (cert.error) throw new Error(`the ${scenario.id} scenario needs a certificate: ${cert.error}`);
+  tlsArgs = ['--tls', dir];
+  tlsConfig = { tls: true, tlsCa: cert.cert };
+}
 const pin = (cpu, argv) => (spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu), ...argv] : argv);
-const [cmd, ...cmdArgs] = pin(0, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, server.file), ...(server.args ?? [])]);
+const [cmd, ...cmdArgs] = pin(0, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, server.file), ...(server.args ?? []), ...tlsArgs]);
 const srv = spawn(cmd, cmdArgs, { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...(server.env ?? {}) } });
 const port = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('server did not start within 15 s')), 15_000);
@@ -65,6 +77,7 @@ const config = {
   durationMs: seconds * 1000,
   serverPid: srv.pid,
   cpus: [0, 1],
+  ...tlsConfig,
 };
 const [gcmd, ...gargs] = pin(1, [join(BENCH, 'loadgen', 'loadgen'), JSON.stringify(config)]);
 const gen = spawnSync(gcmd, gargs, { encoding: 'utf8', timeout: (seconds + 60) * 1000 });

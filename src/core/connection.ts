@@ -506,8 +506,8 @@ export class Connection implements FrameSink {
 
   // ---------------------------------------------------- FrameSink (parser)
 
-  onDataFrameStart(opcode: number, fin: boolean, _rsv: number, length: number): boolean {
-    if (this._state === 'closed') return false;
+  onDataFrameStart(opcode: number, fin: boolean, _rsv: number, length: number): void {
+    if (this._state === 'closed') return;
     if (opcode !== Opcode.Continuation) {
       this.msgBinary = opcode === Opcode.Binary;
       this.msgBytes = 0;
@@ -532,10 +532,6 @@ export class Connection implements FrameSink {
     this.msgBytes += length;
     this.frameFin = fin;
     this.frameLength = length;
-    // The parser may hand over the whole frame in one piece (one pass to unmask and join its reads)
-    // wherever nothing is gained by seeing it early: kept until the message ends anyway, and not text,
-    // whose UTF-8 is checked as it arrives so that a bad byte fails at once (RFC 6455 section 8.1).
-    return !this.streamMessages && (this.msgBinary || this.msgCompressed);
   }
 
   onDataPayload(data: Buffer, remaining: number): void {

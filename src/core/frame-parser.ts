@@ -1,6 +1,5 @@
 import { LimitExceededError, ProtocolError } from './errors.js';
-import { applyMaskKey, maskCopy, packMask } from './mask.js';
-import { pushPart } from './parts.js';
+import { applyMaskKey, packMask } from './mask.js';
 import { isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Opcode } from './opcodes.js';
 
 /**
@@ -11,14 +10,7 @@ import { isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Opcode } from './o
  * stops and rethrows from push().
  */
 export interface FrameSink {
-  /**
-   * A data frame begins. Returning true lets the parser deliver the frame's
-   * payload whole, as one fresh buffer (one onDataPayload with remaining 0),
-   * when it is masked and arrives in several reads: its pieces are then kept
-   * masked and unmasked into that buffer in one pass at the end, instead of
-   * unmasked in place as they arrive and copied together later.
-   */
-  onDataFrameStart(opcode: number, fin: boolean, rsv: number, length: number): boolean | void;
+  onDataFrameStart(opcode: number, fin: boolean, rsv: number, length: number): void;
   /** An unmasked piece of the current data frame's payload; `remaining` is what is still to come of this frame. */
   onDataPayload(data: Buffer, remaining: number): void;
   onDataFrameEnd(fin: boolean): void;
@@ -33,9 +25,6 @@ export interface FrameParserOptions {
   /** RSV bits that a negotiated extension gave a meaning to (0x4 = RSV1, 0x2 = RSV2, 0x1 = RSV3). */
   allowedRsv?: number;
 }
-
-/** Frames shorter than this are unmasked in place even when split across reads (gathering them saves little). */
-const GATHER_MIN = 4096;
 
 const enum State {
   Header,
@@ -66,12 +55,6 @@ export class FrameParser {
   private maskKey = 0;
   /** Pieces of a control frame split across reads (null until one is). */
   private controlParts: Buffer[] | null = null;
-  /** The sink accepts the current data frame whole (see FrameSink.onDataFrameStart). */
-  private wholeOk = false;
-  /** Masked pieces of the current frame while it is gathered (null when not gathering). */
-  private gathered: Buffer[] | null = null;
-  /** How many pieces at the end of `gathered` are small (parts.ts). */
-  private gatheredSmall = 0;
   /** Opcode of the data message being continued, 0 when between messages. */
   private messageOpcode = 0;
   private readonly sink: FrameSink;
@@ -111,10 +94,6 @@ export class FrameParser {
       if (this.state === State.Failed) return;
       // State.Payload
       const take = Math.min(this.remaining, len - pos);
-      if (this.gathered !== null || (this.wholeOk && this.consumed === 0 && take < this.remaining && this.masked && this.remaining >= GATHER_MIN)) {
-        pos = this.gather(chunk, pos, take);
-        continue;
-      }
       if (take > 0 || this.remaining === 0) {
         const piece = chunk.subarray(pos, pos + take);
         if (this.masked && take > 0) applyMaskKey(piece, this.maskKey, this.consumed);
@@ -145,43 +124,6 @@ export class FrameParser {
         }
       }
     }
-  }
-
-  /**
-   * Keeps `take` masked bytes at chunk[pos] as a piece of the frame being
-   * gathered; once the frame is complete, unmasks every piece into one new
-   * buffer and delivers it. Returns the position after the piece. Memory is
-   * what arrived (plus bookkeeping bounded by parts.ts), never the length the
-   * header announced: a peer announcing a large frame and sending little
-   * makes the parser hold little.
-   */
-  private gather(chunk: Buffer, pos: number, take: number): number {
-    const parts = (this.gathered ??= []);
-    if (take > 0) this.gatheredSmall = pushPart(parts, chunk.subarray(pos, pos + take), this.gatheredSmall);
-    this.consumed += take;
-    this.remaining -= take;
-    if (this.remaining > 0) return pos + take;
-    const length = this.consumed;
-    // The frame starts at the same offset modulo 8 as its first piece, so that piece and every later one
-    // that follows a read of a multiple of 8 bytes (the usual case) unmask in a single pass (mask.ts).
-    const first = parts[0];
-    const base = Buffer.allocUnsafeSlow(length + 7);
-    const start = (first.byteOffset - base.byteOffset) & 7;
-    // Zero the slack so no stale memory is reachable through the payload's ArrayBuffer.
-    base.fill(0, 0, start);
-    base.fill(0, start + length);
-    const payload = base.subarray(start, start + length);
-    let at = 0;
-    for (const p of parts) {
-      maskCopy(payload, at, p, 0, p.length, this.maskKey, at);
-      at += p.length;
-    }
-    this.gathered = null;
-    this.gatheredSmall = 0;
-    this.state = State.Header;
-    this.sink.onDataPayload(payload, 0);
-    this.sink.onDataFrameEnd(this.fin);
-    return pos + take;
   }
 
   /**
@@ -298,7 +240,7 @@ export class FrameParser {
       const rsv = (b0 >> 4) & 0x7;
       const messageOpcode = opcode === Opcode.Continuation ? this.messageOpcode : opcode;
       this.messageOpcode = fin ? 0 : messageOpcode;
-      this.wholeOk = this.sink.onDataFrameStart(opcode, fin, rsv, length) === true;
+      this.sink.onDataFrameStart(opcode, fin, rsv, length);
     }
     return size;
   }

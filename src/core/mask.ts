@@ -155,9 +155,11 @@ function maskBytes(dst: Uint8Array, src: Uint8Array, d: number, s: number, n: nu
  * an in-place pass. `offset` is the payload position of src[srcStart] in its
  * frame (the mask phase). `src` is not modified.
  *
- * This is how a frame that arrived in several reads is assembled: one pass
- * over the bytes instead of an unmasking pass over each read and a copying
- * pass to join them (the frame parser's gathered frames).
+ * Used to mask a client frame while copying its payload behind the header.
+ * (Tried for joining a frame that arrived in several reads, unmasked on the
+ * way: on 64 KiB to 1 MiB echoes it was no faster than unmasking each read in
+ * place while it is still in cache and joining them with a native copy, so
+ * the parser does that.)
  */
 export function maskCopy(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, srcEnd: number, key: number, offset = 0): void {
   const n = srcEnd - srcStart;
