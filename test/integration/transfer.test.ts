@@ -7,6 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { testCert } from '../helpers/certs.js';
 import { openPair, pseudoRandomBytes, withTimeout } from '../helpers/ws-pair.js';
 
 const next = async (it: AsyncIterableIterator<{ data: Buffer; binary: boolean }>) => (await withTimeout(it.next(), 5000, 'a message')).value!;
@@ -29,6 +30,32 @@ describe('send() with transfer', () => {
       assert.ok(got[2].data.equals(copies[2]) && !got[2].binary);
       // A server frame is never masked: the transferred buffer is sent as it is.
       assert.ok(large.equals(copies[0]));
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('over wss, transferred frames (written header and payload apart, not joined by node:tls) arrive intact and in order among small ones', async () => {
+    const cert = testCert();
+    const p = await openPair({ handler: {}, tls: { key: cert.key, cert: cert.cert } }, { tls: { ca: cert.ca } });
+    try {
+      const inbox = p.client.messages();
+      const sent: Buffer[] = [];
+      for (let i = 0; i < 24; i++) {
+        // 16 KiB and up go header and payload apart over TLS; the small ones in between are corked as usual.
+        const size = i % 3 === 0 ? 40 : i % 3 === 1 ? 16 * 1024 + i : 1024 * 1024 + i;
+        const payload = pseudoRandomBytes(size, 100 + i);
+        sent.push(Buffer.from(payload));
+        assert.notEqual(p.serverSession.send(payload, { transfer: true }), 'dropped');
+      }
+      for (let i = 0; i < sent.length; i++) {
+        const got = await next(inbox);
+        assert.ok(got.data.equals(sent[i]), `message ${i} (${sent[i].length} bytes) intact and in order`);
+      }
+      await withTimeout(new Promise<void>((resolve) => {
+        const check = () => (p.serverSession.bufferedAmount === 0 ? resolve() : setTimeout(check, 5));
+        check();
+      }), 5000, 'bufferedAmount back to 0');
     } finally {
       await p.cleanup();
     }
