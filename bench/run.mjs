@@ -1,4 +1,5 @@
-// The benchmark harness: starts the sockeye, ws, ws-native and raw servers
+// The benchmark harness: starts the sockeye (forwarding with transfer, and sockeye-copy with
+// send()'s default copy), ws, ws-native and raw servers
 // (each in its own process), then runs every scenario against every server
 // with the same load generator (its own process), servers interleaved within
 // each round, and prints Markdown tables of medians, spreads and ratios.
