@@ -348,27 +348,36 @@ static void jnum(const char *key, double v, bool last) {
 
 // ------------------------------------------------------------ outbound bytes
 
-/** Room for n more bytes at the end of the queue; the caller fills them. */
-static uint8_t *out_reserve(conn *c, size_t n) {
-  if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
-  if (c->out_len + n > c->out_cap) {
-    if (c->out_off > 0) {
-      memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-      c->out_len -= c->out_off;
-      c->out_off = 0;
+/**
+ * Room for n more bytes at the end of a byte queue (buf[off, len) still to
+ * send, cap allocated): the sent front is dropped first, then the buffer
+ * doubles from first_cap as needed. The caller fills the bytes.
+ */
+static uint8_t *queue_reserve(uint8_t **buf, size_t *off, size_t *len, size_t *cap, size_t n, size_t first_cap, const char *what, unsigned id) {
+  if (*off == *len) *off = *len = 0;
+  if (*len + n > *cap) {
+    if (*off > 0) {
+      memmove(*buf, *buf + *off, *len - *off);
+      *len -= *off;
+      *off = 0;
     }
-    if (c->out_len + n > c->out_cap) {
-      size_t cap = c->out_cap ? c->out_cap : 4096;
-      while (cap < c->out_len + n) cap *= 2;
-      uint8_t *p = realloc(c->out, cap);
-      if (!p) fail("out of memory (%zu bytes of output for connection %u)", cap, c->id);
-      c->out = p;
-      c->out_cap = cap;
+    if (*len + n > *cap) {
+      size_t c = *cap ? *cap : first_cap;
+      while (c < *len + n) c *= 2;
+      uint8_t *p = realloc(*buf, c);
+      if (!p) fail("out of memory (%zu bytes of %s for connection %u)", c, what, id);
+      *buf = p;
+      *cap = c;
     }
   }
-  uint8_t *p = c->out + c->out_len;
-  c->out_len += n;
+  uint8_t *p = *buf + *len;
+  *len += n;
   return p;
+}
+
+/** Room for n more bytes at the end of the outbound queue; the caller fills them. */
+static uint8_t *out_reserve(conn *c, size_t n) {
+  return queue_reserve(&c->out, &c->out_off, &c->out_len, &c->out_cap, n, 4096, "output", c->id);
 }
 
 static void mark_dirty(conn *c) {
@@ -862,24 +871,7 @@ static BIO_METHOD *tls_writer;
 
 /** Appends n bytes to the connection's queue of encrypted bytes the socket has not taken yet. */
 static void tls_out_append(conn *c, const uint8_t *p, size_t n) {
-  if (c->tls_out_off == c->tls_out_len) c->tls_out_off = c->tls_out_len = 0;
-  if (c->tls_out_len + n > c->tls_out_cap) {
-    if (c->tls_out_off > 0) {
-      memmove(c->tls_out, c->tls_out + c->tls_out_off, c->tls_out_len - c->tls_out_off);
-      c->tls_out_len -= c->tls_out_off;
-      c->tls_out_off = 0;
-    }
-    size_t cap = c->tls_out_cap ? c->tls_out_cap : 32 * 1024;
-    while (cap < c->tls_out_len + n) cap *= 2;
-    if (cap != c->tls_out_cap) {
-      uint8_t *q = realloc(c->tls_out, cap);
-      if (!q) fail("out of memory (%zu bytes of TLS output for connection %u)", cap, c->id);
-      c->tls_out = q;
-      c->tls_out_cap = cap;
-    }
-  }
-  memcpy(c->tls_out + c->tls_out_len, p, n);
-  c->tls_out_len += n;
+  memcpy(queue_reserve(&c->tls_out, &c->tls_out_off, &c->tls_out_len, &c->tls_out_cap, n, 32 * 1024, "TLS output", c->id), p, n);
 }
 
 /** OpenSSL's output: to the socket if nothing is waiting before it, the rest (or all) queued. Fails only when the socket does. */

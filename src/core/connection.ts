@@ -11,7 +11,6 @@ import {
 import { encodeFrame, encodeOwnedFrame } from './frame-serializer.js';
 import { FrameParser, type FrameSink } from './frame-parser.js';
 import { Opcode, MAX_CONTROL_PAYLOAD } from './opcodes.js';
-import { pushPart } from './parts.js';
 import { isValidUtf8, Utf8Validator } from './utf8-validator.js';
 import type { MessageCodec } from './message-codec.js';
 
@@ -143,6 +142,9 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes a pending codec job counts for in bufferedAmount beyond its payload. */
 const CODEC_JOB_OVERHEAD = 1024;
 
+/** Pieces of a message shorter than this are merged in runs of MERGE_RUN (Connection.pushPart). */
+const SMALL_PART = 1024;
+const MERGE_RUN = 64;
 
 /**
  * The RFC 6455 connection after the opening handshake: bytes and time in,
@@ -164,7 +166,7 @@ export class Connection implements FrameSink {
   // Inbound message assembly.
   private msgBinary = false;
   private msgParts: Buffer[] = [];
-  /** How many parts at the end of msgParts are smaller than SMALL_PART (see parts.ts). */
+  /** How many parts at the end of msgParts are smaller than SMALL_PART (see pushPart). */
   private smallParts = 0;
   private msgBytes = 0;
   private msgFrames = 0;
@@ -554,9 +556,35 @@ export class Connection implements FrameSink {
     }
   }
 
-  /** Keeps a piece of the message being received (see parts.ts for why runs of small pieces are merged). */
+  /**
+   * Keeps a piece of the message being received. Every piece is a Buffer of
+   * its own (a view of the read it came in) costing about 190 bytes of
+   * bookkeeping whatever its length, so a peer that made every read one byte
+   * long (a fast trickle, one byte per TCP segment) made a message held until
+   * complete cost ~200 times its size: maxMessageBytes was no memory bound
+   * (invariant S3; test/hostile/tiny-reads.test.ts). Runs of MERGE_RUN small
+   * pieces are merged into one, so each byte is copied a bounded number of
+   * times and a message costs about its size; large pieces are never copied.
+   * Added by the hardening tests' author.
+   */
   private pushPart(data: Buffer): void {
-    this.smallParts = pushPart(this.msgParts, data, this.smallParts);
+    const parts = this.msgParts;
+    parts.push(data);
+    if (data.length >= SMALL_PART) {
+      this.smallParts = 0;
+      return;
+    }
+    if (++this.smallParts < MERGE_RUN) return;
+    const run = parts.splice(parts.length - MERGE_RUN, MERGE_RUN);
+    let size = 0;
+    for (const p of run) size += p.length;
+    // Not Buffer.concat: small results come from the shared 8 KiB pool, whose slabs stay alive as long as any slice does.
+    const merged = Buffer.allocUnsafeSlow(size);
+    let at = 0;
+    for (const p of run) at += p.copy(merged, at);
+    parts.push(merged);
+    // A merged run still small is the start of the next run (it grows by at least MERGE_RUN - 1 bytes a time).
+    this.smallParts = merged.length < SMALL_PART ? 1 : 0;
   }
 
   onDataFrameEnd(fin: boolean): void {

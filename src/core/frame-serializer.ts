@@ -1,4 +1,4 @@
-import { applyMask, maskCopy, packMask } from './mask.js';
+import { applyMask } from './mask.js';
 
 export interface EncodeOptions {
   fin?: boolean;
@@ -55,9 +55,8 @@ export function encodeFrame(opcode: number, payload: Uint8Array, opts: EncodeOpt
   const hsize = headerSize(length, opts.mask !== null);
   const out = Buffer.allocUnsafe(hsize + length);
   writeHeader(out, opcode, length, opts);
-  // A client frame is masked on the way in: one pass over the payload, not a copy and a masking pass.
-  if (opts.mask) maskCopy(out, hsize, payload, 0, length, packMask(opts.mask), 0);
-  else out.set(payload, hsize);
+  out.set(payload, hsize);
+  if (opts.mask) applyMask(out, opts.mask, 0, hsize, hsize + length);
   return [out];
 }
 

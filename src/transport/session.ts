@@ -617,18 +617,15 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     let ok: boolean;
     if (chunks.length === 1) {
       ok = s.write(chunks[0], cb);
-    } else if (this.tls && chunks[chunks.length - 1].length >= TLS_SEPARATE_WRITE_BYTES) {
-      // Over TLS a corked writev would be joined by a copy before encryption; separate writes are
-      // encrypted straight from each buffer (a small header costs one more small TLS record: 1 MiB
-      // transferred frames over wss went from a 1 MiB copy each to none).
-      ok = true;
-      for (let i = 0; i < chunks.length; i++) ok = s.write(chunks[i], i === chunks.length - 1 ? cb : undefined);
     } else {
-      // Header and payload leave in one writev (DESIGN: corked writes).
-      s.cork();
+      // Header and payload leave in one writev (DESIGN: corked writes). Except over TLS with a large
+      // last buffer: node:tls joins a writev's buffers with a copy before encrypting, while separate
+      // writes are encrypted straight from each buffer (a small header costs one more small TLS record).
+      const corked = !this.tls || chunks[chunks.length - 1].length < TLS_SEPARATE_WRITE_BYTES;
+      if (corked) s.cork();
       ok = true;
       for (let i = 0; i < chunks.length; i++) ok = s.write(chunks[i], i === chunks.length - 1 ? cb : undefined);
-      s.uncork();
+      if (corked) s.uncork();
     }
     if (!ok) this.blocked = true;
   }

@@ -367,9 +367,7 @@ describe('FrameParser: protocol errors (RFC 6455 sections 5.1-5.5)', () => {
     const calls: string[] = [];
     const boom = new ProtocolError('ERR_TEST', 'sink refused');
     const sink: FrameSink = {
-      onDataFrameStart: () => {
-        calls.push('start');
-      },
+      onDataFrameStart: () => calls.push('start'),
       onDataPayload: (d) => {
         calls.push('data:' + d.toString());
         if (d.toString().includes('bad')) throw boom;

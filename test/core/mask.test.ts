@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyMask, maskCopy, packMask } from '../../src/core/mask.js';
+import { applyMask } from '../../src/core/mask.js';
 import { testBytes, xorMask } from '../helpers/frames.js';
 
 const bytes = testBytes;
@@ -119,47 +119,5 @@ describe('applyMask (RFC 6455 section 5.3)', () => {
     assert.deepEqual(Buffer.from(backing.subarray(0, 10)), before.subarray(0, 10));
     assert.deepEqual(Buffer.from(backing.subarray(30)), before.subarray(30));
     assert.deepEqual(Buffer.from(view), xorMask(before.subarray(10, 30), KEYS[2], 1));
-  });
-});
-
-describe('maskCopy (a frame assembled from several reads)', () => {
-  it('writes src masked into dst for every relative alignment mod 8, mask phase and length, leaving src and the rest of dst untouched', () => {
-    for (const key of KEYS) {
-      for (const n of [0, 1, 7, 63, 64, 65, 1023, 1024, 1025, 1031, 4099, 65536]) {
-        for (let srcAlign = 0; srcAlign < 8; srcAlign += 3) {
-          for (let dstAlign = 0; dstAlign < 8; dstAlign++) {
-            const offset = (n + srcAlign + dstAlign) & 3;
-            const data = bytes(n, n * 3 + srcAlign * 11 + dstAlign);
-            const srcBacking = Buffer.alloc(n + 16, 0x55);
-            data.copy(srcBacking, srcAlign + 2);
-            const srcBefore = Buffer.from(srcBacking);
-            const dst = Buffer.alloc(n + 16, 0xaa);
-            maskCopy(dst, dstAlign + 1, srcBacking, srcAlign + 2, srcAlign + 2 + n, packMask(key), offset);
-            const what = `key ${key.toString('hex')} length ${n} src at ${srcAlign + 2} dst at ${dstAlign + 1} offset ${offset}`;
-            assert.deepEqual(dst.subarray(dstAlign + 1, dstAlign + 1 + n), xorMask(data, key, offset), what);
-            assert.ok(dst.subarray(0, dstAlign + 1).every((b) => b === 0xaa), `before the range: ${what}`);
-            assert.ok(dst.subarray(dstAlign + 1 + n).every((b) => b === 0xaa), `after the range: ${what}`);
-            assert.deepEqual(srcBacking, srcBefore, `src unchanged: ${what}`);
-          }
-        }
-      }
-    }
-  });
-
-  it('pieces copied with running offsets equal the whole payload unmasked at once', () => {
-    const key = KEYS[2];
-    const data = bytes(9000, 4);
-    const masked = xorMask(data, key);
-    for (const cuts of [[1, 2], [1500, 1501], [3, 4100], [2048, 6000], [8999, 9000]]) {
-      const dst = Buffer.alloc(data.length);
-      let at = 0;
-      for (const end of [...cuts, data.length]) {
-        // Each piece from a buffer of its own, as successive reads are.
-        const piece = Buffer.from(masked.subarray(at, end));
-        maskCopy(dst, at, piece, 0, piece.length, packMask(key), at);
-        at = end;
-      }
-      assert.deepEqual(dst, data, `cuts ${cuts.join(', ')}`);
-    }
   });
 });

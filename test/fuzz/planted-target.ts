@@ -26,9 +26,7 @@ function run(data: Buffer): string {
   const seen: string[] = [];
   const parser = new FrameParser(
     {
-      onDataFrameStart: (op) => {
-        seen.push(`d${op}`);
-      },
+      onDataFrameStart: (op) => seen.push(`d${op}`),
       onDataPayload: () => {},
       onDataFrameEnd: () => {},
       onControlFrame: (op, payload) => {
