@@ -3,11 +3,15 @@
 // and the functions with the most self time are printed. The .cpuprofile is
 // kept for Chrome DevTools or `node --cpu-prof` tooling.
 //
-//   node bench/profile.mjs <server> <scenario> [--seconds S] [--top N]
+//   node bench/profile.mjs <server> <scenario> [--seconds S] [--top N] [--node-flag F]...
 //   e.g. node bench/profile.mjs sockeye bin32-d16
+//        node bench/profile.mjs sockeye fanout10k --node-flag --trace-gc
 //
-// Servers: sockeye, sockeye-copy, ws, ws-native, raw. Scenarios: the echo and
-// handshake ids of bench/lib/scenarios.mjs; in a TLS scenario (wss-...) the
+// --node-flag F (repeatable) passes F to the server's node, e.g. --trace-gc
+// (its lines go to the server's stdout, printed before the profile).
+//
+// Servers: sockeye, sockeye-copy, ws, ws-native, raw. Scenarios: the echo,
+// handshake and fan-out ids of bench/lib/scenarios.mjs; in a TLS scenario (wss-...) the
 // server's TLS variant runs with a certificate made here by openssl.
 // Profiles go to .tmp/profiles/.
 import { spawn, spawnSync } from 'node:child_process';
@@ -29,14 +33,16 @@ const opt = (name, def) => {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
   return v;
 };
+const nodeFlags = [];
+for (let i = args.indexOf('--node-flag'); i !== -1; i = args.indexOf('--node-flag')) nodeFlags.push(...args.splice(i, 2).slice(1));
 const seconds = opt('--seconds', 5);
 const top = opt('--top', 30);
 const [serverName, scenarioId] = args;
 const scenario = SCENARIOS.find((s) => s.id === scenarioId);
 const plain = SERVERS.find((s) => s.name === serverName && !s.tls);
 const server = scenario && plain ? serverFor(scenario, plain.family) : null;
-if (!scenario || !server || (scenario.kind !== 'echo' && scenario.kind !== 'handshake')) {
-  console.error(`usage: node bench/profile.mjs <${SERVERS.filter((s) => !s.tls).map((s) => s.name).join('|')}> <${SCENARIOS.filter((s) => s.kind === 'echo' || s.kind === 'handshake').map((s) => s.id).join('|')}> [--seconds S] [--top N]`);
+if (!scenario || !server || !['echo', 'handshake', 'fanout'].includes(scenario.kind)) {
+  console.error(`usage: node bench/profile.mjs <${SERVERS.filter((s) => !s.tls).map((s) => s.name).join('|')}> <${SCENARIOS.filter((s) => ['echo', 'handshake', 'fanout'].includes(s.kind)).map((s) => s.id).join('|')}> [--seconds S] [--top N]`);
   process.exit(2);
 }
 
@@ -54,11 +60,13 @@ if (scenario.tls) {
   tlsConfig = { tls: true, tlsCa: cert.cert };
 }
 const pin = (cpu, argv) => (spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu), ...argv] : argv);
-const [cmd, ...cmdArgs] = pin(0, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, join(BENCH, server.file), ...(server.args ?? []), ...tlsArgs]);
+const [cmd, ...cmdArgs] = pin(0, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, ...nodeFlags, join(BENCH, server.file), ...(server.args ?? []), ...(scenario.kind === 'fanout' ? ['--fanout'] : []), ...tlsArgs]);
 const srv = spawn(cmd, cmdArgs, { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...(server.env ?? {}) } });
+const serverLines = [];
 const port = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('server did not start within 15 s')), 15_000);
   createInterface({ input: srv.stdout }).on('line', (line) => {
+    if (nodeFlags.length > 0 && !line.startsWith('LISTENING ') && !line.startsWith('INFO ')) serverLines.push(line);
     if (line.startsWith('LISTENING ')) {
       clearTimeout(timer);
       resolve(Number(line.slice(10)));
@@ -100,7 +108,8 @@ profile.samples.forEach((id, i) => {
   const key = `${cf.functionName || '(anonymous)'} ${where}`.trim();
   self.set(key, (self.get(key) ?? 0) + dt);
 });
-const rate = result.msgPerSec ?? result.handshakesPerSec;
-console.log(`${serverName} / ${scenario.title}: ${Math.round(rate).toLocaleString('en-US')} ${scenario.kind === 'handshake' ? 'handshakes' : 'msg'}/s, server CPU ${Math.round(result.serverCpu * 100)}%, generator CPU ${Math.round(result.generatorCpu * 100)}%`);
+if (serverLines.length > 0) console.log(serverLines.join('\n'));
+const rate = result.msgPerSec ?? result.handshakesPerSec ?? result.deliveriesPerSec;
+console.log(`${serverName} / ${scenario.title}: ${Math.round(rate).toLocaleString('en-US')} ${{ handshake: 'handshakes', fanout: 'deliveries' }[scenario.kind] ?? 'msg'}/s, server CPU ${Math.round(result.serverCpu * 100)}%, generator CPU ${Math.round(result.generatorCpu * 100)}%`);
 console.log(`profile: ${join(dir, file)}\n\n  self%  function`);
 for (const [k, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * t) / total).toFixed(1).padStart(7)}  ${k}`);
