@@ -258,4 +258,63 @@ describe('TimerWheel', () => {
     clearTimeout(t);
     wheel.stop();
   });
+  it('thousands of entries over dozens of slots, moved and cancelled at random: each fires once, when its slot is due', { timeout: 30_000 }, async () => {
+    const clock = new FakeClock();
+    const wheel = new TimerWheel(10, clock.now);
+    let seed = 0x9e3779b9;
+    const rand = (n: number): number => {
+      // xorshift32
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    // The model: each entry's deadline (null: not scheduled) and the times it fired.
+    const entries = Array.from({ length: 2000 }, () => {
+      const e = { deadline: null as number | null, fired: [] as { now: number; deadline: number }[], ...recorder() };
+      e.onTimer = (now: number) => {
+        assert.notEqual(e.deadline, null, 'only a scheduled entry fires');
+        e.fired.push({ now, deadline: e.deadline! });
+        e.deadline = null;
+      };
+      return e;
+    });
+    try {
+      for (let step = 0; step < 60; step++) {
+        for (let op = 0; op < 300; op++) {
+          const e = entries[rand(entries.length)];
+          if (rand(4) === 0) {
+            wheel.cancel(e);
+            e.deadline = null;
+          } else {
+            e.deadline = clock.t + 1 + rand(400);
+            wheel.schedule(e, e.deadline);
+          }
+        }
+        assert.equal(wheel.size, entries.filter((e) => e.deadline !== null).length);
+        clock.t += 20;
+        const dueNow = (e: (typeof entries)[number]) => e.deadline !== null && Math.ceil(e.deadline / 10) * 10 <= clock.t;
+        await until(() => !entries.some(dueNow), `the entries due at ${clock.t}`);
+      }
+      const fired = entries.flatMap((e) => e.fired);
+      assert.ok(fired.length > 1000, `${fired.length} firings`);
+      for (const f of fired) assert.ok(f.now >= Math.ceil(f.deadline / 10) * 10, `fired at ${f.now} for a deadline of ${f.deadline}`);
+      assert.ok(wheel.heldSlots <= 45, `${wheel.heldSlots} slots held for 42 in the horizon`);
+    } finally {
+      wheel.stop();
+    }
+  });
+
+  it('an entry moved back and forth holds no more slots than it visits', () => {
+    const clock = new FakeClock();
+    const wheel = new TimerWheel(10, clock.now);
+    const e = recorder();
+    for (let i = 0; i < 10_000; i++) wheel.schedule(e, i % 2 === 0 ? 1e6 : 2e6);
+    assert.equal(wheel.size, 1);
+    assert.equal(wheel.heldSlots, 2);
+    for (let i = 0; i < 5000; i++) wheel.schedule(e, 3e6 + i * 10);
+    assert.equal(wheel.heldSlots, 5002, 'one per distinct slot, however often it was visited');
+    wheel.stop();
+    assert.equal(wheel.heldSlots, 0);
+  });
 });
