@@ -165,7 +165,14 @@ export class Connection implements FrameSink {
 
   // Inbound message assembly.
   private msgBinary = false;
-  private msgParts: Buffer[] = [];
+  /**
+   * The message's first piece while it is its only one: most messages arrive
+   * in one read, and they then need no list at all. msgParts takes over from
+   * the second piece; it is kept (emptied) for the next message, and made on
+   * first use, so an idle connection holds none.
+   */
+  private msgFirst: Buffer | null = null;
+  private msgParts: Buffer[] | null = null;
   /** How many parts at the end of msgParts are smaller than SMALL_PART (see pushPart). */
   private smallParts = 0;
   private msgBytes = 0;
@@ -487,7 +494,7 @@ export class Connection implements FrameSink {
 
   private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup): void {
     this._state = 'closed';
-    this.msgParts = [];
+    this.clearParts();
     const ev = { type: 'closed', code, reason, wasClean, error, hangup } as const;
     if (wasClean && this.inQueue.length > 0) {
       // Messages received before the close frame are delivered first (they are still with the codec).
@@ -514,7 +521,7 @@ export class Connection implements FrameSink {
       this.msgBinary = opcode === Opcode.Binary;
       this.msgBytes = 0;
       this.msgFrames = 0;
-      this.msgParts = [];
+      this.clearParts();
       this.smallParts = 0;
       this.msgFirstPending = true;
       if (!this.msgBinary) (this.utf8Validator ??= new Utf8Validator()).reset();
@@ -568,7 +575,16 @@ export class Connection implements FrameSink {
    * Added by the hardening tests' author.
    */
   private pushPart(data: Buffer): void {
-    const parts = this.msgParts;
+    if (this.msgFirst === null && (this.msgParts === null || this.msgParts.length === 0)) {
+      this.msgFirst = data;
+      this.smallParts = data.length < SMALL_PART ? 1 : 0;
+      return;
+    }
+    const parts = (this.msgParts ??= []);
+    if (this.msgFirst !== null) {
+      parts.push(this.msgFirst);
+      this.msgFirst = null;
+    }
     parts.push(data);
     if (data.length >= SMALL_PART) {
       this.smallParts = 0;
@@ -585,6 +601,12 @@ export class Connection implements FrameSink {
     parts.push(merged);
     // A merged run still small is the start of the next run (it grows by at least MERGE_RUN - 1 bytes a time).
     this.smallParts = merged.length < SMALL_PART ? 1 : 0;
+  }
+
+  /** Forgets the pieces of the message being received (the list is kept for the next one). */
+  private clearParts(): void {
+    this.msgFirst = null;
+    if (this.msgParts !== null) this.msgParts.length = 0;
   }
 
   onDataFrameEnd(fin: boolean): void {
@@ -605,8 +627,8 @@ export class Connection implements FrameSink {
       return;
     }
     const parts = this.msgParts;
-    this.msgParts = [];
-    const data = parts.length === 1 ? parts[0] : parts.length === 0 ? EMPTY : Buffer.concat(parts, this.msgBytes);
+    const data = this.msgFirst ?? (parts === null || parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts, this.msgBytes));
+    this.clearParts();
     if (this.inQueue.length > 0) {
       this.inQueue.push({ binary: this.msgBinary, data });
       return;
@@ -615,8 +637,10 @@ export class Connection implements FrameSink {
   }
 
   private decompressMessage(): void {
-    const parts = this.msgParts;
-    this.msgParts = [];
+    // The codec keeps the list until it is done: it is handed over, not reused.
+    const parts = this.msgFirst !== null ? [this.msgFirst] : (this.msgParts ?? []);
+    this.msgFirst = null;
+    this.msgParts = null;
     const entry: InboundEntry = { binary: this.msgBinary, data: null };
     this.inQueue.push(entry);
     this.codec!.decompress(parts, this.limits.maxMessageBytes, (err, result) => {

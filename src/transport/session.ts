@@ -128,8 +128,10 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private readonly onHandlerError: SessionInit<T>['onHandlerError'];
   private readonly onFinished: SessionInit<T>['onFinished'];
 
-  private readonly urgentQ: QueuedFrame[] = [];
-  private readonly dataQ: QueuedFrame[] = [];
+  // The queues and lists below are made on first use (null until then): a server holds
+  // thousands of idle sessions, and an empty array is 32 bytes each.
+  private urgentQ: QueuedFrame[] | null = null;
+  private dataQ: QueuedFrame[] | null = null;
   private queuedBytes = 0;
   /**
    * Messages handed to socket.write() whose bytes have not all reached the
@@ -180,9 +182,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private writableRequested = false;
   private writableRequests = 0;
   private writableScheduled = false;
-  private drainWaiters: Array<() => void> = [];
+  private drainWaiters: Array<() => void> | null = null;
 
-  private deferred: Array<{ bytes: Buffer; binary: boolean; compress: boolean }> = [];
+  private deferred: Array<{ bytes: Buffer; binary: boolean; compress: boolean }> | null = null;
   private closeEvent: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
   private closeInfo: CloseInfo | null = null;
   private closedResolve: ((info: CloseInfo) => void) | null = null;
@@ -199,7 +201,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   // Inbox for messages() (client sessions).
   private readonly inboxEnabled: boolean;
-  private inbox: Message[] = [];
+  private inbox: Message[] | null = null;
   private inboxBytes = 0;
   private inboxWaiter: (() => void) | null = null;
   private readPausedForInbox = false;
@@ -281,7 +283,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     if (this.overQueueLimit(bytes.length)) return 'dropped';
     if (this.conn.sendingStream) {
       // A streamed message is open: this one goes out after it ends (copied now, S2).
-      this.deferred.push({ bytes: owned ? bytes : Buffer.from(bytes), binary, compress: options.compress ?? true });
+      (this.deferred ??= []).push({ bytes: owned ? bytes : Buffer.from(bytes), binary, compress: options.compress ?? true });
       this.queuedBytes += bytes.length;
       return this.statusAfterSend();
     }
@@ -443,7 +445,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** @internal resolves when bufferedAmount is at or below the high-water mark (or the session ends). */
   waitForDrain(): Promise<void> {
     if (this.bufferedAmount <= this.highWaterMark || this.socketGone) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
   }
 
   private overQueueLimit(size: number): boolean {
@@ -463,7 +465,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   }
 
   private flushDeferred(): void {
-    while (this.deferred.length > 0 && !this.conn.sendingStream && this.conn.state === 'open') {
+    while (this.deferred !== null && this.deferred.length > 0 && !this.conn.sendingStream && this.conn.state === 'open') {
       const d = this.deferred.shift()!;
       this.queuedBytes -= d.bytes.length;
       this.conn.send(d.bytes, d.binary, true, d.compress);
@@ -508,7 +510,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       this.conn.closeProgress(this.context.now());
       this.reschedule();
     }
-    if (!this.blocked && this.urgentQ.length === 0 && this.dataQ.length === 0) {
+    if (!this.blocked && this.queuesEmpty) {
       if (this.batching) {
         const batch = (this.batch ??= []);
         for (let i = 0; i < chunks.length; i++) batch.push(chunks[i]);
@@ -527,15 +529,16 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // Without this, a peer that floods pings and never reads grew urgentQ without bound,
     // past maxQueuedBytes (invariant S3; test/hostile/ping-flood.test.ts). Added by the
     // hardening tests' author.
-    if (urgent && chunks[0][0] === 0x8a && this.bufferedAmount + bytes > this.maxQueuedBytes) {
-      for (let i = this.urgentQ.length - 1; i >= 0; i--) {
-        if (this.urgentQ[i].chunks[0][0] !== 0x8a) continue;
-        this.queuedBytes += bytes - this.urgentQ[i].bytes;
-        this.urgentQ[i] = { chunks, bytes, endsMessage };
+    if (urgent && chunks[0][0] === 0x8a && this.bufferedAmount + bytes > this.maxQueuedBytes && this.urgentQ !== null) {
+      const q = this.urgentQ;
+      for (let i = q.length - 1; i >= 0; i--) {
+        if (q[i].chunks[0][0] !== 0x8a) continue;
+        this.queuedBytes += bytes - q[i].bytes;
+        q[i] = { chunks, bytes, endsMessage };
         return;
       }
     }
-    (urgent ? this.urgentQ : this.dataQ).push({ chunks, bytes, endsMessage });
+    (urgent ? (this.urgentQ ??= []) : (this.dataQ ??= [])).push({ chunks, bytes, endsMessage });
     this.queuedBytes += bytes;
   }
 
@@ -583,9 +586,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // they go straight to an unblocked socket no 'drain' follows: waitForDrain() (sendStream with
     // compression) hung for good. Checked here as onDrain() does. (Found by the deflate tests'
     // author: test/integration/deflate.test.ts, 16 MiB streamed compressed.)
-    if (this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
+    if (this.drainWaiters !== null && this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
       const ws = this.drainWaiters;
-      this.drainWaiters = [];
+      this.drainWaiters = null;
       for (const w of ws) w();
     }
     if (this.writableRequested) this.maybeFireWritable();
@@ -678,7 +681,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   private flushQueues(): void {
     while (!this.blocked && !this.socketGone) {
-      const f = this.urgentQ.length > 0 ? this.urgentQ.shift() : this.dataQ.shift();
+      const f = this.urgentQ !== null && this.urgentQ.length > 0 ? this.urgentQ.shift() : this.dataQ?.shift();
       if (!f) break;
       this.queuedBytes -= f.bytes;
       this.writeToSocket(f.chunks, f.endsMessage ? 1 : 0);
@@ -686,7 +689,11 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   }
 
   private get idle(): boolean {
-    return !this.blocked && this.batchBytes === 0 && this.urgentQ.length === 0 && this.dataQ.length === 0 && this.conn.pendingOutputBytes === 0;
+    return !this.blocked && this.batchBytes === 0 && this.queuesEmpty && this.conn.pendingOutputBytes === 0;
+  }
+
+  private get queuesEmpty(): boolean {
+    return (this.urgentQ === null || this.urgentQ.length === 0) && (this.dataQ === null || this.dataQ.length === 0);
   }
 
   // ----------------------------------------------------------- socket side
@@ -720,9 +727,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.flushQueues();
     if (!this.idle) return;
     if (this.ending) this.endSocket();
-    if (this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
+    if (this.drainWaiters !== null && this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
       const ws = this.drainWaiters;
-      this.drainWaiters = [];
+      this.drainWaiters = null;
       for (const w of ws) w();
     }
     this.maybeFireWritable();
@@ -763,13 +770,16 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.context.timers.cancel(this);
     // 'finish' came first: every byte written reached the kernel.
     if (this.socket.writableFinished) this.unconfirmedMessages = 0;
-    const unsent = this.dataQ.filter((f) => f.endsMessage).length + this.deferred.length + this.unconfirmedMessages + this.conn.pendingOutputMessages + this.conn.droppedOutputMessages;
-    this.urgentQ.length = 0;
-    this.dataQ.length = 0;
-    this.deferred = [];
+    let unsent = this.unconfirmedMessages + this.conn.pendingOutputMessages + this.conn.droppedOutputMessages;
+    if (this.dataQ !== null) for (const f of this.dataQ) if (f.endsMessage) unsent++;
+    if (this.deferred !== null) unsent += this.deferred.length;
+    this.urgentQ = null;
+    this.dataQ = null;
+    this.deferred = null;
     this.queuedBytes = 0;
-    for (const w of this.drainWaiters) w();
-    this.drainWaiters = [];
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    if (waiters !== null) for (const w of waiters) w();
     // The core holds a clean close back until the messages before it that are
     // still being inflated are delivered (Connection.heldClose). If the peer
     // hung up meanwhile there is no 'closed' event yet: finish when it comes.
@@ -894,7 +904,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   // ------------------------------------------------------------------ inbox
 
   private pushInbox(m: Message): void {
-    this.inbox.push(m);
+    (this.inbox ??= []).push(m);
     this.inboxBytes += m.data.length;
     // Inbound flow control driven by the application's reading (not by writes: S1).
     if (this.inboxBytes > this.highWaterMark * 16 && !this.readPausedForInbox) {
@@ -905,7 +915,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   }
 
   private takeFromInbox(): Message | undefined {
-    const m = this.inbox.shift();
+    const m = this.inbox?.shift();
     if (m) {
       this.inboxBytes -= m.data.length;
       if (this.readPausedForInbox && this.inboxBytes <= this.highWaterMark * 8) {
