@@ -610,7 +610,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // Small frames: one contiguous buffer is cheaper than a writev of many tiny ones.
     this.writeToSocket(batch.length > 1 && bytes <= BATCH_COPY_BYTES ? [Buffer.concat(batch, bytes)] : batch, messages);
     // writeToSocket() hands each chunk to the socket and keeps no reference to the list: reuse it.
-    batch.length = 0;
+    // Emptied by pop(): `length = 0` also frees V8's backing store, and the next read's push made
+    // a new one (an allocation per read on the small-message path).
+    while (batch.length > 0) batch.pop();
     if (!more) this.afterDirectWrite();
   }
 
@@ -636,11 +638,16 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       if (corked) s.uncork();
     }
     this.writtenBytes += bytes;
-    if (messages > 0) {
-      (this.unconfirmed ??= []).push(this.writtenBytes, messages);
-      this.unconfirmedMessages += messages;
+    if (s.writableLength === 0 && !s.destroyed) {
+      // The usual case: the write went to the kernel at once, and with it everything before it.
+      if (this.unconfirmedMessages > 0) this.settleWritten();
+    } else {
+      if (messages > 0) {
+        (this.unconfirmed ??= []).push(this.writtenBytes, messages);
+        this.unconfirmedMessages += messages;
+      }
+      if (this.unconfirmedMessages > 0) this.settleWritten();
     }
-    if (this.unconfirmedMessages > 0) this.settleWritten();
     if (!ok) this.blocked = true;
   }
 
