@@ -196,7 +196,6 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         const rest = Buffer.from(result.rest);
         queueMicrotask(() => {
           session.start(rest);
-          socket.resume();
         });
       } catch (err) {
         if (err instanceof WebSocketError) fail(err);

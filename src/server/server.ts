@@ -421,7 +421,6 @@ export class WebSocketServer {
       session.start(rest);
       // onOpen has seen the parsed request; from here the session keeps only its text.
       request.compact();
-      socket.resume();
     } catch (err) {
       if (err instanceof HandshakeError) this.reject(socket, err.status ?? 400, err.message, err.headers);
       else {

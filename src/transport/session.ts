@@ -206,6 +206,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private inboxWaiter: (() => void) | null = null;
   private readPausedForInbox = false;
   private userPaused = false;
+  /** Bytes that came with the handshake while reading was already paused (see start()). */
+  private pausedHead: Buffer | null = null;
   /** Reading stopped because too many received messages wait for the codec (S3: the inflate backlog is bounded). */
   private readPausedForCodec = false;
 
@@ -236,7 +238,11 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     });
   }
 
-  /** Wires the socket and runs onOpen; then processes bytes that came with the handshake. */
+  /**
+   * Wires the socket and runs onOpen; then processes bytes that came with the
+   * handshake (or keeps them for resumeReading() if reading is paused by then)
+   * and starts reading from the socket.
+   */
   start(head: Buffer): void {
     const s = this.socket;
     // The same five listener functions for every socket (a closure per listener per session cost ~300 bytes each connection).
@@ -248,7 +254,15 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     s.on('close', onSocketClose);
     this.reschedule();
     this.callHandler(() => this.handler.onOpen?.(this));
-    if (head.length > 0 && !this.socketGone) this.onData(head);
+    if (head.length > 0 && !this.socketGone) {
+      // Bytes read with the handshake wait for resumeReading() if the application paused already.
+      if (this.userPaused) this.pausedHead = head;
+      else this.onData(head);
+    }
+    // The socket was paused for the handshake. Reading starts here, unless the application paused it
+    // already (pauseReading() in onOpen, or right after connect() resolved): an unconditional
+    // socket.resume() in the callers undid that pause, and a paused client read on regardless.
+    this.updateReading();
   }
 
   // ------------------------------------------------------------ public API
@@ -360,6 +374,11 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** Resumes reading after pauseReading(). */
   resumeReading(): void {
     this.userPaused = false;
+    const head = this.pausedHead;
+    if (head !== null) {
+      this.pausedHead = null;
+      this.onData(head);
+    }
     this.updateReading();
   }
 

@@ -15,7 +15,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LimitExceededError, InvalidStateError, type Message, type SendStatus, type ServerSession, type WebSocketError, type WritableInfo } from '../../src/index.js';
+import { connect, LimitExceededError, InvalidStateError, type Message, type SendStatus, type ServerSession, type WebSocketError, type WritableInfo } from '../../src/index.js';
 import { RawClient, clientFrame, delay, echoHandler, openPair, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
@@ -291,3 +291,56 @@ describe('requestWritable()', () => {
     }
   });
 });
+
+describe('pauseReading()', () => {
+  // The session starts reading when it is wired (Session.start). It used to be followed by an
+  // unconditional socket.resume() in connect() and in the server's upgrade, which undid a pause made
+  // in onOpen or right after connect() resolved: the paused side read on regardless.
+  it('a client paused right after connect() receives nothing until it resumes, then everything in order', { timeout: 30_000 }, async () => {
+    const t = await startServer({ handler: { onOpen: (s) => { for (let i = 0; i < 2000; i++) s.send(numberedText(i)); } } });
+    const got: string[] = [];
+    const c = await connect(t.url(), { keepalive: null, handler: { onMessage: (_s, m) => void got.push(m.text) } });
+    c.pauseReading();
+    try {
+      await delay(300);
+      assert.equal(got.length, 0, 'a paused client delivers no message');
+      c.resumeReading();
+      await waitUntil(() => got.length === 2000, 10_000, 'all 2,000 messages after resumeReading()');
+      got.forEach((text, i) => assert.equal(text, numberedText(i)));
+    } finally {
+      c.terminate();
+      await t.server.close();
+    }
+  });
+
+  it('a server session paused in onOpen receives nothing until resumeReading(), then everything in order', { timeout: 30_000 }, async () => {
+    const got: string[] = [];
+    let session: ServerSession | null = null;
+    const t = await startServer({
+      handler: {
+        onOpen(s) {
+          session = s;
+          s.pauseReading();
+        },
+        onMessage: (_s, m) => void got.push(m.text),
+      },
+    });
+    const c = await connect(t.url(), { keepalive: null });
+    try {
+      for (let i = 0; i < 100; i++) c.send(numberedText(i));
+      await waitUntil(() => session !== null, 5000, 'the session');
+      await delay(300);
+      assert.equal(got.length, 0, 'a session paused in onOpen delivers no message');
+      session!.resumeReading();
+      await waitUntil(() => got.length === 100, 10_000, 'all 100 messages after resumeReading()');
+      got.forEach((text, i) => assert.equal(text, numberedText(i)));
+    } finally {
+      c.terminate();
+      await t.server.close();
+    }
+  });
+});
+
+function numberedText(i: number): string {
+  return `message ${i} `.padEnd(1024, '.');
+}
