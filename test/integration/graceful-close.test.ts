@@ -13,6 +13,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
+import { testCert } from '../helpers/certs.js';
 import { RawClient, clientFrame, closePayload, decodeClose, delay, echoHandler, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
@@ -187,6 +188,55 @@ describe('S4: unsent messages are reported when a connection dies with a full qu
       await t.server.close();
     }
   });
+  }
+});
+
+describe('S4 over wss: unsent messages are counted exactly when a TLS connection dies with a full queue', () => {
+  // The session counts as sent what left Node's buffers (socket.writableLength), for a TLS socket
+  // what node:tls has encrypted and handed on: what the kernel took still reaches the client, the
+  // rest is unsent. Messages of 16 KiB and up go header and payload apart over TLS (writeToSocket).
+  for (const size of [64 * KiB, 1 * KiB]) {
+    it(`terminate() with ${size / KiB} KiB messages over wss: CloseInfo.unsentMessages equals the messages the client never got`, { timeout: 30_000 }, async () => {
+      const cert = testCert();
+      const { t, sessions } = await serverWithSessions({ tls: { key: cert.key, cert: cert.cert }, limits: { maxQueuedBytes: 64 * 1024 * KiB } });
+      const c = await connect(t.url(), { keepalive: null, tls: { ca: cert.ca } });
+      const got: Message[] = [];
+      let inboxEnd: unknown = null;
+      const inbox = (async () => {
+        try {
+          for await (const m of c.messages()) got.push(m);
+        } catch (err) {
+          inboxEnd = err; // the iterator ends by throwing: the connection died without a close frame
+        }
+      })();
+      c.pauseReading();
+      try {
+        await waitUntil(() => sessions.length === 1, 5000, 'the session');
+        const s = sessions[0];
+        const target = size * 64;
+        let accepted = 0;
+        while (accepted < 100_000 && s.bufferedAmount < target) {
+          assert.notEqual(s.send(numbered(accepted, size)), 'dropped');
+          accepted++;
+          if (accepted % 16 === 0) await new Promise((r) => setImmediate(r));
+        }
+        assert.ok(s.bufferedAmount >= target, 'the test needs a full queue');
+        s.terminate();
+        const info = await withTimeout(s.closed, 5000, 'the terminated session');
+        assert.equal(info.code, 1006);
+        c.resumeReading();
+        await withTimeout(c.closed, 20_000, 'the client seeing the connection end');
+        await withTimeout(inbox, 5000, 'the client inbox to end');
+        assert.ok(inboxEnd instanceof TransportError && inboxEnd.code === 'ERR_CONNECTION_LOST', `messages() ends with the abnormal closure, not ${String(inboxEnd)}`);
+        got.forEach((m, i) => assert.ok(m.data.equals(numbered(i, size)), `message ${i} intact and in order`));
+        const missing = accepted - got.length;
+        assert.ok(info.unsentMessages > 0, 'unsentMessages must report the lost messages');
+        assert.equal(info.unsentMessages, missing, `client got ${got.length} of ${accepted}; unsentMessages says ${info.unsentMessages}`);
+      } finally {
+        c.terminate();
+        await t.server.close();
+      }
+    });
   }
 });
 
