@@ -2,6 +2,7 @@ import { CloseCode, isValidWireCloseCode, MAX_CLOSE_REASON_BYTES } from './close
 import {
   InvalidArgumentError,
   InvalidStateError,
+  InvalidUtf8Error,
   LimitExceededError,
   ProtocolError,
   TimeoutError,
@@ -551,9 +552,9 @@ export class Connection implements FrameSink {
       this.pushPart(data);
       return;
     }
-    if (!this.msgBinary && !this.utf8Validator!.write(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', CloseCode.InvalidPayload);
+    if (!this.msgBinary && !this.utf8Validator!.write(data)) throw new InvalidUtf8Error('invalid UTF-8 in a text message');
     const last = this.frameFin && remaining === 0;
-    if (last && !this.msgBinary && !this.utf8Validator!.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+    if (last && !this.msgBinary && !this.utf8Validator!.isComplete()) throw new InvalidUtf8Error('text message ends inside a UTF-8 sequence');
     if (this.streamMessages) {
       const first = this.msgFirstPending;
       this.msgFirstPending = false;
@@ -616,7 +617,7 @@ export class Connection implements FrameSink {
       this.decompressMessage();
       return;
     }
-    if (!this.msgBinary && !this.utf8Validator!.isComplete()) throw new ProtocolError('ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+    if (!this.msgBinary && !this.utf8Validator!.isComplete()) throw new InvalidUtf8Error('text message ends inside a UTF-8 sequence');
     if (this.streamMessages) {
       // A final frame with an empty payload still has to end the stream.
       if (this.frameLength === 0) {
@@ -651,7 +652,7 @@ export class Connection implements FrameSink {
       }
       // RFC 6455 section 8.1 applies to the restored text.
       if (!entry.binary && !isValidUtf8(result)) {
-        this.failAfterClose(new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a compressed text message', CloseCode.InvalidPayload));
+        this.failAfterClose(new InvalidUtf8Error('invalid UTF-8 in a compressed text message'));
         return;
       }
       entry.data = result;
@@ -727,7 +728,7 @@ export function decodeClosePayload(payload: Buffer): { code: number; reason: str
   const code = payload.readUInt16BE(0);
   if (!isValidWireCloseCode(code)) throw new ProtocolError('ERR_BAD_CLOSE_CODE', `invalid close code ${code}`);
   const reasonBytes = payload.subarray(2);
-  if (!isValidUtf8(reasonBytes)) throw new ProtocolError('ERR_INVALID_UTF8', 'close reason is not UTF-8', CloseCode.InvalidPayload);
+  if (!isValidUtf8(reasonBytes)) throw new InvalidUtf8Error('close reason is not UTF-8');
   return { code, reason: reasonBytes.toString('utf8') };
 }
 

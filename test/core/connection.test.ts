@@ -20,6 +20,7 @@ import { isValidWireCloseCode } from '../../src/core/close-codes.js';
 import {
   InvalidArgumentError,
   InvalidStateError,
+  InvalidUtf8Error,
   LimitExceededError,
   ProtocolError,
   TimeoutError,
@@ -609,6 +610,9 @@ describe('Connection: section 6, UTF-8 (Autobahn 6.x)', () => {
       b.conn.receive(Buffer.from(one.subarray(h + p1.length, h + p1.length + p2.length)), 0);
       assert.deepEqual(summary(b.rec.items), failed(1007, 'ERR_INVALID_UTF8'), 'refused before the frame ends');
       assert.ok(b.rec.error instanceof ProtocolError);
+      // README (Errors): invalid UTF-8 is an InvalidUtf8Error. It was a plain ProtocolError with the
+      // same code, so `instanceof InvalidUtf8Error` never matched (found by an audit of the README).
+      assert.ok(b.rec.error instanceof InvalidUtf8Error, `an InvalidUtf8Error, not ${b.rec.error?.constructor.name}`);
       assert.equal(b.rec.error.closeCode, 1007);
     });
 
@@ -782,6 +786,8 @@ describe('Connection: section 7, closing (Autobahn 7.x)', () => {
     assert.deepEqual(decodeClosePayload(Buffer.alloc(0)), { code: 1005, reason: '' });
     assert.throws(() => encodeClosePayload(1005, ''), InvalidArgumentError);
     assert.throws(() => decodeClosePayload(closePayload(1006)), ProtocolError);
+    // A close reason that is not UTF-8 (RFC 6455 section 5.5.1): 1007, as an InvalidUtf8Error.
+    assert.throws(() => decodeClosePayload(Buffer.from([0x03, 0xe8, 0x61, 0xff])), (err: unknown) => err instanceof InvalidUtf8Error && err.closeCode === 1007);
   });
 });
 
