@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import type { Duplex } from 'node:stream';
 import type { KeepaliveOptions } from '../core/connection.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, resolveLimits } from '../core/connection.js';
-import { HandshakeError, InvalidStateError, WebSocketError } from '../core/errors.js';
+import { HandshakeError, InvalidStateError, TransportError, WebSocketError } from '../core/errors.js';
 import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { negotiateDeflate, validateDeflateConfig } from '../core/deflate-negotiation.js';
@@ -189,9 +189,14 @@ export class WebSocketServer {
     }
     this.netServer = server;
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      // README (Errors): every error is a WebSocketError; Node's (EADDRINUSE, EACCES...) is the cause.
+      const failed = (err: Error) => {
+        this.netServer = null;
+        reject(new TransportError('ERR_LISTEN', err.message, { cause: err }));
+      };
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         server.on('error', (err) => this.report(err));
         resolve(server.address() as AddressInfo);
       });

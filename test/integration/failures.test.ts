@@ -11,7 +11,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type ClientSession, type CloseInfo, type Message, type ServerSession } from '../../src/index.js';
+import { connect, createServer, TransportError, WebSocketError, type ClientSession, type CloseInfo, type Message, type ServerSession } from '../../src/index.js';
 import { RawClient, closePayload, encodeRawFrame, startServer, waitUntil, withTimeout, type TestServer } from '../helpers/ws-pair.js';
 
 async function echoes(c: ClientSession, text: string): Promise<void> {
@@ -188,4 +188,28 @@ describe('protocol violations from a raw socket', () => {
       }
     });
   }
+});
+
+describe('listen() on a port that is taken', () => {
+  it('rejects with a TransportError (ERR_LISTEN) whose cause is Node\'s error, and a later listen() on a free port works', async () => {
+    const first = await startServer({ handler: {} });
+    const second = createServer({ handler: {}, keepalive: null });
+    try {
+      const err = await second.listen(first.port, '127.0.0.1').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof TransportError, `a TransportError, not ${String(err)}`);
+      assert.ok(err instanceof WebSocketError);
+      assert.equal(err.code, 'ERR_LISTEN');
+      assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
+      assert.match(err.message, /EADDRINUSE/);
+      // The failed attempt leaves the server able to listen elsewhere.
+      const addr = await second.listen(0, '127.0.0.1');
+      assert.ok(addr.port > 0 && addr.port !== first.port);
+    } finally {
+      await second.close();
+      await first.server.close();
+    }
+  });
 });
