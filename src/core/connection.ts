@@ -219,7 +219,14 @@ export class Connection implements FrameSink {
     this.lastPingAt = options.now;
     this.lastNow = options.now;
     this.codec = options.codec ?? null;
-    this.parser = new FrameParser(this, { role: this.role, maxFrameBytes: this.limits.maxFrameBytes, allowedRsv: this.codec ? this.codec.rsv : 0 });
+    this.parser = new FrameParser(this, {
+      role: this.role,
+      maxFrameBytes: this.limits.maxFrameBytes,
+      // A frame over a frame limit that is not below the message limit is a message over it: name that
+      // one (it is what the application set; maxFrameBytes defaults to it). Found by the README audit.
+      frameLimitName: this.limits.maxFrameBytes >= this.limits.maxMessageBytes ? 'maxMessageBytes' : 'maxFrameBytes',
+      allowedRsv: this.codec ? this.codec.rsv : 0,
+    });
   }
 
   /** Received messages waiting for the codec or behind one (the host bounds this by pausing its reads). */

@@ -22,6 +22,13 @@ export interface FrameParserOptions {
   role: 'server' | 'client';
   /** Largest payload of one frame; bigger fails with 1009. */
   maxFrameBytes: number;
+  /**
+   * The limit a too-long frame is reported under. 'maxMessageBytes' where the
+   * frame limit is the message limit (its default): such a frame is a message
+   * over the limit the application set, and the error names that one.
+   * Default 'maxFrameBytes'.
+   */
+  frameLimitName?: 'maxFrameBytes' | 'maxMessageBytes';
   /** RSV bits that a negotiated extension gave a meaning to (0x4 = RSV1, 0x2 = RSV2, 0x1 = RSV3). */
   allowedRsv?: number;
 }
@@ -40,6 +47,7 @@ const enum State {
 export class FrameParser {
   private readonly expectMasked: boolean;
   private readonly maxFrameBytes: number;
+  private readonly frameLimitName: 'maxFrameBytes' | 'maxMessageBytes';
   allowedRsv: number;
   private state = State.Header;
   /** Bytes of a header that arrived split across chunks (at most 14); allocated the first time one does. */
@@ -63,6 +71,7 @@ export class FrameParser {
     this.sink = sink;
     this.expectMasked = options.role === 'server';
     this.maxFrameBytes = options.maxFrameBytes;
+    this.frameLimitName = options.frameLimitName ?? 'maxFrameBytes';
     this.allowedRsv = options.allowedRsv ?? 0;
   }
 
@@ -216,7 +225,7 @@ export class FrameParser {
       // Section 5.2: "the most significant bit MUST be 0".
       if (hi & 0x80000000) throw new ProtocolError('ERR_BAD_LENGTH', '64-bit payload length with the top bit set');
       // Anything at or above 2^53 cannot be a JS number exactly; it is far above any limit anyway.
-      if (hi > 0x1fffff) throw new LimitExceededError('maxFrameBytes', `frame of ${hi} * 2^32 bytes exceeds the frame limit`);
+      if (hi > 0x1fffff) throw new LimitExceededError(this.frameLimitName, `frame of ${hi} * 2^32 bytes exceeds the ${this.frameLimitName} limit`);
       length = hi * 0x100000000 + b.readUInt32BE(p + 6);
       size = 10;
     }
@@ -224,7 +233,7 @@ export class FrameParser {
       throw new ProtocolError('ERR_CONTROL_TOO_LONG', `control frame payload of ${length} bytes (max 125)`);
     }
     if (length > this.maxFrameBytes) {
-      throw new LimitExceededError('maxFrameBytes', `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      throw new LimitExceededError(this.frameLimitName, `frame of ${length} bytes exceeds the ${this.frameLimitName} limit of ${this.maxFrameBytes}`);
     }
     this.masked = (b1 & 0x80) !== 0;
     if (this.masked) {

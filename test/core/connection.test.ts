@@ -864,10 +864,13 @@ describe('Connection: limits (invariant S3)', () => {
       feedAllWays(role, messageFrames(role, Op.Binary, parts), [binary(concat(...parts))], { conn: { limits }, splits: 'sample' });
     });
 
-    it(`${role}: maxMessageBytes alone also bounds single frames`, () => {
+    it(`${role}: maxMessageBytes alone also bounds single frames, and the error names maxMessageBytes`, () => {
       const f = pf({ opcode: Op.Binary, payload: testBytes(2000, 2) });
-      const r = feedAllWays(role, f, failed(1009, 'ERR_LIMIT_MAX_FRAME_BYTES'), { conn: { limits: { maxMessageBytes: 1000 } }, failAt: [1, layout(f)[0].headerEnd], splits: 'sample' });
+      // The frame limit follows maxMessageBytes; the error names the limit the application set.
+      const r = feedAllWays(role, f, failed(1009, 'ERR_LIMIT_MAX_MESSAGE_BYTES'), { conn: { limits: { maxMessageBytes: 1000 } }, failAt: [1, layout(f)[0].headerEnd], splits: 'sample' });
       assert.ok(r.rec.error instanceof LimitExceededError);
+      assert.equal(r.rec.error.limit, 'maxMessageBytes');
+      // Both limits set, the frame one lower: a frame over it is named maxFrameBytes (previous test).
     });
 
     it(`${role}: maxFragments: that many frames pass; one more fails with 1008 on its header`, () => {
