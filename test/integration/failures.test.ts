@@ -213,3 +213,47 @@ describe('listen() on a port that is taken', () => {
     }
   });
 });
+
+describe('a client handler that throws', () => {
+  it('closes that client session with 1011, and connect()\'s onError gets the error and the session', async () => {
+    const serverCloses: CloseInfo[] = [];
+    const t = await startServer({
+      handler: {
+        onOpen(s) {
+          s.send('boom');
+        },
+        onClose(_s, info) {
+          serverCloses.push(info);
+        },
+      },
+    });
+    const reported: Array<{ error: unknown; session: ClientSession }> = [];
+    let c: ClientSession | null = null;
+    try {
+      c = await connect(t.url(), {
+        keepalive: null,
+        handler: {
+          onMessage(_s, m) {
+            throw new Error(`client handler failed on ${m.text}`);
+          },
+        },
+        onError(error, session) {
+          reported.push({ error, session });
+        },
+      });
+      const info = await withTimeout(c.closed, 5000, 'the client to close');
+      assert.equal(info.code, 1011);
+      assert.equal(c.state, 'closed');
+      // The server was told why (section 7.4.1, 1011: "an unexpected condition").
+      await waitUntil(() => serverCloses.length === 1, 5000, "the server's onClose");
+      assert.equal(serverCloses[0].code, 1011);
+      assert.equal(reported.length, 1);
+      assert.ok(reported[0].error instanceof Error);
+      assert.equal(reported[0].error.message, 'client handler failed on boom');
+      assert.equal(reported[0].session, c);
+    } finally {
+      c?.terminate();
+      await t.server.close();
+    }
+  });
+});

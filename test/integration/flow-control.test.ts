@@ -344,3 +344,99 @@ describe('pauseReading()', () => {
 function numberedText(i: number): string {
   return `message ${i} `.padEnd(1024, '.');
 }
+
+describe('requestWritable() on the client', () => {
+  it('returns false while a request is pending; onWritable gets { request: 1 } then { request: 2 }, never synchronously', async () => {
+    const calls: Array<{ info: WritableInfo; duringRequest: boolean }> = [];
+    let inRequest = false;
+    const p = await openPair(
+      {},
+      {
+        handler: {
+          onWritable(_s, info) {
+            calls.push({ info, duringRequest: inRequest });
+          },
+        },
+      },
+    );
+    try {
+      inRequest = true;
+      assert.equal(p.client.requestWritable(), true);
+      assert.equal(p.client.requestWritable(), false, 'a second request while one is pending');
+      inRequest = false;
+      assert.equal(calls.length, 0, 'fired synchronously inside requestWritable()');
+      await waitUntil(() => calls.length === 1, 5000, 'the first onWritable');
+      await delay(50);
+      assert.equal(calls.length, 1, 'the pending request answered both calls once');
+
+      inRequest = true;
+      assert.equal(p.client.requestWritable(), true);
+      inRequest = false;
+      assert.equal(calls.length, 1, 'fired synchronously inside requestWritable()');
+      await waitUntil(() => calls.length === 2, 5000, 'the second onWritable');
+      await delay(50);
+      assert.deepEqual(
+        calls.map((c) => [c.info, c.duringRequest]),
+        [
+          [{ request: 1 }, false],
+          [{ request: 2 }, false],
+        ],
+      );
+      assert.equal(p.client.writableRequestCount, 2);
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
+
+describe('the messages() inbox', () => {
+  it('is bounded: past 16 x highWaterMark the client stops reading until it catches up; then every message arrives, in order', { timeout: 30_000 }, async () => {
+    const hwm = 64 * KiB;
+    const size = 16 * KiB;
+    // 32 MiB: far more than the inbox may hold (1 MiB) plus what the kernel buffers on loopback.
+    const total = 2048;
+    let resolveSession!: (s: ServerSession) => void;
+    const sessionP = new Promise<ServerSession>((r) => (resolveSession = r));
+    const t = await startServer({ limits: { maxQueuedBytes: 256 * 1024 * KiB }, handler: { onOpen: (s) => resolveSession(s) } });
+    const c = await connect(t.url(), { keepalive: null, limits: { highWaterMark: hwm } });
+    try {
+      const s = await withTimeout(sessionP, 5000, 'the session');
+      for (let i = 0; i < total; i++) assert.notEqual(s.send(numbered(i, size)), 'dropped');
+      // Nobody iterates messages(): wait until the server's queue stops moving for 100 ms.
+      const deadline = Date.now() + 10_000;
+      let before: number;
+      do {
+        assert.ok(Date.now() < deadline, "timed out waiting for the server's queue to stop draining");
+        before = s.bufferedAmount;
+        await delay(100);
+      } while (s.bufferedAmount !== before);
+      // The client stopped reading: much of what was sent still waits at the server (the kernel holds a few MiB).
+      assert.ok(s.bufferedAmount > (total * size) / 4, `only ${s.bufferedAmount} of ${total * size} bytes wait at the server: the client read on`);
+      // How much the client holds for messages() (private: the README's bound is on it). It stops
+      // reading once it holds more than 16 x highWaterMark; one socket read may bring a few more messages.
+      const inboxBytes = (c as unknown as { inboxBytes: number }).inboxBytes;
+      assert.equal(typeof inboxBytes, 'number', 'Session.inboxBytes is gone: update this test');
+      assert.ok(inboxBytes > 16 * hwm && inboxBytes <= 16 * hwm + 256 * KiB, `the inbox holds ${inboxBytes} bytes; highWaterMark ${hwm}`);
+
+      // Catching up: every message, once, in order.
+      let n = 0;
+      await withTimeout(
+        (async () => {
+          for await (const m of c.messages()) {
+            assert.equal(m.data.length, size);
+            assert.equal(m.data.readUInt32BE(0), n, `message ${n} out of order`);
+            if (++n === total) break;
+          }
+        })(),
+        10_000,
+        `${total} messages`,
+      );
+      assert.equal(n, total);
+      await waitUntil(() => s.bufferedAmount === 0, 5000, "the server's queue to drain");
+      assert.equal(c.state, 'open');
+    } finally {
+      c.terminate();
+      await t.server.close();
+    }
+  });
+});

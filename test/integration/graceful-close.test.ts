@@ -12,9 +12,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
+import { connect, TimeoutError, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
-import { RawClient, clientFrame, closePayload, decodeClose, delay, echoHandler, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+import { RawClient, RawFrameDecoder, clientFrame, closePayload, decodeClose, delay, echoHandler, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
 
@@ -292,6 +292,110 @@ describe('server.close()', () => {
       good.terminate();
       mute.destroy();
       idle.destroy();
+    }
+  });
+});
+
+describe('close() and closeTimeoutMs', () => {
+  it("close() with no arguments sends 1000 and no reason; the state is 'closing' and send/ping/pong return 'dropped' without throwing", async () => {
+    const { t, sessions, closes } = await serverWithSessions();
+    const raw = await RawClient.open(t.port);
+    try {
+      await waitUntil(() => sessions.length === 1, 5000, 'the session');
+      const s = sessions[0];
+      s.close();
+      assert.equal(s.state, 'closing');
+      assert.equal(s.send('too late'), 'dropped');
+      assert.equal(s.send(Buffer.from('too late')), 'dropped');
+      assert.equal(s.ping('too late'), 'dropped');
+      assert.equal(s.pong('too late'), 'dropped');
+      assert.deepEqual(await raw.waitClose(5000), { code: 1000, reason: '' });
+      await delay(50); // let anything that should not exist arrive
+      // Only the close frame, whose payload is the 2-byte code alone (section 5.5.1: the reason is optional).
+      assert.deepEqual(
+        raw.frames.map((f) => [f.opcode, f.payload.toString('hex')]),
+        [[0x8, '03e8']],
+      );
+      raw.write(clientFrame(0x8, closePayload(1000)));
+      await raw.waitClosed(5000);
+      await waitUntil(() => closes.length === 1, 5000, 'onClose');
+      assert.deepEqual([closes[0].code, closes[0].reason, closes[0].wasClean], [1000, '', true]);
+      assert.equal(s.state, 'closed');
+      assert.equal(s.send('later still'), 'dropped');
+      assert.equal(s.ping('later still'), 'dropped');
+      assert.equal(s.pong('later still'), 'dropped');
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+
+  it("the same on the client: close() sends 1000 and no reason, and sends after it return 'dropped'", async () => {
+    const { t, closes } = await serverWithSessions();
+    const c = await connect(t.url(), { keepalive: null });
+    try {
+      c.close();
+      assert.equal(c.state, 'closing');
+      assert.equal(c.send('too late'), 'dropped');
+      assert.equal(c.ping('too late'), 'dropped');
+      assert.equal(c.pong('too late'), 'dropped');
+      const info = await withTimeout(c.closed, 5000, 'the client close');
+      assert.deepEqual([info.code, info.reason, info.wasClean], [1000, '', true]);
+      await waitUntil(() => closes.length === 1, 5000, "the server's onClose");
+      assert.deepEqual([closes[0].code, closes[0].reason, closes[0].wasClean], [1000, '', true]);
+    } finally {
+      c.terminate();
+      await t.server.close();
+    }
+  });
+
+  it('a peer that reads our close frame but never answers it is dropped after closeTimeoutMs: 1006, ERR_CLOSE_TIMEOUT', async () => {
+    const { t, sessions, closes } = await serverWithSessions({ closeTimeoutMs: 300 });
+    const raw = await RawClient.open(t.port); // reads everything, answers nothing
+    try {
+      await waitUntil(() => sessions.length === 1, 5000, 'the session');
+      const s = sessions[0];
+      s.close(4001, 'answer me');
+      assert.deepEqual(await raw.waitClose(5000), { code: 4001, reason: 'answer me' });
+      const info = await withTimeout(s.closed, 3000, 'the close timeout');
+      assert.equal(info.code, 1006);
+      assert.equal(info.wasClean, false);
+      assert.ok(info.error instanceof TimeoutError, `a TimeoutError, not ${String(info.error)}`);
+      assert.equal(info.error.code, 'ERR_CLOSE_TIMEOUT');
+      assert.deepEqual(closes, [info]);
+      // The server dropped the TCP connection itself.
+      await raw.waitClosed(3000);
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+
+  it('the same on the client: a server that never answers its close frame is dropped after closeTimeoutMs: 1006, ERR_CLOSE_TIMEOUT', async () => {
+    const atServer = new RawFrameDecoder();
+    let serverSocketClosed = false;
+    const mute = await startRawServer((socket, req) => {
+      socket.on('data', (d: Buffer) => atServer.push(d));
+      socket.on('close', () => (serverSocketClosed = true));
+      socket.write(switchingProtocols(req.key));
+    });
+    try {
+      const c = await connect(`ws://127.0.0.1:${mute.port}/`, { keepalive: null, closeTimeoutMs: 300 });
+      c.close(4002, 'answer me');
+      const info = await withTimeout(c.closed, 3000, 'the close timeout');
+      assert.equal(info.code, 1006);
+      assert.equal(info.wasClean, false);
+      assert.ok(info.error instanceof TimeoutError, `a TimeoutError, not ${String(info.error)}`);
+      assert.equal(info.error.code, 'ERR_CLOSE_TIMEOUT');
+      // The close frame did go out (masked, as from a client), and the client dropped the connection.
+      assert.deepEqual(
+        atServer.frames.map((f) => [f.opcode, f.masked]),
+        [[0x8, true]],
+      );
+      assert.deepEqual(decodeClose(atServer.frames[0]), { code: 4002, reason: 'answer me' });
+      await waitUntil(() => serverSocketClosed, 3000, 'the client to drop the TCP connection');
+    } finally {
+      await mute.close();
     }
   });
 });

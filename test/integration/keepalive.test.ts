@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer, type ClientSession, type CloseInfo, type ConnectOptions, type ServerOptions, type WebSocketServer } from '../../src/index.js';
+import { connect, createServer, InvalidArgumentError, type ClientSession, type CloseInfo, type ConnectOptions, type ServerOptions, type WebSocketServer } from '../../src/index.js';
 import { startFreezeProxy, type FreezeProxy } from '../helpers/freeze-proxy.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -396,6 +396,44 @@ test('a busy connection gets no idle pings when alwaysPing is false, and does wi
 
     // Once the line is quiet, the same keepalive does ping: the silence above was not a dead keepalive.
     assert.ok(await waitFor(() => pings.idle >= 1, PING_AFTER + 2000), 'a ping after a quiet spell');
+    assert.deepEqual(r.errors, []);
+  } finally {
+    await r.release();
+  }
+});
+
+test('ping() and pong() refuse a payload over 125 bytes at once (InvalidArgumentError ERR_CONTROL_TOO_LONG, RFC 6455 section 5.5); 125 bytes goes out', async () => {
+  const r = new Resources();
+  try {
+    const pingsAtServer: Buffer[] = [];
+    const pongsAtClient: Buffer[] = [];
+    const pingsAtClient: Buffer[] = [];
+    const { server, port } = await r.server({ keepalive: null, handler: { onPing: (_s, d) => pingsAtServer.push(d) } });
+    const client = await r.client(`ws://127.0.0.1:${port}/`, {
+      keepalive: null,
+      handler: { onMessage: () => {}, onPing: (_s, d) => pingsAtClient.push(d), onPong: (_s, d) => pongsAtClient.push(d) },
+    });
+    assert.ok(await waitFor(() => server.clients.size === 1, 2000));
+    const [serverSession] = server.clients;
+    const tooLong = (err: unknown) => err instanceof InvalidArgumentError && err.code === 'ERR_CONTROL_TOO_LONG';
+
+    for (const [side, s] of [['client', client], ['server', serverSession]] as const) {
+      assert.throws(() => s.ping(Buffer.alloc(126, 1)), tooLong, `${side} ping of 126 bytes`);
+      assert.throws(() => s.ping('x'.repeat(126)), tooLong, `${side} ping of a 126-byte string`);
+      assert.throws(() => s.pong(Buffer.alloc(126, 1)), tooLong, `${side} pong of 126 bytes`);
+      assert.equal(s.state, 'open', `${side}: a refused ping leaves the session open`);
+    }
+
+    const max = Buffer.alloc(125, 0x5a);
+    assert.notEqual(client.ping(max), 'dropped');
+    assert.notEqual(serverSession.ping(max), 'dropped');
+    assert.ok(await waitFor(() => pingsAtServer.length === 1 && pingsAtClient.length === 1 && pongsAtClient.length === 1, 2000), 'the 125-byte pings and the pong');
+    await sleep(50);
+    // Only the 125-byte pings went out: nothing of the refused ones reached either peer.
+    assert.deepEqual(pingsAtServer, [max]);
+    assert.deepEqual(pingsAtClient, [max]);
+    assert.deepEqual(pongsAtClient, [max]);
+    assert.equal(client.state, 'open');
     assert.deepEqual(r.errors, []);
   } finally {
     await r.release();
