@@ -29,10 +29,23 @@ function rotateKey(key: number, m: number): number {
   return m === 0 ? key : (key >>> (m << 3)) | (key << (32 - (m << 3)));
 }
 
-/** A rotated key in both halves of a 64-bit word: the mask cycle is 4 bytes, so an 8-byte word sees it twice. */
+/**
+ * Scratch for wideKey(): written, then read, within one synchronous call, so it
+ * carries nothing from one call to the next (not state in DESIGN's sense).
+ */
+const KEY64 = new BigUint64Array(1);
+const KEY32 = new Uint32Array(KEY64.buffer);
+
+/**
+ * A rotated key in both halves of a 64-bit word: the mask cycle is 4 bytes, so
+ * an 8-byte word sees it twice. Made through a typed array rather than BigInt
+ * arithmetic: BigInt(w) << 32n | w made three heap BigInts per call (about
+ * 20 ns, and 2% of the 1 KiB text echo profile).
+ */
 function wideKey(word: number): bigint {
-  const w = BigInt(word >>> 0);
-  return (w << 32n) | w;
+  KEY32[0] = word;
+  KEY32[1] = word;
+  return KEY64[0];
 }
 
 /**
