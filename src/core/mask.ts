@@ -56,8 +56,9 @@ function wideKey(word: number): bigint {
  *   later) compiles the XOR of a BigUint64Array element with a BigInt to plain
  *   64-bit instructions, 1.8x the 32-bit loop on 64 KiB to 16 MiB (7.5 -> 14-16
  *   GB/s; unmasking was 15-20% of the 64 KiB and 1 MiB echo profiles);
- * - from 64 bytes, 32 bits at a time through an Int32Array (making the
- *   BigInt key costs more than it saves below about 1 KiB);
+ * - from 64 bytes, 32 bits at a time through an Int32Array (below about
+ *   1 KiB the 64-bit path's longer alignment prefix costs more than its wider
+ *   words save: 15-20 ns slower from 64 to 256 bytes);
  * - below that, a byte at a time, four per loop turn.
  */
 export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 0, end = data.length): void {

@@ -657,16 +657,12 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       if (corked) s.uncork();
     }
     this.writtenBytes += bytes;
-    if (s.writableLength === 0 && !s.destroyed) {
-      // The usual case: the write went to the kernel at once, and with it everything before it.
-      if (this.unconfirmedMessages > 0) this.settleWritten();
-    } else {
-      if (messages > 0) {
-        (this.unconfirmed ??= []).push(this.writtenBytes, messages);
-        this.unconfirmedMessages += messages;
-      }
-      if (this.unconfirmedMessages > 0) this.settleWritten();
+    // The usual case needs no entry: the write went to the kernel at once, and with it everything before it.
+    if (messages > 0 && (s.writableLength > 0 || s.destroyed)) {
+      (this.unconfirmed ??= []).push(this.writtenBytes, messages);
+      this.unconfirmedMessages += messages;
     }
+    if (this.unconfirmedMessages > 0) this.settleWritten();
     if (!ok) this.blocked = true;
   }
 
