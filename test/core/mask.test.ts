@@ -7,6 +7,23 @@ const bytes = testBytes;
 
 const KEYS = [Buffer.from([0, 0, 0, 0]), Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from([0x37, 0xfa, 0x21, 0x3d]), Buffer.from([1, 2, 3, 4])];
 
+/**
+ * Masks `n` bytes in a view starting `align` bytes into a larger buffer (so the
+ * aligned middle starts at each possible place; `wordBytes`, 4 or 8, only names
+ * the alignment in messages), checks them against the formula, and checks that
+ * the bytes on either side of the view are untouched.
+ */
+function checkAligned(key: Buffer, n: number, align: number, offset: number, seed: number, wordBytes: number): void {
+  const data = bytes(n, seed);
+  const backing = Buffer.alloc(n + 16, 0xaa);
+  const work = backing.subarray(align + 1, align + 1 + n);
+  data.copy(work);
+  applyMask(work, key, offset);
+  assert.deepEqual(work, xorMask(data, key, offset), `key ${key.toString('hex')} length ${n} alignment ${work.byteOffset & (wordBytes - 1)} offset ${offset}`);
+  assert.equal(backing[align], 0xaa);
+  assert.equal(backing[align + 1 + n], 0xaa);
+}
+
 describe('applyMask (RFC 6455 section 5.3)', () => {
   it('matches the section 5.3 formula (octet i XOR key[i MOD 4]) for every length 0..40 and every offset 0..7', () => {
     for (const key of KEYS) {
@@ -27,16 +44,7 @@ describe('applyMask (RFC 6455 section 5.3)', () => {
       for (const n of [63, 64, 65, 66, 67, 68, 100, 127, 1024, 1031, 4099]) {
         for (let align = 0; align < 4; align++) {
           for (let offset = 0; offset < 4; offset++) {
-            const data = bytes(n, n * 7 + align * 3 + offset);
-            // A view starting `align` bytes into its ArrayBuffer, so the aligned middle starts at each possible place.
-            const backing = Buffer.alloc(n + 8, 0xaa);
-            const work = backing.subarray(align + 1, align + 1 + n);
-            data.copy(work);
-            applyMask(work, key, offset);
-            assert.deepEqual(work, xorMask(data, key, offset), `key ${key.toString('hex')} length ${n} alignment ${work.byteOffset & 3} offset ${offset}`);
-            // Bytes around the view are untouched.
-            assert.equal(backing[align], 0xaa);
-            assert.equal(backing[align + 1 + n], 0xaa);
+            checkAligned(key, n, align, offset, n * 7 + align * 3 + offset, 4);
           }
         }
       }
@@ -53,14 +61,7 @@ describe('applyMask (RFC 6455 section 5.3)', () => {
       for (const n of [1023, 1024, 1025, 1031, 1032, 4096, 4099, 65543]) {
         for (let align = 0; align < 8; align++) {
           for (let offset = 0; offset < 4; offset++) {
-            const data = bytes(n, n * 5 + align * 3 + offset);
-            const backing = Buffer.alloc(n + 16, 0xaa);
-            const work = backing.subarray(align + 1, align + 1 + n);
-            data.copy(work);
-            applyMask(work, key, offset);
-            assert.deepEqual(work, xorMask(data, key, offset), `key ${key.toString('hex')} length ${n} alignment ${work.byteOffset & 7} offset ${offset}`);
-            assert.equal(backing[align], 0xaa);
-            assert.equal(backing[align + 1 + n], 0xaa);
+            checkAligned(key, n, align, offset, n * 5 + align * 3 + offset, 8);
           }
         }
       }

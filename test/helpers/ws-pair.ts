@@ -49,6 +49,13 @@ export async function waitUntil(cond: () => boolean, ms: number, what: string): 
   }
 }
 
+/** A binary message of `size` bytes whose first 4 bytes are its sequence number (order checks after loss). */
+export function numbered(seq: number, size: number): Buffer {
+  const b = Buffer.alloc(size, seq & 0xff);
+  b.writeUInt32BE(seq, 0);
+  return b;
+}
+
 /** A deterministic pseudo-random byte source (xorshift32): reproducible payloads without holding two copies. */
 export function pseudoRandomBytes(n: number, seed = 0x9e3779b9): Buffer {
   const out = Buffer.allocUnsafe(n);

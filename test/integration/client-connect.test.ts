@@ -12,9 +12,33 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { connect, TimeoutError, TransportError, WebSocketError } from '../../src/index.js';
 import { waitUntil, withTimeout } from '../helpers/ws-pair.js';
+
+/** Listens on 127.0.0.1, on a port the system picks; resolves with the port. */
+async function listenLocal(server: NetServer): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** What connect(url) rejects with (null if it opened: that session is terminated at once), within 3 s. */
+function connectError(url: string, handshakeTimeoutMs: number): Promise<unknown> {
+  return withTimeout(
+    connect(url, { keepalive: null, handshakeTimeoutMs }).then(
+      (c) => {
+        c.terminate();
+        return null;
+      },
+      (e: unknown) => e,
+    ),
+    3000,
+    'connect() to settle',
+  );
+}
 
 /** A TCP server on 127.0.0.1 port 0 that accepts connections, reads them, and never writes a byte. */
 async function silentServer() {
@@ -30,12 +54,9 @@ async function silentServer() {
       closedByPeer++;
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  const port = await listenLocal(server);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     requests,
     get closedByPeer() {
       return closedByPeer;
@@ -51,17 +72,7 @@ describe('connect() failures', () => {
   it('rejects with a TimeoutError (ERR_HANDSHAKE_TIMEOUT) when the server never answers within handshakeTimeoutMs, and closes the connection', async () => {
     const silent = await silentServer();
     try {
-      const err = await withTimeout(
-        connect(`ws://127.0.0.1:${silent.port}/`, { keepalive: null, handshakeTimeoutMs: 300 }).then(
-          (c) => {
-            c.terminate();
-            return null;
-          },
-          (e: unknown) => e,
-        ),
-        3000,
-        'connect() to settle',
-      );
+      const err = await connectError(`ws://127.0.0.1:${silent.port}/`, 300);
       assert.ok(err instanceof TimeoutError, `a TimeoutError, not ${String(err)}`);
       assert.ok(err instanceof WebSocketError);
       assert.equal(err.code, 'ERR_HANDSHAKE_TIMEOUT');
@@ -77,24 +88,10 @@ describe('connect() failures', () => {
   it('rejects with a TransportError (ERR_CONNECT) whose cause is Node\'s error when the connection is refused', async () => {
     // A port that was just free: listen on port 0, note it, close it.
     const probe = createNetServer();
-    await new Promise<void>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => resolve());
-    });
-    const port = (probe.address() as AddressInfo).port;
+    const port = await listenLocal(probe);
     await new Promise<void>((resolve) => probe.close(() => resolve()));
 
-    const err = await withTimeout(
-      connect(`ws://127.0.0.1:${port}/`, { keepalive: null, handshakeTimeoutMs: 2000 }).then(
-        (c) => {
-          c.terminate();
-          return null;
-        },
-        (e: unknown) => e,
-      ),
-      3000,
-      'connect() to settle',
-    );
+    const err = await connectError(`ws://127.0.0.1:${port}/`, 2000);
     assert.ok(err instanceof TransportError, `a TransportError, not ${String(err)}`);
     assert.ok(err instanceof WebSocketError);
     assert.equal(err.code, 'ERR_CONNECT');

@@ -16,16 +16,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, LimitExceededError, InvalidStateError, type Message, type SendStatus, type ServerSession, type WebSocketError, type WritableInfo } from '../../src/index.js';
-import { RawClient, clientFrame, delay, echoHandler, openPair, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+import { RawClient, clientFrame, delay, echoHandler, numbered, openPair, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
-
-/** A binary message whose first 4 bytes are its sequence number. */
-function numbered(seq: number, size: number): Buffer {
-  const b = Buffer.alloc(size, seq & 0xff);
-  b.writeUInt32BE(seq, 0);
-  return b;
-}
 
 /** Starts a server and a raw client that completes the handshake and then stops reading. */
 async function stalledPeer(limits: { highWaterMark: number; maxQueuedBytes: number }, extra: { onError?: (s: ServerSession, e: WebSocketError) => void; onPing?: (s: ServerSession, d: Buffer) => void; onWritable?: (s: ServerSession, i: WritableInfo) => void } = {}) {

@@ -14,15 +14,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, TimeoutError, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
-import { RawClient, RawFrameDecoder, clientFrame, closePayload, decodeClose, delay, echoHandler, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+import { RawClient, RawFrameDecoder, clientFrame, closePayload, decodeClose, delay, echoHandler, numbered, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
-
-function numbered(seq: number, size: number): Buffer {
-  const b = Buffer.alloc(size, seq & 0xff);
-  b.writeUInt32BE(seq, 0);
-  return b;
-}
 
 /** A server whose onOpen hands the session out, and whose onClose infos are collected. */
 async function serverWithSessions(options: Parameters<typeof startServer>[0] = {}) {
@@ -150,6 +144,27 @@ describe('S4: a graceful close flushes the queue first', () => {
   });
 });
 
+/**
+ * Sends numbered `size`-byte messages to a peer that is not reading until 64 of
+ * them wait in the session (the kernel's buffers full first), then terminates
+ * it. Returns how many send() accepted and the session's CloseInfo.
+ */
+async function fillThenTerminate(s: ServerSession, size: number): Promise<{ accepted: number; info: CloseInfo }> {
+  const target = size * 64;
+  let accepted = 0;
+  while (accepted < 100_000 && s.bufferedAmount < target) {
+    assert.notEqual(s.send(numbered(accepted, size)), 'dropped');
+    accepted++;
+    if (accepted % 16 === 0) await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(s.bufferedAmount >= target, 'the test needs a full queue');
+  s.terminate();
+  const info = await withTimeout(s.closed, 5000, 'the terminated session');
+  assert.equal(info.code, 1006);
+  assert.equal(info.wasClean, false);
+  return { accepted, info };
+}
+
 describe('S4: unsent messages are reported when a connection dies with a full queue', () => {
   // 64 KiB messages leave one message in Node's own socket buffer when the
   // queue starts; 1 KiB messages leave about sixteen there. Both must be counted.
@@ -160,20 +175,7 @@ describe('S4: unsent messages are reported when a connection dies with a full qu
     raw.pause();
     try {
       await waitUntil(() => sessions.length === 1, 5000, 'the session');
-      const s = sessions[0];
-      const target = size * 64;
-      let accepted = 0;
-      // Fill the kernel buffers and then our queue: stop once 64 messages wait in the session.
-      while (accepted < 100_000 && s.bufferedAmount < target) {
-        assert.notEqual(s.send(numbered(accepted, size)), 'dropped');
-        accepted++;
-        if (accepted % 16 === 0) await new Promise((r) => setImmediate(r));
-      }
-      assert.ok(s.bufferedAmount >= target, 'the test needs a full queue');
-      s.terminate();
-      const info = await withTimeout(s.closed, 5000, 'the terminated session');
-      assert.equal(info.code, 1006);
-      assert.equal(info.wasClean, false);
+      const { accepted, info } = await fillThenTerminate(sessions[0], size);
 
       // What the kernel had already taken still reaches the peer; count complete messages.
       raw.resume();
@@ -212,18 +214,7 @@ describe('S4 over wss: unsent messages are counted exactly when a TLS connection
       c.pauseReading();
       try {
         await waitUntil(() => sessions.length === 1, 5000, 'the session');
-        const s = sessions[0];
-        const target = size * 64;
-        let accepted = 0;
-        while (accepted < 100_000 && s.bufferedAmount < target) {
-          assert.notEqual(s.send(numbered(accepted, size)), 'dropped');
-          accepted++;
-          if (accepted % 16 === 0) await new Promise((r) => setImmediate(r));
-        }
-        assert.ok(s.bufferedAmount >= target, 'the test needs a full queue');
-        s.terminate();
-        const info = await withTimeout(s.closed, 5000, 'the terminated session');
-        assert.equal(info.code, 1006);
+        const { accepted, info } = await fillThenTerminate(sessions[0], size);
         c.resumeReading();
         await withTimeout(c.closed, 20_000, 'the client seeing the connection end');
         await withTimeout(inbox, 5000, 'the client inbox to end');
