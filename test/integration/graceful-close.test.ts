@@ -362,6 +362,47 @@ describe('close() and closeTimeoutMs', () => {
     }
   });
 
+  // RFC 6455 section 7.1.1: once the closing handshake is complete the server closes the TCP
+  // connection first. The peers here keep their own side open (allowHalfOpen, no FIN of theirs):
+  // the server must not wait for it until closeTimeoutMs, it closes at once, cleanly, with no reset.
+  for (const initiator of ['server', 'peer'] as const) {
+    it(`after a complete closing handshake begun by the ${initiator}, the server closes TCP at once without waiting for the peer's FIN: clean, and no reset`, { timeout: 30_000 }, async () => {
+      const { t, sessions, closes } = await serverWithSessions({ closeTimeoutMs: 20_000 });
+      const raw = await RawClient.open(t.port);
+      raw.socket.allowHalfOpen = true;
+      const resets: string[] = [];
+      raw.socket.on('error', (e: NodeJS.ErrnoException) => resets.push(e.code ?? e.message));
+      try {
+        await waitUntil(() => sessions.length === 1, 5000, 'the session');
+        const s = sessions[0];
+        if (initiator === 'server') {
+          s.close(4003, 'done');
+          assert.deepEqual(await raw.waitClose(5000), { code: 4003, reason: 'done' });
+          raw.write(clientFrame(0x8, closePayload(4003, 'done')));
+        } else {
+          raw.write(clientFrame(0x8, closePayload(4004, 'leaving')));
+          assert.equal((await raw.waitClose(5000)).code, 4004); // the code echoed back (section 5.5.1)
+        }
+        // Well before the 20 s close timeout: the server did not wait for a FIN that never comes.
+        const info = await withTimeout(s.closed, 5000, "the server's close");
+        assert.equal(info.wasClean, true);
+        assert.equal(info.code, initiator === 'server' ? 4003 : 4004);
+        assert.equal(info.error, undefined);
+        assert.deepEqual(closes, [info]);
+        // The peer sees the server's FIN after the close frame, and nothing else.
+        await raw.waitFor(() => raw.gotEnd, 5000, "the server's FIN");
+        assert.equal(raw.frames.filter((f) => f.opcode === 0x8).length, 1);
+        assert.equal(raw.frames.length, 1);
+        raw.socket.end();
+        await raw.waitClosed(5000);
+        assert.deepEqual(resets, []);
+      } finally {
+        raw.destroy();
+        await t.server.close();
+      }
+    });
+  }
+
   it('the same on the client: a server that never answers its close frame is dropped after closeTimeoutMs: 1006, ERR_CLOSE_TIMEOUT', async () => {
     const atServer = new RawFrameDecoder();
     let serverSocketClosed = false;
