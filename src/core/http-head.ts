@@ -136,6 +136,9 @@ function parseHttpVersion(s: string): string | undefined {
   return s.slice(5);
 }
 
+/** The empty buffer a parser holds before and after a head: one for all (nothing can be written to it), not an allocation per connection. */
+const NO_BYTES = Buffer.alloc(0);
+
 type ParserState = 'reading' | 'complete' | 'failed';
 
 /**
@@ -150,7 +153,7 @@ export class HttpHeadParser {
   readonly #maxHeaders: number;
   #state: ParserState = 'reading';
   /** Head bytes received so far; grows by doubling, capped at maxHeadBytes. */
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = NO_BYTES;
   #len = 0;
   /**
    * How much of CR LF CR LF ends the bytes scanned so far: 0 nothing, 1 CR,
@@ -181,7 +184,7 @@ export class HttpHeadParser {
       return this.#scan(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     } catch (err) {
       this.#state = 'failed';
-      this.#buf = Buffer.alloc(0);
+      this.#buf = NO_BYTES;
       throw err;
     }
   }
@@ -232,7 +235,7 @@ export class HttpHeadParser {
     }
     const head = this.#parse(bytes);
     this.#state = 'complete';
-    this.#buf = Buffer.alloc(0);
+    this.#buf = NO_BYTES;
     return { head, rest: view.subarray(end) };
   }
 

@@ -307,7 +307,8 @@ export class WebSocketServer {
         this.handOffHttp(socket, Buffer.concat(raw));
         return;
       }
-      void this.upgrade(socket, result.head, Buffer.from(result.rest), secure);
+      // Frames that came with the head (rare: a client waits for the 101) are copied out of the read's buffer.
+      void this.upgrade(socket, result.head, result.rest.length === 0 ? result.rest : Buffer.from(result.rest), secure);
     };
     socket.on('data', onData);
     socket.on('error', onError);

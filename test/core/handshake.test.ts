@@ -107,6 +107,40 @@ describe('acceptKey / isValidKey', () => {
       assert.equal(isValidKey(key), false, key);
     }
   });
+
+  it('agrees with a decode and canonical re-encode on 20,000 keys, valid and nearly valid', () => {
+    // The reference: a key is valid when it decodes to 16 bytes that encode back to the same text.
+    const reference = (key: string) => key.length === 24 && Buffer.from(key, 'base64').length === 16 && Buffer.from(key, 'base64').toString('base64') === key;
+    const junk = 'ABQgwz09+/-_=. \u00e9\u0000:%';
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    let valid = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const bytes = Buffer.alloc(16);
+      for (let j = 0; j < 16; j++) bytes[j] = rand(256);
+      const chars = [...bytes.toString('base64')];
+      // Most keys get one or two characters replaced: by junk, by any base64 digit (which may
+      // set pad bits in the 22nd), or have one removed or added.
+      const edits = rand(3);
+      for (let e = 0; e < edits; e++) {
+        const at = rand(chars.length);
+        const kind = rand(4);
+        if (kind === 0) chars[at] = junk[rand(junk.length)];
+        else if (kind === 1) chars[at] = Buffer.from([rand(256)]).toString('base64')[0];
+        else if (kind === 2) chars.splice(at, 1);
+        else chars.splice(at, 0, junk[rand(junk.length)]);
+      }
+      const key = chars.join('');
+      const expected = reference(key);
+      if (expected) valid++;
+      assert.equal(isValidKey(key), expected, JSON.stringify(key));
+    }
+    // Both outcomes were exercised in earnest.
+    assert.ok(valid > 5000 && valid < 15_000, `${valid} valid keys`);
+  });
 });
 
 describe('parseTokenList', () => {
