@@ -19,7 +19,7 @@ export interface FanOutOptions {
 export interface FanOutResult {
   /** Sessions that accepted the message (sent, queued or under backpressure). */
   accepted: number;
-  /** Sessions that did not (closing, or over maxQueuedBytes: each got an onError for it). */
+  /** Sessions that did not: those already closing (no onError, as for send()) and those over maxQueuedBytes (each got an onError). */
   dropped: number;
   /** Sessions among the accepted that are above their high-water mark. */
   backpressure: number;

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, LimitExceededError, type ClientSession, type ServerSession, type WebSocketError } from '../../src/index.js';
 import { fanOut, type FanOutTarget } from '../../src/pubsub/fan-out.js';
-import { RawClient, pseudoRandomBytes, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+import { RawClient, clientFrame, closePayload, pseudoRandomBytes, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 async function clients(url: string, n: number, options = {}): Promise<ClientSession[]> {
   return Promise.all(Array.from({ length: n }, () => connect(url, options)));
@@ -149,6 +149,53 @@ describe('server.broadcast()', () => {
 });
 
 describe('topics: subscribe() and publish()', () => {
+  it('a closing session: broadcast and publish count it as dropped with no onError; it is counted in clients and subscriberCount until its onClose; subscribe() returns false', { timeout: 20_000 }, async () => {
+    const errors: WebSocketError[] = [];
+    const closed: ServerSession[] = [];
+    const t = await startServer({
+      closeTimeoutMs: 15_000,
+      handler: {
+        onOpen: (s) => void (s as ServerSession).subscribe('room'),
+        onError: (_s, e) => errors.push(e),
+        onClose: (s) => void closed.push(s as ServerSession),
+      },
+    });
+    const reader = await connect(t.url('/?who=reader'));
+    // A peer that reads but answers the close frame only when told to: meanwhile its session is 'closing'.
+    const quiet = await RawClient.open(t.port, { path: '/?who=quiet' });
+    try {
+      await waitUntil(() => t.server.clients.size === 2 && t.server.subscriberCount('room') === 2, 5000, '2 subscribed sessions');
+      const quietSession = [...t.server.clients].find((s) => s.request.query.get('who') === 'quiet')!;
+      quietSession.close(4000, 'bye');
+      await quiet.waitClose(5000);
+      assert.equal(quietSession.state, 'closing');
+      assert.deepEqual(t.server.broadcast('to all'), { accepted: 1, dropped: 1, backpressure: 0 });
+      assert.deepEqual(t.server.publish('room', 'to room'), { accepted: 1, dropped: 1, backpressure: 0 });
+      assert.deepEqual(errors, [], 'a closing session drops without an onError');
+      assert.equal(quietSession.subscribe('other'), false);
+      assert.equal(t.server.subscriberCount('other'), 0);
+      // Still counted until its onClose.
+      assert.equal(t.server.subscriberCount('room'), 2);
+      assert.equal(t.server.clients.size, 2);
+      assert.deepEqual(closed, []);
+      // The reader got both; the quiet peer got neither (nothing after the close frame).
+      const inbox = reader.messages();
+      assert.equal((await withTimeout(inbox.next(), 5000, 'broadcast')).value!.text, 'to all');
+      assert.equal((await withTimeout(inbox.next(), 5000, 'publish')).value!.text, 'to room');
+      assert.deepEqual(quiet.frames.map((f) => f.opcode), [0x8]);
+      // The close completes: the session leaves the clients and its topic.
+      quiet.write(clientFrame(0x8, closePayload(4000)));
+      await withTimeout(quietSession.closed, 5000, 'the close');
+      assert.deepEqual(closed, [quietSession]);
+      assert.equal(t.server.subscriberCount('room'), 1);
+      assert.equal(t.server.clients.size, 1);
+    } finally {
+      quiet.destroy();
+      reader.close();
+      await t.server.close();
+    }
+  });
+
   it('publish reaches the subscribers only; unsubscribe and close leave the topic', async () => {
     const t = await startServer({
       handler: {
