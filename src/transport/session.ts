@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Connection, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
 import type { MessageCodec } from '../core/message-codec.js';
@@ -119,6 +120,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * at a time instead (see writeToSocket).
    */
   private readonly tls: boolean;
+  /** A plain TCP socket: the server closes it itself once the closing handshake is complete (see endSocket). */
+  private readonly closesTcpFirst: boolean;
   protected readonly context: Context;
   protected handler: Handler<this>;
   private readonly conn: Connection;
@@ -215,6 +218,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.role = init.role;
     this.socket = init.socket;
     this.tls = (init.socket as Duplex & { encrypted?: boolean }).encrypted === true;
+    this.closesTcpFirst = !this.tls && init.socket instanceof Socket;
     this.context = init.context;
     this.handler = init.handler as unknown as Handler<this>;
     this.protocol = init.protocol;
@@ -875,8 +879,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // shutdown, the wait for the peer's FIN and the read of it: 12% more handshake cycles per
     // second (connect, upgrade, echo, close). The peer has sent its close frame, so it has no
     // data left to send that a close() could answer with a reset. TLS still ends with end(),
-    // which sends close_notify; a client still waits for the server's FIN (section 7.1.1).
-    if (this.role === 'server' && !this.tls && this.conn.state === 'closed' && this.socket.writableLength === 0) {
+    // which sends close_notify; a client still waits for the server's FIN (section 7.1.1); and
+    // a stream that is not a TCP socket (handleUpgrade() takes any Duplex) is ended, not aborted.
+    if (this.role === 'server' && this.closesTcpFirst && this.conn.state === 'closed' && this.socket.writableLength === 0) {
       this.destroySocket();
       return;
     }
