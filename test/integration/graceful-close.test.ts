@@ -362,6 +362,28 @@ describe('close() and closeTimeoutMs', () => {
     }
   });
 
+  // A connection failed by the server (here a message over maxMessageBytes, 1009) is not a
+  // completed closing handshake: the peer may still be sending. Closing the socket then would
+  // answer those bytes with a reset, and a reset makes the peer's kernel drop what it has not
+  // read yet, our close frame included: the peer would see 1006 instead of 1009. The server
+  // sends its close frame and FIN and keeps reading (and discarding) instead.
+  it('a peer still sending after the server failed the connection (1009) still reads the close frame: no reset', { timeout: 20_000 }, async () => {
+    const t = await startServer({ limits: { maxMessageBytes: 1024 }, handler: echoHandler() });
+    const raw = await RawClient.open(t.port);
+    raw.pause(); // the close frame waits in the peer's kernel buffer, unread, while it goes on sending
+    try {
+      raw.write(clientFrame(0x2, Buffer.alloc(64 * 1024, 1)));
+      await delay(200);
+      raw.write(clientFrame(0x2, Buffer.alloc(64 * 1024, 2)));
+      await delay(200);
+      raw.resume();
+      assert.equal((await raw.waitClose(5000)).code, 1009);
+    } finally {
+      raw.destroy();
+      await t.server.close();
+    }
+  });
+
   // RFC 6455 section 7.1.1: once the closing handshake is complete the server closes the TCP
   // connection first. The peers here keep their own side open (allowHalfOpen, no FIN of theirs):
   // the server must not wait for it until closeTimeoutMs, it closes at once, cleanly, with no reset.
