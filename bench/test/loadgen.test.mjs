@@ -158,8 +158,11 @@ describe('over TLS', { concurrency: 3 }, () => {
     // records left decrypted or buffered inside OpenSSL produce no epoll
     // event, so a generator that stops reading before SSL_read says
     // WANT_READ waits for them forever.
+    // A 1 s window, not the default 150 ms: a hang shows as no echo at all, however long the
+    // window, and on a loaded CI machine (three TLS tests at once on 2 CPUs) a 150 ms window once
+    // passed with no echo from a server that was merely starved, not stalled.
     const size = 100_000;
-    const { code, result } = await generate(servers.raw.port, { mode: 'raw', size, connections: 4, depth: 1, tls: true, tlsCa: tls.ca });
+    const { code, result } = await generate(servers.raw.port, { mode: 'raw', size, connections: 4, depth: 1, tls: true, tlsCa: tls.ca, warmupMs: 200, durationMs: 1000 });
     assertEchoRun(code, result, 'c', size);
     assert.equal(result.idleConnections, 0, 'every connection completed echoes in the window');
   });
