@@ -12,9 +12,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { connect, TimeoutError, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
-import { RawClient, RawFrameDecoder, clientFrame, closePayload, decodeClose, delay, echoHandler, numbered, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+import { RawClient, RawFrameDecoder, clientFrame, closePayload, decodeClose, delay, echoHandler, numbered, serverFrame, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
 
@@ -424,6 +425,43 @@ describe('close() and closeTimeoutMs', () => {
       }
     });
   }
+
+  it('a client whose closing handshake is complete gives the server closeTimeoutMs to close TCP, then drops it: the close stays clean', async () => {
+    const atServer = new RawFrameDecoder();
+    let serverSocketClosed = false;
+    let serverSocket: Socket | null = null;
+    // A server that answers the close frame but never closes its side of the TCP connection.
+    const lingering = await startRawServer((socket, req) => {
+      serverSocket = socket;
+      socket.allowHalfOpen = true; // the client's FIN does not end our side either
+      socket.on('data', (d: Buffer) => {
+        atServer.push(d);
+        if (atServer.frames.some((f) => f.opcode === 0x8) && !socket.writableEnded) socket.write(serverFrame(0x8, closePayload(4005, 'ok')));
+      });
+      socket.on('close', () => (serverSocketClosed = true));
+      socket.write(switchingProtocols(req.key));
+    });
+    try {
+      const c = await connect(`ws://127.0.0.1:${lingering.port}/`, { keepalive: null, closeTimeoutMs: 300 });
+      c.close(4005, 'ok');
+      const info = await withTimeout(c.closed, 3000, 'the client to give up on the TCP close');
+      assert.equal(info.wasClean, true);
+      assert.equal(info.code, 4005);
+      assert.equal(info.error, undefined);
+      // The client has sent FIN and then released its socket: bytes the server sends now are
+      // answered with a reset, which closes the server's socket. (A client still holding the
+      // connection open would read and discard them, and the server's socket would stay open.)
+      assert.equal(serverSocketClosed, false);
+      const poke = setInterval(() => serverSocket?.write('x'), 20);
+      try {
+        await waitUntil(() => serverSocketClosed, 3000, "the client's socket to be gone (the server's writes reset)");
+      } finally {
+        clearInterval(poke);
+      }
+    } finally {
+      await lingering.close();
+    }
+  });
 
   it('the same on the client: a server that never answers its close frame is dropped after closeTimeoutMs: 1006, ERR_CLOSE_TIMEOUT', async () => {
     const atServer = new RawFrameDecoder();
