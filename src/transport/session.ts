@@ -120,7 +120,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * at a time instead (see writeToSocket).
    */
   private readonly tls: boolean;
-  /** A plain TCP socket: the server closes it itself once the closing handshake is complete (see endSocket). */
+  /** A server on a plain TCP socket: it closes the socket itself once the closing handshake is complete (see endSocket). */
   private readonly closesTcpFirst: boolean;
   protected readonly context: Context;
   protected handler: Handler<this>;
@@ -218,7 +218,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.role = init.role;
     this.socket = init.socket;
     this.tls = (init.socket as Duplex & { encrypted?: boolean }).encrypted === true;
-    this.closesTcpFirst = !this.tls && init.socket instanceof Socket;
+    this.closesTcpFirst = init.role === 'server' && !this.tls && init.socket instanceof Socket;
     this.context = init.context;
     this.handler = init.handler as unknown as Handler<this>;
     this.protocol = init.protocol;
@@ -609,11 +609,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // they go straight to an unblocked socket no 'drain' follows: waitForDrain() (sendStream with
     // compression) hung for good. Checked here as onDrain() does. (Found by the deflate tests'
     // author: test/integration/deflate.test.ts, 16 MiB streamed compressed.)
-    if (this.drainWaiters !== null && this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
-      const ws = this.drainWaiters;
-      this.drainWaiters = null;
-      for (const w of ws) w();
-    }
+    this.releaseDrainWaiters();
     if (this.writableRequested) this.maybeFireWritable();
   }
 
@@ -753,12 +749,16 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.flushQueues();
     if (!this.idle) return;
     if (this.ending) this.endSocket();
-    if (this.drainWaiters !== null && this.drainWaiters.length > 0 && this.bufferedAmount <= this.highWaterMark) {
-      const ws = this.drainWaiters;
-      this.drainWaiters = null;
-      for (const w of ws) w();
-    }
+    this.releaseDrainWaiters();
     this.maybeFireWritable();
+  }
+
+  /** Resolves the waitForDrain() promises once bufferedAmount is back at or below the high-water mark. */
+  private releaseDrainWaiters(): void {
+    if (this.drainWaiters === null || this.drainWaiters.length === 0 || this.bufferedAmount > this.highWaterMark) return;
+    const ws = this.drainWaiters;
+    this.drainWaiters = null;
+    for (const w of ws) w();
   }
 
   private maybeFireWritable(): void {
@@ -885,7 +885,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // on. TLS still ends with end(), which sends close_notify; a client still waits for the
     // server's FIN (section 7.1.1); and a stream that is not a TCP socket (handleUpgrade() takes
     // any Duplex) is ended, not aborted.
-    if (this.role === 'server' && this.closesTcpFirst && this.closeEvent?.wasClean === true && this.socket.writableLength === 0) {
+    if (this.closesTcpFirst && this.closeEvent?.wasClean === true && this.socket.writableLength === 0) {
       this.destroySocket();
       return;
     }

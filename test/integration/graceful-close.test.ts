@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { connect, TimeoutError, TransportError, type CloseInfo, type Message, type SendStatus, type ServerSession } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
-import { RawClient, RawFrameDecoder, clientFrame, closePayload, decodeClose, delay, echoHandler, numbered, serverFrame, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
+import { RawClient, RawFrameDecoder, type RawFrame, clientFrame, closePayload, decodeClose, delay, echoHandler, numbered, serverFrame, startRawServer, startServer, switchingProtocols, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 
 const KiB = 1024;
 
@@ -35,6 +35,27 @@ async function serverWithSessions(options: Parameters<typeof startServer>[0] = {
     }),
   });
   return { t, sessions, closes };
+}
+
+/**
+ * A raw WebSocket server for one client, watched: the frames it receives, its socket, and
+ * whether that socket has closed. `halfOpen` keeps its side open after the client's FIN;
+ * `onFrames` runs after each read (to answer, say).
+ */
+async function watchedRawServer(options: { halfOpen?: boolean; onFrames?: (socket: Socket, frames: readonly RawFrame[]) => void } = {}) {
+  const decoder = new RawFrameDecoder();
+  const watch = { frames: decoder.frames, socket: null as Socket | null, closed: false };
+  const server = await startRawServer((socket, req) => {
+    watch.socket = socket;
+    if (options.halfOpen) socket.allowHalfOpen = true;
+    socket.on('data', (d: Buffer) => {
+      decoder.push(d);
+      options.onFrames?.(socket, decoder.frames);
+    });
+    socket.on('close', () => (watch.closed = true));
+    socket.write(switchingProtocols(req.key));
+  });
+  return { server, watch };
 }
 
 describe('S4: a graceful close flushes the queue first', () => {
@@ -427,19 +448,13 @@ describe('close() and closeTimeoutMs', () => {
   }
 
   it('a client whose closing handshake is complete gives the server closeTimeoutMs to close TCP, then drops it: the close stays clean', async () => {
-    const atServer = new RawFrameDecoder();
-    let serverSocketClosed = false;
-    let serverSocket: Socket | null = null;
-    // A server that answers the close frame but never closes its side of the TCP connection.
-    const lingering = await startRawServer((socket, req) => {
-      serverSocket = socket;
-      socket.allowHalfOpen = true; // the client's FIN does not end our side either
-      socket.on('data', (d: Buffer) => {
-        atServer.push(d);
-        if (atServer.frames.some((f) => f.opcode === 0x8) && !socket.writableEnded) socket.write(serverFrame(0x8, closePayload(4005, 'ok')));
-      });
-      socket.on('close', () => (serverSocketClosed = true));
-      socket.write(switchingProtocols(req.key));
+    // A server that answers the close frame but never closes its side of the TCP connection
+    // (halfOpen: the client's FIN does not end it either).
+    const { server: lingering, watch } = await watchedRawServer({
+      halfOpen: true,
+      onFrames: (socket, frames) => {
+        if (frames.some((f) => f.opcode === 0x8) && !socket.writableEnded) socket.write(serverFrame(0x8, closePayload(4005, 'ok')));
+      },
     });
     try {
       const c = await connect(`ws://127.0.0.1:${lingering.port}/`, { keepalive: null, closeTimeoutMs: 300 });
@@ -451,10 +466,10 @@ describe('close() and closeTimeoutMs', () => {
       // The client has sent FIN and then released its socket: bytes the server sends now are
       // answered with a reset, which closes the server's socket. (A client still holding the
       // connection open would read and discard them, and the server's socket would stay open.)
-      assert.equal(serverSocketClosed, false);
-      const poke = setInterval(() => serverSocket?.write('x'), 20);
+      assert.equal(watch.closed, false);
+      const poke = setInterval(() => watch.socket?.write('x'), 20);
       try {
-        await waitUntil(() => serverSocketClosed, 3000, "the client's socket to be gone (the server's writes reset)");
+        await waitUntil(() => watch.closed, 3000, "the client's socket to be gone (the server's writes reset)");
       } finally {
         clearInterval(poke);
       }
@@ -464,13 +479,7 @@ describe('close() and closeTimeoutMs', () => {
   });
 
   it('the same on the client: a server that never answers its close frame is dropped after closeTimeoutMs: 1006, ERR_CLOSE_TIMEOUT', async () => {
-    const atServer = new RawFrameDecoder();
-    let serverSocketClosed = false;
-    const mute = await startRawServer((socket, req) => {
-      socket.on('data', (d: Buffer) => atServer.push(d));
-      socket.on('close', () => (serverSocketClosed = true));
-      socket.write(switchingProtocols(req.key));
-    });
+    const { server: mute, watch } = await watchedRawServer();
     try {
       const c = await connect(`ws://127.0.0.1:${mute.port}/`, { keepalive: null, closeTimeoutMs: 300 });
       c.close(4002, 'answer me');
@@ -481,11 +490,11 @@ describe('close() and closeTimeoutMs', () => {
       assert.equal(info.error.code, 'ERR_CLOSE_TIMEOUT');
       // The close frame did go out (masked, as from a client), and the client dropped the connection.
       assert.deepEqual(
-        atServer.frames.map((f) => [f.opcode, f.masked]),
+        watch.frames.map((f) => [f.opcode, f.masked]),
         [[0x8, true]],
       );
-      assert.deepEqual(decodeClose(atServer.frames[0]), { code: 4002, reason: 'answer me' });
-      await waitUntil(() => serverSocketClosed, 3000, 'the client to drop the TCP connection');
+      assert.deepEqual(decodeClose(watch.frames[0]), { code: 4002, reason: 'answer me' });
+      await waitUntil(() => watch.closed, 3000, 'the client to drop the TCP connection');
     } finally {
       await mute.close();
     }
