@@ -58,7 +58,7 @@ describe('applyMask (RFC 6455 section 5.3)', () => {
 
   it('the 64-bit path (1 KiB and more) matches the formula for every 8-byte alignment, mask phase and tail length', () => {
     for (const key of KEYS) {
-      for (const n of [1023, 1024, 1025, 1031, 1032, 4096, 4099, 65543]) {
+      for (const n of [1023, 1024, 1025, 1031, 1032, 1088, 1144, 1151, 4096, 4099, 65543]) {
         for (let align = 0; align < 8; align++) {
           for (let offset = 0; offset < 4; offset++) {
             checkAligned(key, n, align, offset, n * 5 + align * 3 + offset, 8);
