@@ -185,12 +185,14 @@ export class Connection implements FrameSink {
   private frameLength = 0;
   private msgCompressed = false;
   private readonly codec: MessageCodec | null;
+  // The two queues below exist only with a codec: without one nothing is ever held back, and an
+  // idle server connection saves their 64 bytes.
   /** Messages not yet delivered because one before them is still with the codec (order is kept). */
-  private readonly inQueue: InboundEntry[] = [];
+  private readonly inQueue: InboundEntry[] | null;
   /** The 'closed' event, held until inQueue has been delivered. */
   private heldClose: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
   /** Frames not yet written because a message before them is still with the codec. */
-  private readonly outQueue: OutboundEntry[] = [];
+  private readonly outQueue: OutboundEntry[] | null;
   private outQueueBytes = 0;
 
   // Outbound.
@@ -219,6 +221,8 @@ export class Connection implements FrameSink {
     this.lastPingAt = options.now;
     this.lastNow = options.now;
     this.codec = options.codec ?? null;
+    this.inQueue = this.codec ? [] : null;
+    this.outQueue = this.codec ? [] : null;
     this.parser = new FrameParser(this, {
       role: this.role,
       maxFrameBytes: this.limits.maxFrameBytes,
@@ -231,7 +235,7 @@ export class Connection implements FrameSink {
 
   /** Received messages waiting for the codec or behind one (the host bounds this by pausing its reads). */
   get pendingInputMessages(): number {
-    return this.inQueue.length;
+    return this.inQueue?.length ?? 0;
   }
 
   /** Outgoing messages the codec held when the connection was aborted (never sent; S4 reports them). */
@@ -240,7 +244,7 @@ export class Connection implements FrameSink {
   /** Outgoing messages still with the codec or waiting behind one. */
   get pendingOutputMessages(): number {
     let n = 0;
-    for (const e of this.outQueue) if (e.endsMessage) n++;
+    for (const e of this.outQueue ?? []) if (e.endsMessage) n++;
     return n;
   }
 
@@ -377,12 +381,13 @@ export class Connection implements FrameSink {
     // A codec job costs more than its payload (zlib state, callbacks): count a fixed overhead so that
     // bufferedAmount shows backpressure before thousands of tiny jobs pile up.
     const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length + CODEC_JOB_OVERHEAD };
-    this.outQueue.push(entry);
+    const queue = this.outQueue!;
+    queue.push(entry);
     this.outQueueBytes += entry.bytes;
     codec.compress(
       copy,
       (err, result) => {
-        if (!this.outQueue.includes(entry)) return; // the connection was aborted meanwhile
+        if (!queue.includes(entry)) return; // the connection was aborted meanwhile
         if (err || !result) {
           this.fail(err ?? new ProtocolError('ERR_COMPRESS', 'compression failed', CloseCode.InternalError));
           return;
@@ -396,23 +401,25 @@ export class Connection implements FrameSink {
 
   /** Writes a data or close frame, behind anything the codec still holds. */
   private emitWrite(chunks: Buffer[], endsMessage: boolean): void {
-    if (this.outQueue.length === 0) {
+    const queue = this.outQueue;
+    if (queue === null || queue.length === 0) {
       this.host.write(chunks, false, endsMessage);
       return;
     }
     let bytes = 0;
     for (const c of chunks) bytes += c.length;
-    this.outQueue.push({ chunks, endsMessage, bytes });
+    queue.push({ chunks, endsMessage, bytes });
     this.outQueueBytes += bytes;
   }
 
   private drainOutQueue(): void {
-    while (this.outQueue.length > 0 && this.outQueue[0].chunks) {
-      const e = this.outQueue.shift()!;
+    const queue = this.outQueue!;
+    while (queue.length > 0 && queue[0].chunks) {
+      const e = queue.shift()!;
       this.outQueueBytes -= e.bytes;
       this.host.write(e.chunks!, false, e.endsMessage);
     }
-    if (this.outQueue.length === 0 && this._state === 'closed') this.codec?.close();
+    if (queue.length === 0 && this._state === 'closed') this.codec?.close();
   }
 
   /**
@@ -504,20 +511,20 @@ export class Connection implements FrameSink {
     this._state = 'closed';
     this.clearParts();
     const ev = { type: 'closed', code, reason, wasClean, error, hangup } as const;
-    if (wasClean && this.inQueue.length > 0) {
+    if (wasClean && this.inQueue !== null && this.inQueue.length > 0) {
       // Messages received before the close frame are delivered first (they are still with the codec).
       this.heldClose = ev;
       return;
     }
-    this.inQueue.length = 0;
+    if (this.inQueue !== null) this.inQueue.length = 0;
     this.heldClose = null;
-    if (hangup === 'abort') {
+    if (hangup === 'abort' && this.outQueue !== null) {
       this.droppedOutputMessages += this.pendingOutputMessages;
       this.outQueue.length = 0;
       this.outQueueBytes = 0;
     }
     // A graceful end still flushes what the codec is compressing (S4); the codec is released after that.
-    if (this.outQueue.length === 0) this.codec?.close();
+    if (this.codec !== null && this.outQueue!.length === 0) this.codec.close();
     this.host.onEvent(ev);
   }
 
@@ -637,7 +644,7 @@ export class Connection implements FrameSink {
     const parts = this.msgParts;
     const data = this.msgFirst ?? (parts === null || parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts, this.msgBytes));
     this.clearParts();
-    if (this.inQueue.length > 0) {
+    if (this.inQueue !== null && this.inQueue.length > 0) {
       this.inQueue.push({ binary: this.msgBinary, data });
       return;
     }
@@ -650,7 +657,7 @@ export class Connection implements FrameSink {
     this.msgFirst = null;
     this.msgParts = null;
     const entry: InboundEntry = { binary: this.msgBinary, data: null };
-    this.inQueue.push(entry);
+    this.inQueue!.push(entry);
     this.codec!.decompress(parts, this.limits.maxMessageBytes, (err, result) => {
       if (this._state === 'closed' && !this.heldClose) return;
       if (err || !result) {
@@ -668,13 +675,14 @@ export class Connection implements FrameSink {
   }
 
   private drainInQueue(): void {
-    while (this.inQueue.length > 0 && this.inQueue[0].data) {
-      const e = this.inQueue.shift()!;
+    const queue = this.inQueue!;
+    while (queue.length > 0 && queue[0].data) {
+      const e = queue.shift()!;
       if (this.streamMessages) this.host.onEvent({ type: 'fragment', binary: e.binary, data: e.data!, first: true, last: true });
       else this.host.onEvent(new MessageEvent(e.binary, e.data!));
       if (this._state === 'closed' && !this.heldClose) return; // a handler ended the connection
     }
-    if (this.inQueue.length === 0 && this.heldClose) {
+    if (queue.length === 0 && this.heldClose) {
       const ev = this.heldClose;
       this.heldClose = null;
       this.finish(ev.code, ev.reason, ev.wasClean, ev.error, ev.hangup);
@@ -685,7 +693,7 @@ export class Connection implements FrameSink {
   private failAfterClose(err: WebSocketError): void {
     if (this.heldClose) {
       this.heldClose = null;
-      this.inQueue.length = 0;
+      this.inQueue!.length = 0;
       this.finish(CloseCode.Abnormal, err.message, false, err, 'graceful');
       return;
     }

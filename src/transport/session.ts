@@ -107,8 +107,21 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** @internal */
   wheelNext: TimerEntry | null = null;
 
-  /** Per-session application data, typed by the handler's author. */
-  data: T = {} as T;
+  /**
+   * Made on first use: a session whose handler never touches `data` (an
+   * idle server connection, most clients) saves the empty object's 56 bytes.
+   */
+  private dataObject: T | null = null;
+
+  /** Per-session application data, typed by the handler's author (an empty object until assigned). */
+  get data(): T {
+    return (this.dataObject ??= {} as T);
+  }
+
+  set data(value: T) {
+    this.dataObject = value;
+  }
+
   readonly protocol: string | undefined;
   readonly extensions: readonly string[];
   readonly role: Role;
