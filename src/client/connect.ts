@@ -192,8 +192,9 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
           result.head.headers,
         );
         resolve(session);
-        // Frames that came in the same packet as the 101 answer are processed after the caller got the session.
-        const rest = Buffer.from(result.rest);
+        // Frames that came in the same packet as the 101 answer are processed after the caller got the session,
+        // copied out of the read's buffer (the usual empty rest needs no copy, as on the server).
+        const rest = result.rest.length === 0 ? result.rest : Buffer.from(result.rest);
         queueMicrotask(() => {
           session.start(rest);
         });
