@@ -9,13 +9,17 @@
 //    each with one message in flight (send, wait for the echo, check it byte
 //    for byte, send the next), realistic JSON documents of about 2 KiB (a
 //    pool of 64 different ones), with and without context takeover.
-// 2. Memory per connection: `--idle` connections (default 1000) open, each
-//    after one compressed message both ways (so both zlib streams exist),
-//    then idle. The server reports process.memoryUsage() after a forced GC
-//    before and after; the difference divided by the connection count is the
-//    cost of one connection. Without deflate, with context takeover, and
-//    without (RFC 7692 section 7.1.1: server_no_context_takeover and
-//    client_no_context_takeover).
+// 2. Memory per connection: `--idle` connections (default 1000) opened in two
+//    halves, each connection after one compressed message both ways (so both
+//    zlib streams exist), then idle. The server reports process.memoryUsage()
+//    after a forced GC once the first half is open and again once all are;
+//    the difference divided by the second half's count is the cost of one
+//    more connection. (From an empty server, what the first connections make
+//    once, compiled code and V8's young generation growing to its maximum,
+//    was charged to every connection: 21.9 KiB for sockeye and 14.7 for ws
+//    without deflate, against about 3 and 5 for one more.) Without
+//    deflate, with context takeover, and without (RFC 7692 section 7.1.1:
+//    server_no_context_takeover and client_no_context_takeover).
 //
 // Both libraries run with their shipped deflate defaults (zlib level 6,
 // memLevel 8, 15-bit windows, threshold 1024 bytes). When taskset works the
@@ -296,8 +300,11 @@ function child(args, pinCpu, extraNodeArgs = []) {
   };
 }
 
-async function startServer(kind, deflate, pin) {
-  const s = child(['--server', kind, '--deflate', deflate], pin ? 0 : null, ['--expose-gc']);
+/** V8's young generation fixed at its maximum for the memory servers, as in bench/run.mjs's idle scenario. */
+const IDLE_NODE_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
+
+async function startServer(kind, deflate, pin, nodeFlags = []) {
+  const s = child(['--server', kind, '--deflate', deflate], pin ? 0 : null, ['--expose-gc', ...nodeFlags]);
   const port = Number(await s.waitLine('LISTENING'));
   return { ...s, port };
 }
@@ -321,18 +328,24 @@ async function throughput(kind, deflate, opts, pin) {
 }
 
 async function memory(kind, deflate, n, pin) {
-  const server = await startServer(kind, deflate, pin);
+  const server = await startServer(kind, deflate, pin, IDLE_NODE_FLAGS);
+  const gens = [];
   try {
-    server.send('MEM');
-    const before = JSON.parse(await server.waitLine('MEM'));
-    const gen = child(['--gen', 'idle', '--port', String(server.port), '--n', String(n), '--deflate', deflate], pin ? 1 : null);
-    await gen.waitLine('READY', 120_000);
-    server.send('MEM');
-    const after = JSON.parse(await server.waitLine('MEM'));
-    await gen.stop();
-    const per = (k) => (after[k] - before[k]) / n;
+    // Opens `count` more connections from a generator that holds them; the server's reading once they are up.
+    const open = async (count) => {
+      const gen = child(['--gen', 'idle', '--port', String(server.port), '--n', String(count), '--deflate', deflate], pin ? 1 : null);
+      gens.push(gen);
+      await gen.waitLine('READY', 120_000);
+      server.send('MEM');
+      return JSON.parse(await server.waitLine('MEM'));
+    };
+    const half = Math.floor(n / 2);
+    const mid = await open(half);
+    const after = await open(n - half);
+    const per = (k) => (after[k] - mid[k]) / (n - half);
     return { rss: per('rss'), heap: per('heapUsed'), external: per('external') };
   } finally {
+    for (const gen of gens) await gen.stop();
     await server.stop();
   }
 }
@@ -402,7 +415,7 @@ async function harness(argv) {
   );
   out.push('');
   out.push(
-    `Memory per connection at the server: ${opts.idle} idle connections, each after one message echoed (compressed both ways when deflate is on); process.memoryUsage() after two forced GCs, (after − before) / ${opts.idle}. RSS is the full cost; most of zlib's native state (a deflate stream at level 6, memLevel 8, 15-bit window: about 256 KiB; an inflate stream: about 40 KiB) shows in neither heapUsed nor external.`,
+    `Memory per connection at the server: ${opts.idle} idle connections opened in two halves (two generator processes), each after one message echoed (compressed both ways when deflate is on); process.memoryUsage() after two forced GCs once the first ${Math.floor(opts.idle / 2)} are open and again once all are, (all − first half) / ${opts.idle - Math.floor(opts.idle / 2)}: what one more connection costs. The servers run with V8's young generation fixed at its maximum (${IDLE_NODE_FLAGS.join(' ')}). RSS is the full cost; most of zlib's native state (a deflate stream at level 6, memLevel 8, 15-bit window: about 256 KiB; an inflate stream: about 40 KiB) shows in neither heapUsed nor external.`,
   );
   out.push('');
   out.push('| Deflate | Server | RSS / conn | × ws | heapUsed / conn | external / conn |');
