@@ -1,6 +1,17 @@
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { validateUpgradeRequest, type UpgradeRequestInfo } from '../core/handshake.js';
 import type { UpgradeRequest } from './server-session.js';
+import { InvalidStateError } from '../core/errors.js';
+
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
+
+/** What a released request still answers (see release()); strings are flat copies, holding no part of the head. */
+interface Kept {
+  url: string;
+  host: string;
+  origin: string | undefined;
+  protocols: readonly string[];
+}
 
 /**
  * The UpgradeRequest a session keeps for its whole life, in little memory:
@@ -13,7 +24,9 @@ import type { UpgradeRequest } from './server-session.js';
 export class HandshakeRequest implements UpgradeRequest {
   readonly secure: boolean;
   readonly remoteAddress: string | undefined;
-  readonly #source: string;
+  #source: string;
+  /** Set by release(): the head's text is gone and only these remain. */
+  #kept: Kept | null = null;
   #head: HttpHead | null;
   #info: UpgradeRequestInfo | null;
   #query: URLSearchParams | null = null;
@@ -37,8 +50,32 @@ export class HandshakeRequest implements UpgradeRequest {
     this.#query = null;
   }
 
+  /**
+   * Keeps only the target and what the handshake settled (host, origin,
+   * protocols) and lets the head's text go: server option
+   * `retainRequestHeaders: false`, once onOpen has returned. A browser's
+   * upgrade request with a cookie is 0.5-1 KB, held by every idle connection
+   * for a `headers` that most applications read only in onOpen (libwebsockets
+   * and uWebSockets give the headers only during the handshake). Best called
+   * before compact(), while the head is still parsed (after it, the text is
+   * parsed once more).
+   */
+  release(): void {
+    if (this.#kept) return;
+    const protocols = this.protocols;
+    this.#kept = {
+      url: flat(this.url),
+      host: flat(this.host),
+      origin: this.origin === undefined ? undefined : flat(this.origin),
+      protocols: protocols.length === 0 ? NO_PROTOCOLS : protocols.map(flat),
+    };
+    this.#source = '';
+    this.compact();
+  }
+
   private get head(): HttpHead {
     if (this.#head) return this.#head;
+    if (this.#kept) throw new InvalidStateError('read request.headers', 'open and its request headers were released after onOpen (retainRequestHeaders: false)');
     const parser = new HttpHeadParser('request', { maxHeadBytes: this.#source.length + 4, maxHeaders: Number.MAX_SAFE_INTEGER });
     const r = parser.push(Buffer.from(this.#source + '\r\n\r\n', 'latin1'));
     // The text was rebuilt from a head that parsed and validated: it cannot fail to parse again.
@@ -51,7 +88,7 @@ export class HandshakeRequest implements UpgradeRequest {
   }
 
   get url(): string {
-    return this.head.target;
+    return this.#kept ? this.#kept.url : this.head.target;
   }
 
   get path(): string {
@@ -63,11 +100,11 @@ export class HandshakeRequest implements UpgradeRequest {
   }
 
   get host(): string {
-    return this.info.host;
+    return this.#kept ? this.#kept.host : this.info.host;
   }
 
   get origin(): string | undefined {
-    return this.info.origin;
+    return this.#kept ? this.#kept.origin : this.info.origin;
   }
 
   get headers(): ReadonlyMap<string, readonly string[]> {
@@ -75,8 +112,17 @@ export class HandshakeRequest implements UpgradeRequest {
   }
 
   get protocols(): readonly string[] {
-    return this.info.protocols;
+    return this.#kept ? this.#kept.protocols : this.info.protocols;
   }
+}
+
+/**
+ * A copy of `s` that shares no memory with the string it was cut from: V8
+ * makes a substring of 13 characters or more a view of its parent, which
+ * would keep the whole head alive.
+ */
+function flat(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** A request-target split at its first '?': the path, and the query without the '?' ('' if none). */

@@ -59,6 +59,15 @@ export interface ServerOptions {
   /** Most header fields (431 above). Default 100. */
   maxHeaders?: number;
   /**
+   * Whether `session.request.headers` stays readable for the whole session
+   * (default true). With false, the headers are released once `onOpen`
+   * returns, and reading them later throws an InvalidStateError; `url`,
+   * `path`, `query`, `host`, `origin`, `protocols`, `remoteAddress` and
+   * `secure` stay. Every idle connection otherwise keeps its upgrade
+   * request's text: 0.5-1 KB for a browser's, with a cookie.
+   */
+  retainRequestHeaders?: boolean;
+  /**
    * Serves plain HTTP requests on the same port (libwebsockets' "HTTP on the
    * same port"): a request without an Upgrade header is handed, bytes
    * untouched, to an internal node:http server that calls this. Keep-alive
@@ -425,8 +434,10 @@ export class WebSocketServer {
       this.sessions.add(session);
       socket.off('error', onEarlyError);
       session.start(rest);
-      // onOpen has seen the parsed request; from here the session keeps only its text.
-      request.compact();
+      // onOpen has seen the parsed request; from here the session keeps only its text, or with
+      // retainRequestHeaders: false only its target and what the handshake settled.
+      if (this.options.retainRequestHeaders === false) request.release();
+      else request.compact();
     } catch (err) {
       if (err instanceof HandshakeError) this.reject(socket, err.status ?? 400, err.message, err.headers);
       else {

@@ -12,7 +12,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
-import { connect, HandshakeError, InvalidArgumentError, type ServerHandler, type UpgradeRequest } from '../../src/index.js';
+import { connect, HandshakeError, InvalidArgumentError, InvalidStateError, type ServerHandler, type UpgradeRequest } from '../../src/index.js';
 import {
   RawClient,
   acceptFor,
@@ -319,5 +319,66 @@ describe('client: refuses header injection before connecting', () => {
     } finally {
       await raw.close();
     }
+  });
+});
+
+describe('server: retainRequestHeaders', () => {
+  /** A server whose handler reports what the request answers in onOpen and again in onMessage. */
+  async function probe(retainRequestHeaders: boolean | undefined): Promise<{ atOpen: unknown; later: unknown }> {
+    let atOpen: unknown;
+    let later: unknown;
+    const read = (s: { request: UpgradeRequest }) => {
+      const r = s.request;
+      const kept = { url: r.url, path: r.path, query: r.query.get('room'), host: r.host, origin: r.origin, protocols: [...r.protocols], secure: r.secure, remote: r.remoteAddress };
+      try {
+        return { ...kept, token: r.headers.get('x-token') };
+      } catch (e) {
+        return { ...kept, error: e };
+      }
+    };
+    const t = await startServer({
+      ...(retainRequestHeaders === undefined ? {} : { retainRequestHeaders }),
+      protocols: {
+        chat: {
+          onOpen(s) {
+            atOpen = read(s);
+          },
+          onMessage(s) {
+            later = read(s);
+            s.send('done');
+          },
+        },
+      },
+    });
+    const c = await connect(t.url('/room?room=7'), { protocol: ['chat'], origin: 'https://app.example.test', headers: { 'X-Token': 'secret-123' }, keepalive: null });
+    try {
+      c.send('go');
+      const m = await withTimeout(c.messages().next(), 5000, 'the answer');
+      assert.equal(m.done, false);
+    } finally {
+      c.close();
+      await t.server.close();
+    }
+    return { atOpen, later };
+  }
+
+  const expectedKept = (port: number) => ({ url: '/room?room=7', path: '/room', query: '7', host: `127.0.0.1:${port}`, origin: 'https://app.example.test', protocols: ['chat'], secure: false, remote: '127.0.0.1' });
+
+  it('by default the headers stay readable after onOpen', async () => {
+    const { atOpen, later } = await probe(undefined);
+    const port = Number(new URL(`http://${(atOpen as { host: string }).host}`).port);
+    assert.deepEqual(atOpen, { ...expectedKept(port), token: ['secret-123'] });
+    assert.deepEqual(later, { ...expectedKept(port), token: ['secret-123'] });
+  });
+
+  it('false: headers readable in onOpen, then released; reading them later throws InvalidStateError; the rest stays', async () => {
+    const { atOpen, later } = await probe(false);
+    const port = Number(new URL(`http://${(atOpen as { host: string }).host}`).port);
+    assert.deepEqual(atOpen, { ...expectedKept(port), token: ['secret-123'] });
+    const { error, ...rest } = later as { error?: unknown };
+    assert.deepEqual(rest, expectedKept(port));
+    assert.ok(error instanceof InvalidStateError, `expected an InvalidStateError, got ${String(error)}`);
+    assert.equal(error.code, 'ERR_INVALID_STATE');
+    assert.match(error.message, /retainRequestHeaders: false/);
   });
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { HttpHeadParser } from '../../src/core/http-head.js';
 import { validateUpgradeRequest } from '../../src/core/handshake.js';
 import { HandshakeRequest } from '../../src/server/handshake-request.js';
+import { InvalidStateError } from '../../src/core/errors.js';
 
 function parse(text: string) {
   const r = new HttpHeadParser('request').push(Buffer.from(text, 'latin1'));
@@ -57,6 +58,37 @@ describe('HandshakeRequest', () => {
     // Parsed again after compact(): every call after that sees the same values.
     req.compact();
     assert.deepEqual(snapshot(), before);
+  });
+
+  it('release() keeps url, path, query, host, origin, protocols, remoteAddress and secure; headers then fail, naming why', () => {
+    for (const compactFirst of [false, true]) {
+      const head = parse(HEAD);
+      const req = new HandshakeRequest(head, validateUpgradeRequest(head), '10.0.0.7', true);
+      const kept = () => ({ url: req.url, path: req.path, query: [...req.query.entries()], host: req.host, origin: req.origin, protocols: [...req.protocols], remoteAddress: req.remoteAddress, secure: req.secure });
+      const before = kept();
+      if (compactFirst) req.compact();
+      req.release();
+      assert.deepEqual(kept(), before);
+      assert.throws(
+        () => req.headers,
+        (e: unknown) => e instanceof InvalidStateError && e.code === 'ERR_INVALID_STATE' && /request headers were released after onOpen \(retainRequestHeaders: false\)/.test(e.message),
+      );
+      // compact() and a second release() change nothing.
+      req.compact();
+      req.release();
+      assert.deepEqual(kept(), before);
+      assert.throws(() => req.headers, InvalidStateError);
+    }
+  });
+
+  it('release() of a request without origin or subprotocols', () => {
+    const head = parse('GET /a?b=c HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const req = new HandshakeRequest(head, validateUpgradeRequest(head), undefined, false);
+    req.release();
+    assert.equal(req.url, '/a?b=c');
+    assert.equal(req.query.get('b'), 'c');
+    assert.equal(req.origin, undefined);
+    assert.deepEqual(req.protocols, []);
   });
 
   it('a request without query, origin or subprotocols', () => {
