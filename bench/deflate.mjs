@@ -32,6 +32,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { IDLE_NODE_FLAGS } from './lib/scenarios.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = dirname(dirname(SELF));
@@ -299,9 +300,6 @@ function child(args, pinCpu, extraNodeArgs = []) {
     },
   };
 }
-
-/** V8's young generation fixed at its maximum for the memory servers, as in bench/run.mjs's idle scenario. */
-const IDLE_NODE_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
 
 async function startServer(kind, deflate, pin, nodeFlags = []) {
   const s = child(['--server', kind, '--deflate', deflate], pin ? 0 : null, ['--expose-gc', ...nodeFlags]);

@@ -22,7 +22,7 @@ import { availableParallelism, cpus, loadavg, release, tmpdir, type as osType } 
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selfSigned } from './lib/certificate.mjs';
-import { FAMILIES, SCENARIOS, serverFor } from './lib/scenarios.mjs';
+import { FAMILIES, IDLE_NODE_FLAGS, SCENARIOS, serverFor } from './lib/scenarios.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -340,7 +340,6 @@ async function runEcho(scenario, server, env) {
  * half either, which it did in trial runs without the flags. The figure from
  * empty is still reported beside the slope.
  */
-const IDLE_NODE_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
 
 async function runIdle(scenario, family, env) {
   const server = await startServer(serverFor(scenario, family), env.pin, [], IDLE_NODE_FLAGS);

@@ -140,6 +140,15 @@ export const SCENARIOS = [
  * family: what --servers selects and what the ratios compare; the TLS
  * variants stand in for their family in TLS scenarios.
  */
+/**
+ * Node flags for servers whose memory per connection is measured (the idle
+ * scenario here, the memory table of bench/deflate.mjs): V8's young generation
+ * fixed at the maximum it grows to anyway while thousands of connections are
+ * opened (two 16 MiB semi-spaces on 64-bit), so that its growth, the same for
+ * any number of connections, does not land between the two readings.
+ */
+export const IDLE_NODE_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
+
 export const SERVERS = [
   { name: 'sockeye', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [] },
   { name: 'sockeye-copy', family: 'sockeye-copy', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--copy'] },

@@ -63,10 +63,11 @@ export class HandshakeRequest implements UpgradeRequest {
   release(): void {
     if (this.#kept) return;
     const protocols = this.protocols;
+    const origin = this.origin;
     this.#kept = {
       url: flat(this.url),
       host: flat(this.host),
-      origin: this.origin === undefined ? undefined : flat(this.origin),
+      origin: origin === undefined ? undefined : flat(origin),
       protocols: protocols.length === 0 ? NO_PROTOCOLS : protocols.map(flat),
     };
     this.#source = '';
