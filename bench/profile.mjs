@@ -142,8 +142,8 @@ if (perfMode) {
   console.log(summary);
   console.log(`perf data: ${perfData}\n`);
   console.log(`  µs/${unit}  share  dso / symbol`);
-  for (const r of rows.slice(0, top)) console.log(`${perUnit(r.share).toFixed(2).padStart(10)}  ${r.share.toFixed(1).padStart(5)}%  ${r.dso}  ${r.symbol}`);
-  console.log(`${perUnit(total).toFixed(2).padStart(10)}  ${total.toFixed(1).padStart(5)}%  all samples (server CPU ${Math.round((result.serverCpu ?? 1) * 100)}% of a core)`);
+  for (const r of rows.slice(0, top)) console.log(`${perUnit(r.share).toFixed(3).padStart(10)}  ${r.share.toFixed(1).padStart(5)}%  ${r.dso}  ${r.symbol}`);
+  console.log(`${perUnit(total).toFixed(3).padStart(10)}  ${total.toFixed(1).padStart(5)}%  all samples (server CPU ${Math.round((result.serverCpu ?? 1) * 100)}% of a core)`);
   process.exit(0);
 }
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));

@@ -1,6 +1,6 @@
 // The benchmark harness: starts the sockeye (forwarding with transfer, and sockeye-copy with
-// send()'s default copy), ws, ws-native and raw servers
-// (each in its own process), then runs every scenario against every server
+// send()'s default copy), ws, ws-native, raw and the framing floor servers
+// (each in its own process, a fresh one for every cell), then runs every scenario against every server
 // with the same load generator (its own process), servers interleaved within
 // each round, and prints Markdown tables of medians, spreads and ratios.
 //
@@ -714,7 +714,7 @@ async function main() {
   const estimate = cells.reduce((a, c) => a + cellSeconds(c.scenario), 0);
   process.stderr.write(`bench: ${cells.length} runs, about ${Math.ceil(estimate / 60)} min; ${pin ? `servers on CPU ${pin.server}, generator on CPU ${pin.generator}` : 'no CPU pinning'}\n`);
 
-  // Long-lived servers for the echo and handshake scenarios; idle and fan-out start their own.
+  // Each server is started once here to check that it starts (ws-native needs its add-on); the cells then start their own.
   const running = new Map();
   const shutdown = () => Promise.all([...running.values()].map(stopServer));
   process.on('SIGINT', () =>
@@ -739,6 +739,12 @@ async function main() {
     }
     const nativeServer = running.get('ws-native');
     if (nativeServer) meta.native = `ws with bufferutil ${nativeServer.info.bufferutil}, utf-8-validate ${nativeServer.info['utf-8-validate']} (ws 8 uses Node's buffer.isUtf8 when it exists, so utf-8-validate is never loaded on Node 20)`;
+    // Those were started to check that each one starts (and what ws-native loaded). Every cell runs
+    // on a fresh process: a process that has just echoed 16 MiB messages runs the 32 B echo about
+    // 10% slower than a fresh one (its V8 heap has grown), by a different amount for each library,
+    // so with shared processes a cell's ratio depended on which scenarios ran before it.
+    await shutdown();
+    running.clear();
     if (tls) meta.tls = `self-signed P-256 certificate made with openssl at start; servers: node:tls with Node's default settings (OpenSSL ${process.versions.openssl})`;
 
     const results = [];
@@ -751,9 +757,15 @@ async function main() {
         if (scenario.kind === 'idle') result = await runIdle(scenario, family, env);
         else if (scenario.kind === 'fanout') result = await runFanout(scenario, family, env);
         else {
-          const server = running.get(spec.name);
-          result = await runEcho(scenario, server, env);
-          if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`${server.name} server died during ${scenario.id}`);
+          const server = await startServer({ ...spec, tlsDir: tls?.dir }, pin);
+          running.set(spec.name, server);
+          try {
+            result = await runEcho(scenario, server, env);
+            if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`${server.name} server died during ${scenario.id}`);
+          } finally {
+            await stopServer(server);
+            running.delete(spec.name);
+          }
         }
       } catch (err) {
         if (/died during/.test(err.message)) throw err;

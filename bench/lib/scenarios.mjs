@@ -13,6 +13,9 @@
 // what is compared.
 
 const ECHO = ['sockeye', 'ws', 'ws-native', 'raw'];
+// Where messages are small, the framing floor runs too (servers/floor.mjs: frames parsed and written back
+// with nothing else a server needs), between raw (no framing) and the libraries: what framing alone costs.
+const SMALL = [...ECHO, 'floor'];
 // Where messages are large, the sockeye server that copies every echo (send()'s default) runs too, so the
 // cost of that copy (invariant S2) is in the same table as the forwarding one (send(..., { transfer: true })).
 const LARGE = ['sockeye', 'sockeye-copy', 'ws', 'ws-native', 'raw'];
@@ -26,7 +29,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 100,
     depth: 1,
-    servers: ECHO,
+    servers: SMALL,
     measures: 'per-message latency and overhead with no pipelining: every echo waits for the previous one (a chat or RPC workload)',
   },
   {
@@ -37,7 +40,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 100,
     depth: 16,
-    servers: ECHO,
+    servers: SMALL,
     measures: 'per-message CPU cost of framing, parsing and dispatch when the pipe is full (many small frames per read)',
   },
   {
@@ -155,13 +158,14 @@ export const SERVERS = [
   { name: 'ws', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [] },
   { name: 'ws-native', family: 'ws-native', file: 'servers/ws.mjs', mode: 'ws', args: ['--native'] },
   { name: 'raw', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [] },
+  { name: 'floor', family: 'floor', file: 'servers/floor.mjs', mode: 'ws', args: [] },
   { name: 'sockeye-tls', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [], tls: true },
   { name: 'sockeye-copy-tls', family: 'sockeye-copy', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--copy'], tls: true },
   { name: 'ws-tls', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [], tls: true },
   { name: 'raw-tls', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [], tls: true },
 ];
 
-export const FAMILIES = ['sockeye', 'sockeye-copy', 'ws', 'ws-native', 'raw'];
+export const FAMILIES = ['sockeye', 'sockeye-copy', 'ws', 'ws-native', 'raw', 'floor'];
 
 /** The server that plays `family` in `scenario` (its TLS variant in a TLS scenario). */
 export function serverFor(scenario, family) {

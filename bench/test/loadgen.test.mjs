@@ -131,6 +131,63 @@ describe('fan-out against the real bench servers', { concurrency: 2 }, () => {
   }
 });
 
+// ------------------------------------------------------------ the framing floor (servers/floor.mjs)
+
+describe('the framing floor server', { concurrency: 2 }, () => {
+  // Its row is only a number if every echo it returns is verified like any server's.
+  for (const [size, binary, depth] of [[32, true, 1], [32, true, 16], [1024, false, 16], [65_535, true, 2]]) {
+    test(`echo passes against floor (${size} B ${binary ? 'binary' : 'text'}, ${depth} in flight)`, async () => {
+      await withServer(startBenchServer('floor'), async (server) => {
+        const { code, result } = await generate(server.port, { size, binary, depth });
+        assertEchoRun(code, result, 'c', size);
+      });
+    });
+  }
+
+  test('a frame it does not handle (64-bit length) ends the connection, so the run fails instead of measuring', async () => {
+    await withServer(startBenchServer('floor'), async (server) => {
+      const { code, result } = await generate(server.port, { size: 65_536, depth: 1 });
+      assert.equal(code, 2, `expected exit 2, got ${code} with ${JSON.stringify(result)}`);
+      assert.ok(result.error, 'the generator names a failure');
+    });
+  });
+
+  test('an unmasked client frame ends the connection (RFC 6455 section 5.1), a close frame is echoed before FIN', async () => {
+    await withServer(startBenchServer('floor'), async (server) => {
+      const { Socket } = await import('node:net');
+      const talk = (frame) =>
+        new Promise((resolve, reject) => {
+          const socket = new Socket();
+          const timer = setTimeout(() => reject(new Error('no end within 5 s')), 5000);
+          let got = Buffer.alloc(0);
+          let upgraded = false;
+          socket.on('data', (d) => {
+            got = Buffer.concat([got, d]);
+            if (!upgraded && got.includes('\r\n\r\n')) {
+              upgraded = true;
+              got = got.subarray(got.indexOf('\r\n\r\n') + 4);
+              socket.write(frame);
+            }
+          });
+          socket.on('error', () => {});
+          socket.on('close', () => {
+            clearTimeout(timer);
+            resolve({ upgraded, got });
+          });
+          socket.connect(server.port, '127.0.0.1', () => {
+            socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+          });
+        });
+      const unmasked = await talk(Buffer.from([0x82, 0x02, 0x61, 0x62]));
+      assert.ok(unmasked.upgraded);
+      assert.equal(unmasked.got.length, 0, 'nothing echoed');
+      // A masked close frame with code 1000 (key 0, so the payload reads as sent).
+      const closed = await talk(Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]));
+      assert.deepEqual([...closed.got], [0x88, 0x02, 0x03, 0xe8]);
+    });
+  });
+});
+
 // ------------------------------------------------------------ over TLS (the wss scenario)
 
 describe('over TLS', { concurrency: 3 }, () => {

@@ -1,0 +1,124 @@
+// The framing floor: the least a WebSocket echo server on node:net can do per
+// message, as a reference row for the small-message scenarios (it is NOT a
+// usable server). It answers the opening handshake, then for each read parses
+// the masked frames in it, unmasks them and writes every echo of the read in
+// one buffer and one write, as sockeye does. It leaves out everything a real
+// server needs on top: size limits, UTF-8 validation, fragmentation, a close
+// handshake with timeouts, keepalive, backpressure, handlers, send() statuses,
+// per-message events. raw.mjs is the cost of the sockets alone; the distance
+// from raw to this row is what framing itself costs; the distance from this
+// row to sockeye is what the rest of a real library costs.
+//
+// Only what the generator sends is accepted: masked binary or text frames with
+// fin set, payloads up to 65,535 bytes, and a close frame at the end. Anything
+// else destroys the connection (the generator then fails the run, so a
+// number is never produced from a frame this server did not understand).
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:net';
+import { serverOptions, serveUntilStdinCloses } from '../lib/server-life.mjs';
+
+const opts = serverOptions();
+if (opts.tls || opts.fanout) {
+  process.stderr.write('floor.mjs: plain echo only (no --tls, no --fanout)\n');
+  process.exit(64);
+}
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const sockets = new Set();
+
+function onConnection(socket) {
+  socket.setNoDelay(true);
+  sockets.add(socket);
+  socket.on('close', () => sockets.delete(socket));
+  socket.on('error', () => {});
+  let head = '';
+  let rest = null; // bytes of a frame split across reads
+  const onHead = (chunk) => {
+    head += chunk.toString('latin1');
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (head.length > 8192) socket.destroy();
+      return;
+    }
+    const key = /^sec-websocket-key:[ \t]*(\S+)/im.exec(head.slice(0, end))?.[1];
+    if (!key) {
+      socket.destroy();
+      return;
+    }
+    const accept = createHash('sha1').update(key + GUID).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.off('data', onHead);
+    socket.on('data', onFrames);
+    const after = Buffer.from(head.slice(end + 4), 'latin1');
+    if (after.length > 0) onFrames(after);
+  };
+  const onFrames = (chunk) => {
+    const buf = rest === null ? chunk : Buffer.concat([rest, chunk]);
+    rest = null;
+    // Every echo of this read: at most the input's size (server headers are 4 bytes shorter: no mask key).
+    const out = Buffer.allocUnsafe(buf.length);
+    let o = 0;
+    let p = 0;
+    let close = false;
+    while (p + 2 <= buf.length) {
+      const b0 = buf[p];
+      const b1 = buf[p + 1];
+      let len = b1 & 0x7f;
+      let h = 2;
+      if (len === 126) {
+        if (p + 4 > buf.length) break;
+        len = buf.readUInt16BE(p + 2);
+        h = 4;
+      } else if (len === 127 || (b1 & 0x80) === 0 || (b0 & 0x70) !== 0 || (b0 & 0x80) === 0) {
+        socket.destroy();
+        return;
+      }
+      if (p + h + 4 + len > buf.length) break;
+      const opcode = b0 & 0x0f;
+      const m = p + h;
+      const k0 = buf[m], k1 = buf[m + 1], k2 = buf[m + 2], k3 = buf[m + 3];
+      out[o] = 0x80 | opcode;
+      if (len < 126) {
+        out[o + 1] = len;
+        o += 2;
+      } else {
+        out[o + 1] = 126;
+        out.writeUInt16BE(len, o + 2);
+        o += 4;
+      }
+      const s = m + 4;
+      let i = 0;
+      for (; i + 4 <= len; i += 4) {
+        out[o + i] = buf[s + i] ^ k0;
+        out[o + i + 1] = buf[s + i + 1] ^ k1;
+        out[o + i + 2] = buf[s + i + 2] ^ k2;
+        out[o + i + 3] = buf[s + i + 3] ^ k3;
+      }
+      for (; i < len; i++) out[o + i] = buf[s + i] ^ buf[m + (i & 3)];
+      o += len;
+      p = s + len;
+      if (opcode === 0x8) {
+        close = true; // the echo above is our close frame, with the client's code
+        break;
+      }
+      if (opcode !== 0x1 && opcode !== 0x2) {
+        socket.destroy();
+        return;
+      }
+    }
+    if (!close && p < buf.length) rest = Buffer.from(buf.subarray(p));
+    if (o > 0) socket.write(out.subarray(0, o));
+    if (close) socket.end();
+  };
+  socket.on('data', onHead);
+}
+
+const server = createServer(onConnection);
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+serveUntilStdinCloses(
+  server.address().port,
+  async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  },
+  () => sockets.size,
+);
