@@ -82,6 +82,23 @@ export function serveUntilStdinCloses(port, shutdown, connections) {
   process.stdout.write(`LISTENING ${port}\n`);
 }
 
+/**
+ * For the servers built straight on node:net or node:tls (raw, floor): listens
+ * on 127.0.0.1, a free port, and serves until stdin closes; `sockets` is the
+ * set of open connections, destroyed at the end.
+ */
+export async function serveSockets(server, sockets) {
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  serveUntilStdinCloses(
+    server.address().port,
+    async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+    () => sockets.size,
+  );
+}
+
 function collect(connections) {
   const gc = typeof globalThis.gc === 'function';
   if (gc) {

@@ -15,7 +15,7 @@
 // number is never produced from a frame this server did not understand).
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import { serverOptions, serveUntilStdinCloses } from '../lib/server-life.mjs';
+import { serverOptions, serveSockets } from '../lib/server-life.mjs';
 
 const opts = serverOptions();
 if (opts.tls || opts.fanout) {
@@ -113,12 +113,4 @@ function onConnection(socket) {
 }
 
 const server = createServer(onConnection);
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-serveUntilStdinCloses(
-  server.address().port,
-  async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  },
-  () => sockets.size,
-);
+await serveSockets(server, sockets);

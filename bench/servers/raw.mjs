@@ -4,7 +4,7 @@
 // closes.
 import { createServer as createNetServer } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { serverOptions, serveUntilStdinCloses } from '../lib/server-life.mjs';
+import { serverOptions, serveSockets } from '../lib/server-life.mjs';
 
 const opts = serverOptions();
 const sockets = new Set();
@@ -20,12 +20,4 @@ const onSocket = (socket) => {
 };
 const server = opts.tls ? createTlsServer({ ...opts.tls }, onSocket) : createNetServer(onSocket);
 if (opts.tls) server.on('tlsClientError', () => {});
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-serveUntilStdinCloses(
-  server.address().port,
-  async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  },
-  () => sockets.size,
-);
+await serveSockets(server, sockets);
