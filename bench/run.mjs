@@ -327,9 +327,10 @@ async function runEcho(scenario, server, env) {
 
 /**
  * Idle memory: a fresh server; a warm-up cycle of connections; GC and RSS
- * with none open; half of the connections opened and held; GC and RSS; the
- * other half opened and held; GC and RSS again. The per-connection figure is
- * the slope over the second half: what one more idle connection holds.
+ * with none open; then the connections opened IDLE_STEP at a time and held,
+ * with a GC and RSS after each step. The per-connection figure is the
+ * least-squares slope of RSS over the readings of the second half: what one
+ * more idle connection holds.
  *
  * Why not (RSS at N - RSS empty) / N: while thousands of connections are being
  * opened V8 grows its young generation (two semi-spaces) to its maximum, 32 MiB
@@ -340,6 +341,9 @@ async function runEcho(scenario, server, env) {
  * half either, which it did in trial runs without the flags. The figure from
  * empty is still reported beside the slope.
  */
+
+/** Idle connections are opened this many at a time, with a reading after each step. */
+const IDLE_STEP = 1000;
 
 async function runIdle(scenario, family, env) {
   const server = await startServer(serverFor(scenario, family), env.pin, [], IDLE_NODE_FLAGS);
@@ -354,6 +358,7 @@ async function runIdle(scenario, family, env) {
     if (before.connections !== 0) return { error: `server still holds ${before.connections} connections after the warm-up cycle` };
     const n = scenario.connections;
     const half = Math.floor(n / 2);
+    const heap = (m) => m.heapUsed + m.external;
     // Opens `count` more connections with a generator that holds them until its input ends; resolves
     // with the server's reading once they are all established and the server counts `total`.
     const hold = (count, total) =>
@@ -379,31 +384,58 @@ async function runIdle(scenario, family, env) {
           if (reading === null) resolve({ run, error: result.error ?? 'the generator never reported its connections established' });
         });
       });
-    const mid = await hold(half, half);
-    if (mid.error) return { error: mid.error };
-    const after = await hold(n - half, n);
-    if (after.error) return { error: after.error };
+    // Opened IDLE_STEP connections at a time, each step from its own generator process, with a reading
+    // after each step. The figure is the least-squares slope over the readings from n/2 to n, so one
+    // reading caught by a step of V8's or malloc's growth (the old generation grows by whole pages)
+    // moves it less than it moved a two-point slope. Equal steps matter too: RSS keeps the peak of an
+    // opening burst (memory freed after the handshakes stays with the allocator), and when the second
+    // half followed one burst of 5,000, that reading sat high and the slope after it low.
+    const readings = [];
+    let opened = 0;
+    while (opened < n) {
+      const count = Math.min(IDLE_STEP, n - opened);
+      const step = await hold(count, opened + count);
+      if (step.error) return { error: step.error };
+      opened += count;
+      readings.push({ connections: opened, rss: step.reading.rss, heap: heap(step.reading.memory), gc: step.reading.memory.gc });
+    }
+    const fitted = readings.filter((r) => r.connections >= half);
+    const mid = fitted[0];
+    const after = readings[readings.length - 1];
     for (const run of holding) run.endInput();
     const results = await Promise.all(holding.map((run) => run.done));
     const failed = results.find((r) => r.error);
     if (failed) return failed;
-    const heap = (m) => m.heapUsed + m.external;
     const last = results[results.length - 1];
     return {
       ...last,
       generatorCpu: Math.max(...results.map((r) => r.generatorCpu)),
       rssBefore,
-      rssMid: mid.reading.rss,
-      rssAfter: after.reading.rss,
-      bytesPerConn: (after.reading.rss - mid.reading.rss) / (n - half),
-      bytesPerConnFromEmpty: (after.reading.rss - rssBefore) / n,
-      heapPerConn: (heap(after.reading.memory) - heap(mid.reading.memory)) / (n - half),
-      gc: after.reading.memory.gc,
+      rssMid: mid.rss,
+      rssAfter: after.rss,
+      bytesPerConn: slope(fitted, 'rss'),
+      bytesPerConnFromEmpty: (after.rss - rssBefore) / n,
+      heapPerConn: slope(fitted, 'heap'),
+      gc: after.gc,
     };
   } finally {
     for (const run of holding) run.endInput();
     await stopServer(server);
   }
+}
+
+/** Least-squares slope of readings[i][key] against readings[i].connections. */
+function slope(readings, key) {
+  const n = readings.length;
+  const mx = readings.reduce((a, r) => a + r.connections, 0) / n;
+  const my = readings.reduce((a, r) => a + r[key], 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const r of readings) {
+    sxy += (r.connections - mx) * (r[key] - my);
+    sxx += (r.connections - mx) ** 2;
+  }
+  return sxy / sxx;
 }
 
 async function runFanout(scenario, family, env) {
@@ -584,7 +616,7 @@ function report(opts, meta, rows) {
       L.push(`| ${r.server} | ${mib(r.med('rssBefore'))} | ${mib(r.med('rssMid'))} | ${mib(r.med('rssAfter'))} | ${withSpread(r, kib)} | ${ratio(r.ratioWs)} | ${kib(r.med('heapPerConn'))} | ${kib(r.med('bytesPerConnFromEmpty'))} | ${int(r.med('establishedPerSec'))} | ${flags(r, state)} |`);
     }
     L.push('');
-    L.push(`Each cell: a fresh server process (started with --expose-gc); ${int(idle[0].scenario.warmConnections)} connections opened, echoed once and closed to warm it up; a full GC; VmRSS from /proc/<pid>/status (empty); then ${int(half)} connections opened in batches of 128, each handshaken and echoed once, held idle; a full GC and VmRSS; ${int(n - half)} more the same way, from a second generator process; a full GC and VmRSS again, with the server's own count of open connections checked at each reading. RSS per connection: the slope over the second ${int(n - half)}, (RSS at ${int(n)} − RSS at ${int(half)}) / ${int(n - half)}, what one more idle connection costs; lower is better, × ws < 1 means less memory than ws. The heap column is V8's heapUsed + external from process.memoryUsage() over the same two points. From empty: (RSS at ${int(n)} − RSS empty) / ${int(n)}, which also charges each connection its share of V8's young generation growing to its maximum while the connections are opened (24-28 MiB whatever their number, not shrunk by a full GC).`);
+    L.push(`Each cell: a fresh server process (started with --expose-gc and V8's young generation fixed at its maximum, ${IDLE_NODE_FLAGS.join(' ')}); ${int(idle[0].scenario.warmConnections)} connections opened, echoed once and closed to warm it up; a full GC; VmRSS from /proc/<pid>/status (empty); then ${int(n)} connections opened ${int(IDLE_STEP)} at a time, each step from its own generator process (in batches of 128), each connection handshaken and echoed once and held idle, with a full GC and VmRSS after each step and the server's own count of open connections checked at each reading. RSS per connection: the least-squares slope of RSS against open connections over the readings from ${int(half)} to ${int(n)}, what one more idle connection costs; lower is better, × ws < 1 means less memory than ws. The heap column is the same slope of V8's heapUsed + external from process.memoryUsage(). From empty: (RSS at ${int(n)} − RSS empty) / ${int(n)}.`);
   }
 
   const fan = rows.filter((r) => r.scenario.kind === 'fanout');
