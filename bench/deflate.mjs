@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { IDLE_NODE_FLAGS } from './lib/scenarios.mjs';
+import { slope } from './lib/slope.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = dirname(dirname(SELF));
@@ -337,11 +338,18 @@ async function memory(kind, deflate, n, pin) {
       server.send('MEM');
       return JSON.parse(await server.waitLine('MEM'));
     };
-    const half = Math.floor(n / 2);
-    const mid = await open(half);
-    const after = await open(n - half);
-    const per = (k) => (after[k] - mid[k]) / (n - half);
-    return { rss: per('rss'), heap: per('heapUsed'), external: per('external') };
+    // n/10 at a time, a reading after each step, and the least-squares slope over the readings of the
+    // second half, as in bench/run.mjs's idle scenario (equal steps: RSS keeps an opening burst's peak).
+    const step = Math.max(1, Math.floor(n / 10));
+    const readings = [];
+    for (let opened = 0; opened < n; ) {
+      const count = Math.min(step, n - opened);
+      const m = await open(count);
+      opened += count;
+      readings.push({ connections: opened, rss: m.rss, heapUsed: m.heapUsed, external: m.external });
+    }
+    const fitted = readings.filter((r) => r.connections >= Math.floor(n / 2));
+    return { rss: slope(fitted, 'rss'), heap: slope(fitted, 'heapUsed'), external: slope(fitted, 'external') };
   } finally {
     for (const gen of gens) await gen.stop();
     await server.stop();
@@ -413,7 +421,7 @@ async function harness(argv) {
   );
   out.push('');
   out.push(
-    `Memory per connection at the server: ${opts.idle} idle connections opened in two halves (two generator processes), each after one message echoed (compressed both ways when deflate is on); process.memoryUsage() after two forced GCs once the first ${Math.floor(opts.idle / 2)} are open and again once all are, (all − first half) / ${opts.idle - Math.floor(opts.idle / 2)}: what one more connection costs. The servers run with V8's young generation fixed at its maximum (${IDLE_NODE_FLAGS.join(' ')}). RSS is the full cost; most of zlib's native state (a deflate stream at level 6, memLevel 8, 15-bit window: about 256 KiB; an inflate stream: about 40 KiB) shows in neither heapUsed nor external.`,
+    `Memory per connection at the server: ${opts.idle} idle connections opened ${Math.max(1, Math.floor(opts.idle / 10))} at a time (a generator process for each step), each after one message echoed (compressed both ways when deflate is on); process.memoryUsage() after two forced GCs after each step; per connection, the least-squares slope over the readings from ${Math.floor(opts.idle / 2)} to ${opts.idle} open: what one more connection costs. The servers run with V8's young generation fixed at its maximum (${IDLE_NODE_FLAGS.join(' ')}). RSS is the full cost; most of zlib's native state (a deflate stream at level 6, memLevel 8, 15-bit window: about 256 KiB; an inflate stream: about 40 KiB) shows in neither heapUsed nor external.`,
   );
   out.push('');
   out.push('| Deflate | Server | RSS / conn | × ws | heapUsed / conn | external / conn |');

@@ -23,6 +23,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selfSigned } from './lib/certificate.mjs';
 import { FAMILIES, IDLE_NODE_FLAGS, SCENARIOS, serverFor } from './lib/scenarios.mjs';
+import { slope } from './lib/slope.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -422,20 +423,6 @@ async function runIdle(scenario, family, env) {
     for (const run of holding) run.endInput();
     await stopServer(server);
   }
-}
-
-/** Least-squares slope of readings[i][key] against readings[i].connections. */
-function slope(readings, key) {
-  const n = readings.length;
-  const mx = readings.reduce((a, r) => a + r.connections, 0) / n;
-  const my = readings.reduce((a, r) => a + r[key], 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  for (const r of readings) {
-    sxy += (r.connections - mx) * (r[key] - my);
-    sxx += (r.connections - mx) ** 2;
-  }
-  return sxy / sxx;
 }
 
 async function runFanout(scenario, family, env) {
