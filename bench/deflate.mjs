@@ -9,15 +9,15 @@
 //    each with one message in flight (send, wait for the echo, check it byte
 //    for byte, send the next), realistic JSON documents of about 2 KiB (a
 //    pool of 64 different ones), with and without context takeover.
-// 2. Memory per connection: `--idle` connections (default 1000) opened in two
-//    halves, each connection after one compressed message both ways (so both
-//    zlib streams exist), then idle. The server reports process.memoryUsage()
-//    after a forced GC once the first half is open and again once all are;
-//    the difference divided by the second half's count is the cost of one
-//    more connection. (From an empty server, what the first connections make
-//    once, compiled code and V8's young generation growing to its maximum,
-//    was charged to every connection: 21.9 KiB for sockeye and 14.7 for ws
-//    without deflate, against about 3 and 5 for one more.) Without
+// 2. Memory per connection: `--idle` connections (default 1000) opened a tenth
+//    at a time, each connection after one compressed message both ways (so
+//    both zlib streams exist), then idle. The server reports
+//    process.memoryUsage() after a forced GC after each step; the
+//    least-squares slope over the readings of the second half is the cost of
+//    one more connection. (From an empty server, what the first connections
+//    make once, compiled code and V8's young generation growing to its
+//    maximum, was charged to every connection: 21.9 KiB for sockeye and 14.7
+//    for ws without deflate, against 3 to 4 and 4 to 6 for one more.) Without
 //    deflate, with context takeover, and without (RFC 7692 section 7.1.1:
 //    server_no_context_takeover and client_no_context_takeover).
 //
@@ -326,6 +326,9 @@ async function throughput(kind, deflate, opts, pin) {
   }
 }
 
+/** How many idle connections the memory table opens per step (a reading after each). */
+const idleStep = (n) => Math.max(1, Math.floor(n / 10));
+
 async function memory(kind, deflate, n, pin) {
   const server = await startServer(kind, deflate, pin, IDLE_NODE_FLAGS);
   const gens = [];
@@ -340,7 +343,7 @@ async function memory(kind, deflate, n, pin) {
     };
     // n/10 at a time, a reading after each step, and the least-squares slope over the readings of the
     // second half, as in bench/run.mjs's idle scenario (equal steps: RSS keeps an opening burst's peak).
-    const step = Math.max(1, Math.floor(n / 10));
+    const step = idleStep(n);
     const readings = [];
     for (let opened = 0; opened < n; ) {
       const count = Math.min(step, n - opened);
@@ -421,7 +424,7 @@ async function harness(argv) {
   );
   out.push('');
   out.push(
-    `Memory per connection at the server: ${opts.idle} idle connections opened ${Math.max(1, Math.floor(opts.idle / 10))} at a time (a generator process for each step), each after one message echoed (compressed both ways when deflate is on); process.memoryUsage() after two forced GCs after each step; per connection, the least-squares slope over the readings from ${Math.floor(opts.idle / 2)} to ${opts.idle} open: what one more connection costs. The servers run with V8's young generation fixed at its maximum (${IDLE_NODE_FLAGS.join(' ')}). RSS is the full cost; most of zlib's native state (a deflate stream at level 6, memLevel 8, 15-bit window: about 256 KiB; an inflate stream: about 40 KiB) shows in neither heapUsed nor external.`,
+    `Memory per connection at the server: ${opts.idle} idle connections opened ${idleStep(opts.idle)} at a time (a generator process for each step), each after one message echoed (compressed both ways when deflate is on); process.memoryUsage() after two forced GCs after each step; per connection, the least-squares slope over the readings from ${Math.floor(opts.idle / 2)} to ${opts.idle} open: what one more connection costs. The servers run with V8's young generation fixed at its maximum (${IDLE_NODE_FLAGS.join(' ')}). RSS is the full cost; most of zlib's native state (a deflate stream at level 6, memLevel 8, 15-bit window: about 256 KiB; an inflate stream: about 40 KiB) shows in neither heapUsed nor external.`,
   );
   out.push('');
   out.push('| Deflate | Server | RSS / conn | × ws | heapUsed / conn | external / conn |');

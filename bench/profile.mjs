@@ -109,7 +109,9 @@ if (perfMode) {
   const gen = spawn(gcmd, gargs, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   gen.stdout.on('data', (d) => (out += d));
-  const genDone = new Promise((resolve) => gen.on('exit', resolve));
+  // Bounded as spawnSync bounds it in the other branch.
+  const limit = setTimeout(() => gen.kill('SIGKILL'), (seconds + 60) * 1000);
+  const genDone = new Promise((resolve) => gen.on('exit', resolve)).finally(() => clearTimeout(limit));
   await new Promise((resolve) => setTimeout(resolve, config.warmupMs + 200));
   const rec = spawnSync('perf', ['record', '-q', '-g', '-p', String(srv.pid), '-o', perfData, '--', 'sleep', String(Math.max(1, seconds - 0.5))], { encoding: 'utf8' });
   if (rec.status !== 0) throw new Error(`perf record failed (permission? see kernel.perf_event_paranoid): ${rec.stderr.trim()}`);

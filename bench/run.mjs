@@ -326,6 +326,9 @@ async function runEcho(scenario, server, env) {
   return runGenerator(generator, config, env.pin, timeout).done;
 }
 
+/** Idle connections are opened this many at a time, with a reading after each step. */
+const IDLE_STEP = 1000;
+
 /**
  * Idle memory: a fresh server; a warm-up cycle of connections; GC and RSS
  * with none open; then the connections opened IDLE_STEP at a time and held,
@@ -338,14 +341,10 @@ async function runEcho(scenario, server, env) {
  * in every server here, and a full GC does not shrink it again. That is
  * resident memory that would be the same for 100,000 connections, and it
  * charged every server 1.1-1.5 KiB per connection. The semi-spaces are fixed at
- * that maximum (IDLE_NODE_FLAGS), so their growth cannot land in the second
- * half either, which it did in trial runs without the flags. The figure from
- * empty is still reported beside the slope.
+ * that maximum (IDLE_NODE_FLAGS), so their growth cannot land between two
+ * readings either, which it did in trial runs without the flags. The figure
+ * from empty is still reported beside the slope.
  */
-
-/** Idle connections are opened this many at a time, with a reading after each step. */
-const IDLE_STEP = 1000;
-
 async function runIdle(scenario, family, env) {
   const server = await startServer(serverFor(scenario, family), env.pin, [], IDLE_NODE_FLAGS);
   const holding = [];
