@@ -40,11 +40,17 @@ import { Connection, decodeClosePayload, type ConnectionEvent, type ConnectionLi
 import { Rng, splitChunks } from '../rng.js';
 import { check, copy, errorKey, expectOnlyWebSocketErrors, FuzzFinding, isUtf8RoundTrip, type FuzzTarget } from './common.js';
 
+/**
+ * Small limits that short inputs can reach (a frame count, the per-frame
+ * charge against maxMessageBytes, a control-frame budget; the fuzzed
+ * connection's clock stands still, so the budget never refills), and the
+ * library defaults.
+ */
 export const LIMIT_PROFILES: readonly ConnectionLimits[] = [
-  { maxFrameBytes: 64, maxMessageBytes: 256, maxFragments: 4 },
-  { maxFrameBytes: 1024, maxMessageBytes: 4096, maxFragments: 16 },
-  { maxFrameBytes: 300, maxMessageBytes: 300, maxFragments: 1000 },
-  { maxFrameBytes: 16 * 1024 * 1024, maxMessageBytes: 16 * 1024 * 1024, maxFragments: 65536 },
+  { maxFrameBytes: 64, maxMessageBytes: 256, maxFragments: 4, maxControlFramesPerSecond: 4 },
+  { maxFrameBytes: 1024, maxMessageBytes: 4096, maxFragments: 16, maxControlFramesPerSecond: 16 },
+  { maxFrameBytes: 300, maxMessageBytes: 300, maxFragments: 1000, maxControlFramesPerSecond: 0 },
+  { maxFrameBytes: 16 * 1024 * 1024, maxMessageBytes: 16 * 1024 * 1024, maxFragments: Infinity, maxControlFramesPerSecond: 1000 },
 ];
 
 /** Completes any partly read header (at most 14 bytes) in both runs of invariant 3. */

@@ -23,11 +23,15 @@
  *      unchanged when they fit the limit, and fail with 1009 when they do not.
  *   4. Connection mode: the message is delivered whole (within the limit,
  *      valid UTF-8 if text) and the connection then closes cleanly with 1000,
- *      or it fails with 1009, 1007 or 1002; exactly one 'closed' event.
+ *      or it fails with 1009, 1007 or 1006; exactly one 'closed' event. A
+ *      message of several frames that count for more than the limit (each
+ *      at least MIN_FRAME_CHARGE bytes) is never delivered: it fails with
+ *      1008 ERR_LIMIT_MAX_MESSAGE_BYTES, or 1009 if its real size crossed
+ *      the limit first.
  */
 import * as zlib from 'node:zlib';
 import { CloseCode } from '../../src/core/close-codes.js';
-import { Connection, type ConnectionEvent } from '../../src/core/connection.js';
+import { Connection, MIN_FRAME_CHARGE, type ConnectionEvent } from '../../src/core/connection.js';
 import { WebSocketError } from '../../src/core/errors.js';
 import { encodeFrame } from '../../src/core/frame-serializer.js';
 import type { DeflateParams } from '../../src/core/deflate-negotiation.js';
@@ -163,6 +167,8 @@ async function runConnection(s: Setup): Promise<string> {
     encodeFrame(i === 0 ? (s.text ? 1 : 2) : 0, p, { fin: i === pieces.length - 1, rsv: i === 0 ? 0x4 : 0, mask }),
   );
   frames.push(...encodeFrame(8, Buffer.from([0x03, 0xe8]), { mask }));
+  // The charge of a message of several frames against maxMessageBytes (see MIN_FRAME_CHARGE).
+  const overCharge = pieces.length > 1 && pieces.reduce((n, p) => n + Math.max(p.length, MIN_FRAME_CHARGE), 0) > s.limit;
   try {
     conn.receive(Buffer.concat(frames), 0);
   } catch (err) {
@@ -187,12 +193,21 @@ async function runConnection(s: Setup): Promise<string> {
     check(m.binary || isUtf8RoundTrip(m.data), 'compressed text message delivered with invalid UTF-8');
   }
   if (messages.length === 1) {
+    check(!overCharge, () => `a message of ${pieces.length} frames charged over the limit of ${s.limit} was delivered`);
     check(close.code === 1000 && close.wasClean, () => `message delivered but the close was ${close.code} (clean ${close.wasClean})`);
   } else {
     check(messages.length === 0, `${messages.length} messages from one`);
     check(close.error instanceof WebSocketError, 'failed without an error');
-    // 1009 over the limit, 1007 bad data or bad UTF-8 (RFC 6455 section 8.1), 1006 when the close frame came first.
-    check([1009, 1007, 1006].includes(close.code), () => `failed with close code ${close.code} (${errorKey(close.error)})`);
+    if (overCharge) {
+      // Decided on a frame header, before the message is inflated: 1008 for the charge, 1009 if the real size crossed first.
+      check(
+        (close.code === 1008 || close.code === 1009) && close.error.code === 'ERR_LIMIT_MAX_MESSAGE_BYTES',
+        () => `a message charged over the limit failed with close code ${close.code} (${errorKey(close.error)})`,
+      );
+    } else {
+      // 1009 over the limit, 1007 bad data or bad UTF-8 (RFC 6455 section 8.1), 1006 when the close frame came first.
+      check([1009, 1007, 1006].includes(close.code), () => `failed with close code ${close.code} (${errorKey(close.error)})`);
+    }
   }
   return `conn:${s.text}:${s.parts}:${messages.length}:${close.code}:${errorKey(close.error)}`;
 }

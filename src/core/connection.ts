@@ -82,18 +82,49 @@ export interface KeepaliveOptions {
 }
 
 export interface ConnectionLimits {
-  /** Largest message (sum of its frames' payloads); bigger fails with 1009. */
+  /**
+   * Largest message (sum of its frames' payloads); bigger fails with 1009.
+   * It also bounds the number of frames of a fragmented message: each of its
+   * frames counts as at least MIN_FRAME_CHARGE bytes against this limit, and
+   * a message of two or more frames that count for more fails with 1008.
+   */
   maxMessageBytes: number;
   /** Largest single frame payload; bigger fails with 1009. */
   maxFrameBytes: number;
-  /** Most frames in one message (guards against floods of empty continuations); more fails with 1008. */
+  /**
+   * An explicit bound on the frames of one message; more fails with 1008.
+   * Default Infinity: no count limit, as MIN_FRAME_CHARGE already bounds the
+   * count (maxMessageBytes / MIN_FRAME_CHARGE frames).
+   */
   maxFragments: number;
+  /**
+   * Pings and pongs received per second, as a token
+   * bucket: up to this many at once, refilled at this many per second. A
+   * ping or pong that finds the bucket empty fails the connection with 1008
+   * (a close frame is never refused).
+   * 0 disables the limit.
+   */
+  maxControlFramesPerSecond: number;
 }
+
+/**
+ * The least a data frame counts for against maxMessageBytes, whatever its
+ * payload: a message of N frames "weighs" the sum over its frames of
+ * max(payload length, MIN_FRAME_CHARGE). Every frame costs the receiver work
+ * and bookkeeping even when it carries nothing, so a flood of empty or tiny
+ * continuation frames is bounded by the same limit as the message size
+ * (invariant S3), while a message fragmented into frames of 64 bytes or more
+ * is limited only by its size (test/core/connection.test.ts, "each frame
+ * counts as at least MIN_FRAME_CHARGE bytes"; test/hostile/fragments.test.ts).
+ * A message of a single frame is bounded by its real size alone.
+ */
+export const MIN_FRAME_CHARGE = 64;
 
 export const DEFAULT_LIMITS: ConnectionLimits = {
   maxMessageBytes: 16 * 1024 * 1024,
   maxFrameBytes: 16 * 1024 * 1024,
-  maxFragments: 65536,
+  maxFragments: Infinity,
+  maxControlFramesPerSecond: 1000,
 };
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
@@ -104,7 +135,15 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
  * many connections share one object (it is only read).
  */
 export function resolveLimits(limits: Partial<ConnectionLimits> | undefined): ConnectionLimits {
-  if (limits && limits.maxMessageBytes !== undefined && limits.maxFrameBytes !== undefined && limits.maxFragments !== undefined) return limits as ConnectionLimits;
+  if (
+    limits &&
+    limits.maxMessageBytes !== undefined &&
+    limits.maxFrameBytes !== undefined &&
+    limits.maxFragments !== undefined &&
+    limits.maxControlFramesPerSecond !== undefined
+  ) {
+    return limits as ConnectionLimits;
+  }
   const r = { ...DEFAULT_LIMITS, ...limits };
   if (limits?.maxMessageBytes !== undefined && limits.maxFrameBytes === undefined) r.maxFrameBytes = r.maxMessageBytes;
   return r;
@@ -178,6 +217,8 @@ export class Connection implements FrameSink {
   private smallParts = 0;
   private msgBytes = 0;
   private msgFrames = 0;
+  /** The message's frames as counted against maxMessageBytes: each at least MIN_FRAME_CHARGE. */
+  private msgCharge = 0;
   private msgFirstPending = false;
   /** Made for the first text message (a binary-only connection never needs one). */
   private utf8Validator: Utf8Validator | null = null;
@@ -207,6 +248,13 @@ export class Connection implements FrameSink {
   private closeDeadline = Infinity;
   /** The latest time the host has given us (constructor, receive, tick, close). */
   private lastNow: number;
+  /**
+   * The control-frame token bucket (maxControlFramesPerSecond), in thousandths
+   * of a frame so that whole milliseconds refill it exactly, and the time it
+   * was last refilled.
+   */
+  private controlBudget: number;
+  private controlBudgetAt: number;
 
   constructor(host: ConnectionHost, options: ConnectionOptions) {
     this.host = host;
@@ -220,6 +268,8 @@ export class Connection implements FrameSink {
     this.lastRxAt = options.now;
     this.lastPingAt = options.now;
     this.lastNow = options.now;
+    this.controlBudget = this.limits.maxControlFramesPerSecond * 1000;
+    this.controlBudgetAt = options.now;
     this.codec = options.codec ?? null;
     this.inQueue = this.codec ? [] : null;
     this.outQueue = this.codec ? [] : null;
@@ -264,16 +314,24 @@ export class Connection implements FrameSink {
 
   // ---------------------------------------------------------------- input
 
-  /** Feeds bytes from the peer. Takes ownership of `data` (payloads are unmasked in place). */
-  receive(data: Buffer, now: number): void {
-    if (this._state === 'closed') return;
+  /**
+   * Feeds bytes from the peer. Takes ownership of `data` (payloads are
+   * unmasked in place). Stops at the first frame boundary after `maxFrames`
+   * whole frames and returns the bytes consumed; the host feeds the rest,
+   * untouched, later (a bound on the work one read does, so that one peer's
+   * flood of tiny frames cannot hold the event loop: test/hostile/floods.test.ts).
+   * Returns `data.length` when everything was taken or the connection is closed.
+   */
+  receive(data: Buffer, now: number, maxFrames = Infinity): number {
+    if (this._state === 'closed') return data.length;
     this.lastRxAt = now;
     this.lastNow = now;
     try {
-      this.parser.push(data);
+      return this.parser.push(data, maxFrames);
     } catch (err) {
       if (err instanceof WebSocketError) this.fail(err);
       else throw err;
+      return data.length;
     }
   }
 
@@ -536,6 +594,7 @@ export class Connection implements FrameSink {
       this.msgBinary = opcode === Opcode.Binary;
       this.msgBytes = 0;
       this.msgFrames = 0;
+      this.msgCharge = 0;
       this.clearParts();
       this.smallParts = 0;
       this.msgFirstPending = true;
@@ -546,13 +605,26 @@ export class Connection implements FrameSink {
       throw new ProtocolError('ERR_RSV1_ON_CONTINUATION', `${this.codec.name}: compression bit set on a continuation frame`);
     }
     this.msgFrames++;
+    const max = this.limits.maxMessageBytes;
     if (this.msgFrames > this.limits.maxFragments) {
       throw new LimitExceededError('maxFragments', `message of more than ${this.limits.maxFragments} frames`, CloseCode.PolicyViolation);
     }
     // Refuse before the payload arrives: the header already tells the size.
-    if (this.msgBytes + length > this.limits.maxMessageBytes) {
-      throw new LimitExceededError('maxMessageBytes', `message of more than ${this.limits.maxMessageBytes} bytes`);
+    if (this.msgBytes + length > max) {
+      throw new LimitExceededError('maxMessageBytes', `message of more than ${max} bytes`);
     }
+    // Each frame counts as at least MIN_FRAME_CHARGE bytes (see there): a flood of tiny or empty
+    // continuations is a policy violation (1008, RFC 6455 section 7.4.1), not a message too big for
+    // us (1009). A one-frame message is bounded by its real size alone.
+    const charge = this.msgCharge + Math.max(length, MIN_FRAME_CHARGE);
+    if (this.msgFrames > 1 && charge > max) {
+      throw new LimitExceededError(
+        'maxMessageBytes',
+        `message of ${this.msgFrames} frames: each frame counts as at least ${MIN_FRAME_CHARGE} bytes against maxMessageBytes (${max})`,
+        CloseCode.PolicyViolation,
+      );
+    }
+    this.msgCharge = charge;
     this.msgBytes += length;
     this.frameFin = fin;
     this.frameLength = length;
@@ -702,6 +774,8 @@ export class Connection implements FrameSink {
 
   onControlFrame(opcode: number, payload: Buffer): void {
     if (this._state === 'closed') return;
+    // A close frame is not charged: it ends the connection anyway, and a peer that closes right after a burst closes cleanly.
+    if (opcode !== Opcode.Close && this.limits.maxControlFramesPerSecond > 0) this.takeControlToken();
     if (opcode === Opcode.Ping) {
       // RFC 6455 section 5.5.2: answer with a pong carrying the same data, unless we already sent close.
       if (this._state === 'open') this.writeControl(Opcode.Pong, payload, true);
@@ -711,6 +785,31 @@ export class Connection implements FrameSink {
     } else {
       this.onClose(payload);
     }
+  }
+
+  /**
+   * Charges one received control frame to the token bucket, refilled with the
+   * time receive() was given (invariant S5: no clock of our own). Every
+   * control frame costs parsing, an event and, for a ping, a pong written
+   * ahead of data (RFC 6455 section 5.5.2 asks for one "as soon as is
+   * practical"); a peer may ping, but not without bound. An empty bucket
+   * fails the connection with 1008 (section 7.4.1, policy violation) before
+   * the frame is acted on (test/core/connection.test.ts, "maxControlFramesPerSecond";
+   * test/hostile/ping-flood.test.ts).
+   */
+  private takeControlToken(): void {
+    const rate = this.limits.maxControlFramesPerSecond;
+    const now = this.lastNow;
+    const capacity = rate * 1000;
+    if (now > this.controlBudgetAt) {
+      // ms x frames/s = thousandths of a frame.
+      this.controlBudget = Math.min(capacity, this.controlBudget + (now - this.controlBudgetAt) * rate);
+      this.controlBudgetAt = now;
+    }
+    if (this.controlBudget < 1000) {
+      throw new LimitExceededError('maxControlFramesPerSecond', `more than ${rate} control frames (pings and pongs) per second (maxControlFramesPerSecond)`, CloseCode.PolicyViolation);
+    }
+    this.controlBudget -= 1000;
   }
 
   private onClose(payload: Buffer): void {

@@ -80,27 +80,35 @@ export class FrameParser {
     return this.state === State.Failed;
   }
 
-  push(chunk: Buffer): void {
-    if (this.state === State.Failed) return;
+  /**
+   * Parses `chunk`, stopping at the first frame boundary after `maxFrames`
+   * complete frames (a host's bound on the work one read may do). Returns the
+   * number of bytes consumed: `chunk.length` unless it stopped early, in which
+   * case the rest, untouched, is to be pushed again later.
+   */
+  push(chunk: Buffer, maxFrames = Infinity): number {
+    if (this.state === State.Failed) return chunk.length;
     try {
-      this.run(chunk);
+      return this.run(chunk, maxFrames);
     } catch (err) {
       this.state = State.Failed;
       throw err;
     }
   }
 
-  private run(chunk: Buffer): void {
+  private run(chunk: Buffer, maxFrames: number): number {
     let pos = 0;
     const len = chunk.length;
+    let frames = 0;
     while (pos < len || (this.state === State.Payload && this.remaining === 0)) {
       if (this.state === State.Header) {
+        if (frames >= maxFrames) return pos;
         const used = this.readHeader(chunk, pos);
-        if (used < 0) return; // header incomplete: everything was buffered
+        if (used < 0) return len; // header incomplete: everything was buffered
         pos = used;
         continue;
       }
-      if (this.state === State.Failed) return;
+      if (this.state === State.Failed) return len;
       // State.Payload
       const take = Math.min(this.remaining, len - pos);
       if (take > 0 || this.remaining === 0) {
@@ -113,6 +121,7 @@ export class FrameParser {
           if (this.remaining === 0 && this.controlParts === null) {
             // The whole control frame in this chunk (the usual case): no parts list.
             this.state = State.Header;
+            frames++;
             this.sink.onControlFrame(this.opcode, piece);
           } else {
             if (take > 0) (this.controlParts ??= []).push(piece);
@@ -121,6 +130,7 @@ export class FrameParser {
               this.controlParts = null;
               const payload = parts.length === 1 ? parts[0] : Buffer.concat(parts);
               this.state = State.Header;
+              frames++;
               this.sink.onControlFrame(this.opcode, payload);
             }
           }
@@ -128,11 +138,13 @@ export class FrameParser {
           if (take > 0) this.sink.onDataPayload(piece, this.remaining);
           if (this.remaining === 0) {
             this.state = State.Header;
+            frames++;
             this.sink.onDataFrameEnd(this.fin);
           }
         }
       }
     }
+    return len;
   }
 
   /**

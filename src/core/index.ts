@@ -11,6 +11,7 @@ export * from './extension-header.js';
 export {
   Connection,
   DEFAULT_LIMITS,
+  MIN_FRAME_CHARGE,
   DEFAULT_CLOSE_TIMEOUT_MS,
   encodeClosePayload,
   decodeClosePayload,

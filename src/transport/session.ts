@@ -5,6 +5,7 @@ import type { MessageCodec } from '../core/message-codec.js';
 import { InvalidArgumentError, InvalidStateError, LimitExceededError, TransportError, WebSocketError } from '../core/errors.js';
 import type { Context } from './context.js';
 import type { TimerEntry } from './timer-wheel.js';
+import { FrameQueue, joinSmallFrames } from './frame-queue.js';
 import {
   DEFAULT_SESSION_LIMITS,
   type CloseInfo,
@@ -44,6 +45,12 @@ export interface SessionInit<S> {
 const BATCH_FLUSH_BYTES = 256 * 1024;
 /** Batches up to this size are copied into one buffer; larger ones go as a writev of their frames. */
 const BATCH_COPY_BYTES = 16 * 1024;
+/**
+ * Frames one read may parse before the session yields the event loop to other connections; the
+ * rest of the read waits with reading paused (test/hostile/floods.test.ts: a flood of tiny frames
+ * on one connection never delays the others for long).
+ */
+const FRAMES_PER_TURN = 1024;
 /** Over TLS, writes ending in a buffer at least this large go one buffer at a time (Session.tls). */
 const TLS_SEPARATE_WRITE_BYTES = 16 * 1024;
 
@@ -51,12 +58,6 @@ const TLS_SEPARATE_WRITE_BYTES = 16 * 1024;
 const CODEC_BACKLOG_PAUSE = 4096;
 const CODEC_BACKLOG_RESUME = 1024;
 
-interface QueuedFrame {
-  chunks: Buffer[];
-  bytes: number;
-  /** A data frame that ends a message (counted as an unsent message if dropped). */
-  endsMessage: boolean;
-}
 
 /** The bytes of a payload, as a Buffer view (no copy: the frame encoder copies, S2). */
 function toBytes(data: string | Uint8Array | ArrayBuffer | ArrayBufferView): Buffer {
@@ -146,8 +147,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   // The queues and lists below are made on first use (null until then): a server holds
   // thousands of idle sessions, and an empty array is 32 bytes each.
-  private urgentQ: QueuedFrame[] | null = null;
-  private dataQ: QueuedFrame[] | null = null;
+  private urgentQ: FrameQueue | null = null;
+  private dataQ: FrameQueue | null = null;
   private queuedBytes = 0;
   /**
    * Messages handed to socket.write() whose bytes have not all reached the
@@ -222,8 +223,13 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private inboxWaiter: (() => void) | null = null;
   private readPausedForInbox = false;
   private userPaused = false;
-  /** Bytes that came with the handshake while reading was already paused (see start()). */
-  private pausedHead: Buffer | null = null;
+  /**
+   * Received bytes not parsed yet, while reading is paused: the rest of a read
+   * that went past FRAMES_PER_TURN (parsed on a later turn of the event loop),
+   * or bytes that came with the handshake while the application had paused.
+   */
+  private pendingInput: Buffer | null = null;
+  private pendingInputScheduled = false;
   /** Reading stopped because too many received messages wait for the codec (S3: the inflate backlog is bounded). */
   private readPausedForCodec = false;
 
@@ -273,7 +279,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.callHandler(() => this.handler.onOpen?.(this));
     if (head.length > 0 && !this.socketGone) {
       // Bytes read with the handshake wait for resumeReading() if the application paused already.
-      if (this.userPaused) this.pausedHead = head;
+      if (this.userPaused) this.pendingInput = head;
       else this.onData(head);
     }
     // The socket was paused for the handshake. Reading starts here, unless the application paused it
@@ -391,11 +397,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** Resumes reading after pauseReading(). */
   resumeReading(): void {
     this.userPaused = false;
-    const head = this.pausedHead;
-    if (head !== null) {
-      this.pausedHead = null;
-      this.onData(head);
-    }
+    this.takePendingInput();
     this.updateReading();
   }
 
@@ -559,22 +561,22 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       this.afterDirectWrite();
       return;
     }
-    // A pong (FIN + opcode 0xA; control frames carry no RSV bits) that would take the
-    // outbound queue past maxQueuedBytes replaces the newest pong still waiting instead:
-    // RFC 6455 section 5.5.3 allows answering "only the most recently processed Ping".
-    // Without this, a peer that floods pings and never reads grew urgentQ without bound,
-    // past maxQueuedBytes (invariant S3; test/hostile/ping-flood.test.ts). Added by the
-    // hardening tests' author.
-    if (urgent && chunks[0][0] === 0x8a && this.bufferedAmount + bytes > this.maxQueuedBytes && this.urgentQ !== null) {
-      const q = this.urgentQ;
-      for (let i = q.length - 1; i >= 0; i--) {
-        if (q[i].chunks[0][0] !== 0x8a) continue;
-        this.queuedBytes += bytes - q[i].bytes;
-        q[i] = { chunks, bytes, endsMessage };
+    // Queued frames cost about their wire size (FrameQueue merges small ones), so maxQueuedBytes
+    // bounds memory too (invariant S3).
+    const q = urgent ? (this.urgentQ ??= new FrameQueue()) : (this.dataQ ??= new FrameQueue());
+    // A pong (FIN + opcode 0xA; control frames carry no RSV bits) that would take the outbound
+    // queue past maxQueuedBytes replaces the newest pong still waiting instead: RFC 6455 section
+    // 5.5.3 allows answering "only the most recently processed Ping". A peer that floods pings
+    // and never reads holds at most maxQueuedBytes (test/hostile/ping-flood.test.ts).
+    const pong = urgent && chunks[0][0] === 0x8a;
+    if (pong && this.bufferedAmount + bytes > this.maxQueuedBytes) {
+      const replaced = q.replacePong(chunks, bytes);
+      if (replaced >= 0) {
+        this.queuedBytes += bytes - replaced;
         return;
       }
     }
-    (urgent ? (this.urgentQ ??= []) : (this.dataQ ??= [])).push({ chunks, bytes, endsMessage });
+    q.push(chunks, bytes, endsMessage ? 1 : 0, pong);
     this.queuedBytes += bytes;
   }
 
@@ -640,7 +642,8 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.batchBytes = 0;
     this.batchMessages = 0;
     // Small frames: one contiguous buffer is cheaper than a writev of many tiny ones.
-    this.writeToSocket(batch.length > 1 && bytes <= BATCH_COPY_BYTES ? [Buffer.concat(batch, bytes)] : batch, messages);
+    // Larger batches: runs of small frames joined, large payloads not copied.
+    this.writeToSocket(batch.length === 1 ? batch : bytes <= BATCH_COPY_BYTES ? [Buffer.concat(batch, bytes)] : batch.length > 8 ? joinSmallFrames(batch) : batch, messages);
     // writeToSocket() hands each chunk to the socket and keeps no reference to the list: reuse it.
     // Emptied by pop(): `length = 0` also frees V8's backing store, and the next read's push made
     // a new one (an allocation per read on the small-message path).
@@ -719,7 +722,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       const f = this.urgentQ !== null && this.urgentQ.length > 0 ? this.urgentQ.shift() : this.dataQ?.shift();
       if (!f) break;
       this.queuedBytes -= f.bytes;
-      this.writeToSocket(f.chunks, f.endsMessage ? 1 : 0);
+      this.writeToSocket(f.chunks, f.messages);
     }
   }
 
@@ -736,15 +739,48 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.conn.state === 'closed') return;
+    if (this.pendingInput !== null) {
+      // Reading is paused while input waits, so this is rare (a read already under way): keep the order.
+      this.pendingInput = Buffer.concat([this.pendingInput, chunk]);
+      return;
+    }
     if (this.unconfirmedMessages > 0) this.settleWritten();
     // Replies produced by one read (pongs, echoes) leave in one write (see batch).
     this.batching = true;
+    let used: number;
     try {
-      this.conn.receive(chunk, this.context.now());
+      used = this.conn.receive(chunk, this.context.now(), FRAMES_PER_TURN);
     } finally {
       this.flushBatch(false);
     }
+    if (used < chunk.length && this.state !== 'closed' && !this.socketGone) {
+      // Bounded work per read: the rest waits, with reading paused, for a later turn of the event
+      // loop, so that other connections' reads and timers run in between.
+      this.pendingInput = chunk.subarray(used);
+      this.updateReading();
+      this.schedulePendingInput();
+    }
     if (this.conn.pendingInputMessages > 0 || this.readPausedForCodec) this.checkCodecBacklog();
+  }
+
+  private schedulePendingInput(): void {
+    if (this.pendingInputScheduled || this.userPaused) return;
+    this.pendingInputScheduled = true;
+    setImmediate(() => {
+      this.pendingInputScheduled = false;
+      if (this.userPaused) return;
+      this.takePendingInput();
+      this.updateReading();
+    });
+  }
+
+  /** Parses the input that waited (see pendingInput); what is left after this turn's share waits again. */
+  private takePendingInput(): void {
+    const rest = this.pendingInput;
+    if (rest === null) return;
+    this.pendingInput = null;
+    if (this.socketGone) return;
+    this.onData(rest);
   }
 
   /** @internal */
@@ -810,11 +846,12 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     // 'finish' came first: every byte written reached the kernel.
     if (this.socket.writableFinished) this.unconfirmedMessages = 0;
     let unsent = this.unconfirmedMessages + this.conn.pendingOutputMessages + this.conn.droppedOutputMessages;
-    if (this.dataQ !== null) for (const f of this.dataQ) if (f.endsMessage) unsent++;
+    if (this.dataQ !== null) unsent += this.dataQ.messages;
     if (this.deferred !== null) unsent += this.deferred.length;
     this.urgentQ = null;
     this.dataQ = null;
     this.deferred = null;
+    this.pendingInput = null;
     this.queuedBytes = 0;
     const waiters = this.drainWaiters;
     this.drainWaiters = null;
@@ -940,7 +977,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    */
   private updateReading(): void {
     if (this.socketGone) return;
-    if (this.userPaused || this.readPausedForInbox || this.readPausedForCodec) this.socket.pause();
+    if (this.userPaused || this.readPausedForInbox || this.readPausedForCodec || this.pendingInput !== null) this.socket.pause();
     else this.socket.resume();
   }
 

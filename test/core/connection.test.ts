@@ -9,6 +9,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Connection,
+  DEFAULT_LIMITS,
+  MIN_FRAME_CHARGE,
   decodeClosePayload,
   encodeClosePayload,
   type ConnectionEvent,
@@ -815,25 +817,68 @@ describe('Connection: section 9, large messages (Autobahn 9.x)', () => {
     bigOnce('client', peerFrame('client', { opcode: Op.Binary, payload: b }), true, b, [1_000_003]);
   });
 
-  it('16 MiB binary in fragments of different sizes (9.4.x)', () => {
-    const b = testBytes(16 << 20, 10);
-    const sizes = [1, 997, 65536, 1 << 20, 4096, 0, 131072];
+  /** `b` cut into pieces whose sizes cycle through `sizes` (the last piece is what is left). */
+  function cut(b: Buffer, sizes: number[]): Buffer[] {
     const parts: Buffer[] = [];
     for (let p = 0, i = 0; p < b.length; i++) {
       const n = Math.min(sizes[i % sizes.length], b.length - p);
       parts.push(b.subarray(p, p + n));
       p += n;
     }
+    return parts;
+  }
+
+  it('16 MiB binary (the default maxMessageBytes) in fragments of different sizes, none under MIN_FRAME_CHARGE (9.4.x)', () => {
+    const b = testBytes(16 << 20, 10);
+    const parts = cut(b, [MIN_FRAME_CHARGE, 997, 65536, 1 << 20, 4096, 131072]);
+    assert.ok(parts.every((p) => p.length >= MIN_FRAME_CHARGE));
     bigOnce('server', messageFrames('server', Op.Binary, parts), true, b, [65536]);
   });
 
-  it('4 MiB text in 65536 fragments of 64 bytes passes the default maxFragments (9.3.1)', () => {
+  it('a big binary message with 1-byte and empty fragments among large ones passes while its charge fits maxMessageBytes; at 16 MiB of real bytes it is refused with 1008', () => {
+    const sizes = [1, 997, 65536, 1 << 20, 4096, 0, 131072];
+    const full = testBytes(16 << 20, 10);
+    const atLimit = cut(full, sizes);
+    // What the frames under MIN_FRAME_CHARGE count for beyond their size.
+    const extra = atLimit.reduce((n, p) => n + Math.max(0, MIN_FRAME_CHARGE - p.length), 0);
+    assert.ok(extra > 0);
+    const r = run('server', messageFrames('server', Op.Binary, atLimit), [], {});
+    assert.deepEqual(summary(r.rec.items), failed(1008, 'ERR_LIMIT_MAX_MESSAGE_BYTES'));
+    assert.ok(r.rec.error instanceof LimitExceededError && r.rec.error.closeCode === 1008);
+    // The same mix, shorter by that extra (the last frame shrinks), is charged exactly maxMessageBytes.
+    const b = full.subarray(0, full.length - extra);
+    const parts = cut(b, sizes);
+    assert.equal(parts.reduce((n, p) => n + Math.max(p.length, MIN_FRAME_CHARGE), 0), 16 << 20);
+    bigOnce('server', messageFrames('server', Op.Binary, parts), true, b, [65536]);
+  });
+
+  it('4 MiB text in 65536 fragments of 64 bytes passes the default limits (9.3.1)', () => {
     const t = Buffer.from(textOfBytes(4 << 20));
     const parts: Buffer[] = [];
     for (let p = 0; p < t.length; p += 64) parts.push(t.subarray(p, p + 64));
     assert.equal(parts.length, 65536);
     bigOnce('client', messageFrames('client', Op.Text, parts), false, t, [t.length * 2, 65536]);
   });
+
+  for (const role of ROLES) {
+    it(`${role}: 4 MiB text and 4 MiB binary in 64-byte fragments plus a few empty and 1-byte frames pass the default limits (9.3.1, 9.4.1)`, () => {
+      const t = Buffer.from(textOfBytes(4 << 20));
+      const b = testBytes(4 << 20, 11);
+      for (const [binaryMsg, payload] of [
+        [false, t],
+        [true, b],
+      ] as const) {
+        const parts: Buffer[] = [];
+        for (let p = 0; p < payload.length; p += 64) parts.push(payload.subarray(p, p + 64));
+        // 65,536 fragments of 64 bytes, then five more: more frames than any fixed count of 65,536 allowed.
+        const last = payload.subarray(payload.length - 1);
+        parts[parts.length - 1] = payload.subarray(payload.length - 64, payload.length - 1);
+        parts.push(Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0), last);
+        assert.equal(parts.length, 65536 + 5);
+        bigOnce(role, messageFrames(role, binaryMsg ? Op.Binary : Op.Text, parts), binaryMsg, payload, [payload.length * 2, 65536]);
+      }
+    });
+  }
 });
 
 describe('Connection: limits (invariant S3)', () => {
@@ -885,11 +930,171 @@ describe('Connection: limits (invariant S3)', () => {
       feedAllWays(role, two, [text('abc'), binary(utf8('def'))], { conn: { limits } });
     });
 
+    it(`${role}: each frame counts as at least MIN_FRAME_CHARGE bytes against maxMessageBytes: the charge at the limit passes, one more frame fails with 1008 on its header`, () => {
+      assert.equal(MIN_FRAME_CHARGE, 64);
+      const limits = { maxMessageBytes: 10 * MIN_FRAME_CHARGE };
+      // Ten frames charged 64 + 64 + 64 + 64 + 64 + 64 + 64 + 64 + 64 + 64 = 640 (their payloads are 1 + 0 + 64 + 10 + 0 + ... = 75 bytes).
+      const sizes = [1, 0, 64, 10, 0, 0, 0, 0, 0, 0];
+      const parts = sizes.map((n, i) => testBytes(n, 20 + i));
+      feedAllWays(role, messageFrames(role, Op.Binary, parts), [binary(concat(...parts))], { conn: { limits } });
+      // An eleventh (empty) frame: 704 charged, 75 real: policy violation, decided on its header.
+      const eleven = messageFrames(role, Op.Binary, [...parts, Buffer.alloc(0)]);
+      const f = layout(eleven)[10];
+      const r = feedAllWays(role, eleven, failed(1008, 'ERR_LIMIT_MAX_MESSAGE_BYTES'), { conn: { limits }, failAt: [f.start + 1, f.headerEnd] });
+      assert.ok(r.rec.error instanceof LimitExceededError);
+      assert.equal(r.rec.error.limit, 'maxMessageBytes');
+      assert.equal(r.rec.error.closeCode, 1008);
+      assert.equal(r.rec.error.message, 'message of 11 frames: each frame counts as at least 64 bytes against maxMessageBytes (640)');
+      // Real bytes exactly at the limit, but one frame under 64 bytes: charged 600 + 64 > 640, so 1008 (not 1009).
+      const small = messageFrames(role, Op.Binary, [testBytes(600, 30), testBytes(40, 31)]);
+      feedAllWays(role, small, failed(1008, 'ERR_LIMIT_MAX_MESSAGE_BYTES'), { conn: { limits }, failAt: [layout(small)[1].start + 1, layout(small)[1].headerEnd] });
+      // The same bytes as 576 + 64: charged exactly 640, passes.
+      const whole = testBytes(640, 32);
+      feedAllWays(role, messageFrames(role, Op.Binary, [whole.subarray(0, 576), whole.subarray(576)]), [binary(whole)], { conn: { limits } });
+      // The charge restarts with each message.
+      const again = concat(messageFrames(role, Op.Binary, parts), messageFrames(role, Op.Text, sizes.map(() => utf8(''))));
+      feedAllWays(role, again, [binary(concat(...parts)), text('')], { conn: { limits } });
+    });
+
+    it(`${role}: real bytes over maxMessageBytes fail with 1009 even where the charge is over too`, () => {
+      const limits = { maxMessageBytes: 640 };
+      // 600 + 41 = 641 real bytes: too big (1009), checked before the charge (600 + 64 = 664).
+      const over = messageFrames(role, Op.Binary, [testBytes(600, 33), testBytes(41, 34)]);
+      const r = feedAllWays(role, over, failed(1009, 'ERR_LIMIT_MAX_MESSAGE_BYTES'), { conn: { limits }, failAt: [layout(over)[1].start + 1, layout(over)[1].headerEnd] });
+      assert.equal(r.rec.error?.closeCode, 1009);
+      // Many tiny frames, then one that takes the real size over: 1009 as well.
+      const tiny = messageFrames(role, Op.Text, [utf8('a'), utf8('b'), utf8('c'.repeat(639))]);
+      feedAllWays(role, tiny, failed(1009, 'ERR_LIMIT_MAX_MESSAGE_BYTES'), { conn: { limits }, failAt: [layout(tiny)[2].start + 3, layout(tiny)[2].headerEnd] });
+    });
+
+    it(`${role}: a message of one frame is bounded by its real size alone, even under a maxMessageBytes below MIN_FRAME_CHARGE`, () => {
+      const limits = { maxMessageBytes: 10 };
+      feedAllWays(role, pf({ opcode: Op.Text, payload: '0123456789' }), [text('0123456789')], { conn: { limits } });
+      feedAllWays(role, pf({ opcode: Op.Binary }), [binary(Buffer.alloc(0))], { conn: { limits } });
+      // Two frames are charged at least 128 bytes.
+      const two = messageFrames(role, Op.Text, [utf8('01234'), utf8('56789')]);
+      feedAllWays(role, two, failed(1008, 'ERR_LIMIT_MAX_MESSAGE_BYTES'), { conn: { limits }, failAt: [layout(two)[1].start + 1, layout(two)[1].headerEnd] });
+    });
+
+    it(`${role}: with the default limits there is no frame count limit; a flood of empty continuations ends at maxMessageBytes / MIN_FRAME_CHARGE frames with 1008`, () => {
+      assert.equal(DEFAULT_LIMITS.maxFragments, Infinity);
+      const frames = DEFAULT_LIMITS.maxMessageBytes / MIN_FRAME_CHARGE;
+      assert.equal(frames, 262_144);
+      const start = pf({ opcode: Op.Text, fin: false, payload: 'a' });
+      const empty = pf({ opcode: Op.Continuation, fin: false });
+      const end = pf({ opcode: Op.Continuation, fin: true });
+      // 'a', 262,142 empty continuations, an empty final frame: 262,144 frames charged 16 MiB.
+      const ok = Buffer.concat([start, ...Array.from({ length: frames - 2 }, () => empty), end]);
+      const r = run(role, ok, [65536], {});
+      assert.deepEqual(summary(r.rec.items), [text('a')]);
+      // One more empty continuation before the final frame: 1008 on the header of frame 262,145.
+      const over = Buffer.concat([start, ...Array.from({ length: frames - 1 }, () => empty), end]);
+      const at = start.length + (frames - 1) * empty.length;
+      for (const cuts of [[], [65536], [at, at + empty.length]]) {
+        const f = run(role, over, cuts, {});
+        assert.deepEqual(summary(f.rec.items), failed(1008, 'ERR_LIMIT_MAX_MESSAGE_BYTES'));
+        assert.equal(f.rec.error?.message, 'message of 262145 frames: each frame counts as at least 64 bytes against maxMessageBytes (16777216)');
+        // Cut around the header of frame 262,145: the connection fails in the chunk that holds exactly that header.
+        if (cuts.length === 2) assert.deepEqual(f.closedIn, [at, at + empty.length], 'decided on the header of frame 262,145');
+      }
+    });
+
     it(`${role}: a 64-bit length with the top bit set fails with 1002 (section 5.2)`, () => {
       const f = pf({ opcode: Op.Binary, payload: 'x', declaredLength: 2n ** 63n });
       // The top bit is in header byte 2; the header is 2 + 8 bytes, plus a 4-byte mask key to a server.
       const headerEnd = 2 + 8 + (role === 'server' ? 4 : 0) - 1;
       feedAllWays(role, f, failed(1002, 'ERR_BAD_LENGTH'), { failAt: [2, headerEnd] });
+    });
+  }
+});
+
+describe('Connection: maxControlFramesPerSecond, a token bucket on the time given to receive() (invariant S3)', () => {
+  for (const role of ROLES) {
+    const pf = (spec: FrameSpec) => peerFrame(role, spec);
+    const ping = (p: string) => pf({ opcode: Op.Ping, payload: p });
+
+    it(`${role}: exactly the limit of control frames at one instant pass; one more fails with 1008, unanswered`, () => {
+      const limits = { maxControlFramesPerSecond: 5 };
+      const five = ['p0', 'p1', 'p2', 'p3', 'p4'];
+      feedAllWays(role, concat(...five.map(ping)), five.flatMap((p) => [wPong(p), pingEv(p)]), { conn: { limits } });
+      const six = concat(...five.map(ping), ping('p5'));
+      const f = layout(six)[5];
+      // A control frame is acted on once it is whole: the sixth fails at its last byte, and gets no pong.
+      const r = feedAllWays(role, six, [...five.flatMap((p) => [wPong(p), pingEv(p)]), ...failed(1008, 'ERR_LIMIT_MAX_CONTROL_FRAMES_PER_SECOND')], {
+        conn: { limits },
+        failAt: [f.payloadStart + f.payloadLength - 1, f.payloadStart + f.payloadLength - 1],
+      });
+      assert.ok(r.rec.error instanceof LimitExceededError);
+      assert.equal(r.rec.error.limit, 'maxControlFramesPerSecond');
+      assert.equal(r.rec.error.closeCode, 1008);
+      assert.equal(r.rec.error.message, 'more than 5 control frames (pings and pongs) per second (maxControlFramesPerSecond)');
+      // Pongs count too: four pongs and a ping pass, a sixth pong fails; a close frame is never refused, even with the bucket empty.
+      const mixed = concat(pf({ opcode: Op.Pong, payload: 'a' }), ping('b'), pf({ opcode: Op.Pong }), pf({ opcode: Op.Pong }), pf({ opcode: Op.Pong }));
+      const mixedEvents = [pongEv('a'), wPong('b'), pingEv('b'), pongEv(), pongEv(), pongEv()];
+      feedAllWays(role, concat(mixed, pf({ opcode: Op.Pong })), [...mixedEvents, ...failed(1008, 'ERR_LIMIT_MAX_CONTROL_FRAMES_PER_SECOND')], { conn: { limits } });
+      feedAllWays(role, concat(mixed, pf({ opcode: Op.Close, payload: closePayload(1000) })), [...mixedEvents, ...echoed(1000)], { conn: { limits } });
+      feedAllWays(role, concat(ping('a'), ping('b'), ping('c'), ping('d'), pf({ opcode: Op.Close, payload: closePayload(1000) })), [
+        ...['a', 'b', 'c', 'd'].flatMap((p) => [wPong(p), pingEv(p)]),
+        ...echoed(1000),
+      ], { conn: { limits } });
+    });
+
+    it(`${role}: the default (${DEFAULT_LIMITS.maxControlFramesPerSecond}): that many pings at one instant are answered; one more fails with 1008; data frames do not count`, () => {
+      assert.equal(DEFAULT_LIMITS.maxControlFramesPerSecond, 1000);
+      const { conn, rec } = open(role);
+      const data = concat(...Array.from({ length: 5000 }, (_, i) => pf({ opcode: Op.Text, payload: `m${i}` })));
+      conn.receive(data, 0);
+      conn.receive(concat(...Array.from({ length: 1000 }, (_, i) => ping(`${i}`))), 0);
+      assert.equal(conn.state, 'open');
+      assert.equal(rec.writes.length, 1000, 'a pong for every ping');
+      conn.receive(ping('1000'), 0);
+      assert.deepEqual(summary(rec.items.slice(-2)), failed(1008, 'ERR_LIMIT_MAX_CONTROL_FRAMES_PER_SECOND'));
+    });
+
+    it(`${role}: the bucket refills at the limit per second: a steady limit/s runs forever, a burst after a pause is capped at the limit`, () => {
+      const limits = { maxControlFramesPerSecond: 10 };
+      const { conn, rec } = open(role, { limits });
+      // Ten at t = 0 empty the bucket; then one every 100 ms, for 10,000 simulated seconds.
+      for (let i = 0; i < 10; i++) conn.receive(ping(`${i}`), 0);
+      for (let i = 1; i <= 100_000; i++) conn.receive(ping(`${i}`), i * 100);
+      assert.equal(conn.state, 'open');
+      assert.equal(rec.writes.length, 100_010);
+      // The bucket is empty again at t = 10,000,000 ms: half a refill period later there is half a token, not one.
+      conn.receive(ping('half'), 100_000 * 100 + 50);
+      assert.deepEqual(summary(rec.items.slice(-2)), failed(1008, 'ERR_LIMIT_MAX_CONTROL_FRAMES_PER_SECOND'));
+
+      // After an hour of silence the bucket holds the limit, not an hour's worth.
+      const b = open(role, { limits });
+      for (let i = 0; i < 10; i++) b.conn.receive(ping(`${i}`), 3_600_000);
+      assert.equal(b.conn.state, 'open');
+      b.conn.receive(ping('11'), 3_600_000);
+      assert.deepEqual(summary(b.rec.items.slice(-2)), failed(1008, 'ERR_LIMIT_MAX_CONTROL_FRAMES_PER_SECOND'));
+
+      // Twice the rate, steadily, is stopped once the first second's burst is spent: at the 20th ping (t = 950 ms).
+      const c = open(role, { limits });
+      let answered = 0;
+      for (let i = 0; i < 100 && !c.rec.closed; i++) {
+        c.conn.receive(ping(`${i}`), i * 50);
+        if (!c.rec.closed) answered++;
+      }
+      assert.equal(answered, 19);
+      assert.equal(c.rec.error?.closeCode, 1008);
+
+      // A clock that steps back does not refill the bucket.
+      const d = open(role, { limits, now: 1000 });
+      for (let i = 0; i < 10; i++) d.conn.receive(ping(`${i}`), 1000);
+      d.conn.receive(ping('back'), 0);
+      assert.equal(d.conn.state, 'closed');
+    });
+
+    it(`${role}: 0 disables the limit`, () => {
+      const { conn, rec } = open(role, { limits: { maxControlFramesPerSecond: 0 } });
+      conn.receive(concat(...Array.from({ length: 100_000 }, () => ping('x'))), 0);
+      conn.receive(concat(...Array.from({ length: 10_000 }, () => pf({ opcode: Op.Pong }))), 0);
+      assert.equal(conn.state, 'open');
+      assert.equal(rec.writes.length, 100_000);
+      conn.receive(pf({ opcode: Op.Close, payload: closePayload(1000) }), 0);
+      assert.deepEqual(summary(rec.items.slice(-2)), echoed(1000));
     });
   }
 });

@@ -397,3 +397,61 @@ describe('FrameParser: protocol errors (RFC 6455 sections 5.1-5.5)', () => {
     assert.deepEqual(parseAllWays('server', peer('server', { opcode: Op.Binary, payload }), { maxFrameBytes: 100 }), [start(Op.Binary, 100), data(payload), end()]);
   });
 });
+
+describe('FrameParser: a bound on frames per push (maxFrames)', () => {
+  for (const role of ROLES) {
+    it(`${role}: stops at the frame boundary after maxFrames whole frames and returns the bytes consumed; the rest parses the same later`, () => {
+      const frames = [
+        peer(role, { opcode: Op.Text, payload: 'one' }),
+        peer(role, { opcode: Op.Ping, payload: 'p' }),
+        peer(role, { opcode: Op.Binary, payload: '', fin: false }),
+        peer(role, { opcode: Op.Continuation, payload: 'xy' }),
+        peer(role, { opcode: Op.Text, payload: '' }),
+      ];
+      const all = concat(...frames);
+      const expected = merged(feed(role, [Buffer.from(all)]).calls);
+      for (let budget = 1; budget <= frames.length; budget++) {
+        const sink = new RecordingSink();
+        const parser = new FrameParser(sink, { role, maxFrameBytes: 1 << 20 });
+        let rest = Buffer.from(all);
+        let pushes = 0;
+        let done = 0;
+        while (rest.length > 0) {
+          const used = parser.push(rest, budget);
+          pushes++;
+          assert.ok(used > 0 && used <= rest.length, `push ${pushes} consumed ${used} of ${rest.length}`);
+          done += used;
+          // Every stop is at a frame boundary: exactly the bytes of the frames parsed so far.
+          let boundary = 0;
+          let i = 0;
+          while (boundary < done) boundary += frames[i++].length;
+          assert.equal(boundary, done, 'stopped inside a frame');
+          rest = rest.subarray(used);
+          assert.ok(pushes <= frames.length, 'no progress');
+        }
+        assert.equal(pushes, Math.ceil(frames.length / budget), `budget ${budget}`);
+        assert.deepEqual(merged(sink.calls), expected, `budget ${budget}`);
+      }
+    });
+  }
+
+  it('returns the whole length when the chunk ends inside a frame (the partial frame is buffered, not returned)', () => {
+    const f = peer('server', { opcode: Op.Binary, payload: bytes(300, 1) });
+    const sink = new RecordingSink();
+    const parser = new FrameParser(sink, { role: 'server', maxFrameBytes: 1 << 20 });
+    assert.equal(parser.push(Buffer.from(f.subarray(0, 3)), 1), 3, 'half a header');
+    assert.equal(parser.push(Buffer.from(f.subarray(3, 100)), 1), 97, 'the rest of the header and part of the payload');
+    const tail = Buffer.concat([f.subarray(100), peer('server', { opcode: Op.Ping, payload: 'x' })]);
+    // The frame that was in progress completes and counts: the ping waits for the next push.
+    assert.equal(parser.push(Buffer.from(tail), 1), f.length - 100);
+    assert.deepEqual(merged(sink.calls), [start(Op.Binary, 300), data(bytes(300, 1)), end()]);
+  });
+
+  it('a budget of Infinity (the default) takes everything', () => {
+    const all = concat(...Array.from({ length: 5000 }, () => peer('server', { opcode: Op.Ping, payload: '' })));
+    const sink = new RecordingSink();
+    const parser = new FrameParser(sink, { role: 'server', maxFrameBytes: 1 << 20 });
+    assert.equal(parser.push(Buffer.from(all)), all.length);
+    assert.equal(sink.calls.length, 5000);
+  });
+});

@@ -27,7 +27,7 @@ import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { connect, type ClientSession, type CloseInfo, type Message, type ServerHandler, type ServerOptions, type ServerSession, type SessionLimits, type WebSocketServer } from '../../src/index.js';
+import { connect, DEFAULT_LIMITS, type ClientSession, type CloseInfo, type Message, type ServerHandler, type ServerOptions, type ServerSession, type SessionLimits, type WebSocketServer } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { RawClient, acceptFor, newKey, startServer, upgradeRequest, waitUntil, withTimeout } from '../helpers/ws-pair.js';
@@ -35,15 +35,18 @@ import { RawClient, acceptFor, newKey, startServer, upgradeRequest, waitUntil, w
 export { RawClient, closePayload, encodeRawFrame, upgradeRequest, newKey, acceptFor, waitUntil, withTimeout, delay, startRawServer, switchingProtocols } from '../helpers/ws-pair.js';
 
 /**
- * The limits every hostile case runs under unless it says otherwise. They are
- * deliberately far below the defaults (16 MiB messages, 65,536 fragments,
- * 16 MiB queue) so that a bound "a few times the limit" is small enough to
- * tell apart from an unbounded buffer.
+ * The limits every hostile case runs under unless it says otherwise. The
+ * sizes are deliberately far below the defaults (16 MiB messages, 16 MiB
+ * queue) so that a bound "a few times the limit" is small enough to tell
+ * apart from an unbounded buffer; maxFragments, unlimited by default, is set
+ * so that the explicit count limit is exercised too. The control-frame rate
+ * is the default (it bounds work, not memory).
  */
 export const HOSTILE_LIMITS: SessionLimits = {
   maxMessageBytes: 1024 * 1024,
   maxFrameBytes: 1024 * 1024,
   maxFragments: 1024,
+  maxControlFramesPerSecond: DEFAULT_LIMITS.maxControlFramesPerSecond,
   maxQueuedBytes: 4 * 1024 * 1024,
   highWaterMark: 256 * 1024,
 };

@@ -6,6 +6,13 @@
  * not be able to grow the server's memory without bound (invariant S3), nor
  * stall the other connections.
  *
+ * With the default limits.maxControlFramesPerSecond (1000, a token bucket:
+ * 1000 at once, refilled at 1000 a second) such a flooder is failed with 1008
+ * (policy violation, RFC 6455 section 7.4.1) once it has spent the bucket;
+ * the canary is unaffected. The first two cases run on a server with that
+ * limit disabled (0), to show what the pong path does on its own under a
+ * flood:
+ *
  * - A flooder that reads its pongs: every ping is answered, in order. (All
  *   100,000 pongs together are 600 kB, less than maxQueuedBytes, so none may
  *   be skipped.)
@@ -16,11 +23,12 @@
  *   gets pongs in order, the last one answering its last ping. The
  *   connection stays open: pinging is not a protocol violation.
  *
- * Both: the canary keeps echoing and the server accepts new connections.
+ * All: the canary keeps echoing and the server accepts new connections.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
+import { DEFAULT_LIMITS } from '../../src/index.js';
 import { FrameScanner, HOSTILE_LIMITS, HostileBench, MemoryWatch, MiB, assertMemoryBounded, rawUpgrade, waitUntil, writeAndDrain } from './harness.js';
 
 const PINGS = 100_000;
@@ -48,10 +56,10 @@ function hostileSession(b: HostileBench) {
   return [...b.h.server.clients].find((s) => s.request.path === '/hostile');
 }
 
-describe('hostile: ping flood', () => {
+describe('hostile: ping flood, maxControlFramesPerSecond 0 (disabled)', () => {
   let b: HostileBench;
   before(async () => {
-    b = await HostileBench.start();
+    b = await HostileBench.start({ limits: { ...HOSTILE_LIMITS, maxControlFramesPerSecond: 0 } });
   });
   after(async () => {
     await b.end();
@@ -137,6 +145,70 @@ describe('hostile: ping flood', () => {
       t.diagnostic(`after reading again: ${pongs} pongs, the last for ping ${last}`);
       assert.deepEqual(problems, []);
       assert.equal(session.state, 'open');
+    } finally {
+      socket.destroy();
+    }
+  });
+});
+
+describe('hostile: ping flood, the default maxControlFramesPerSecond', () => {
+  let b: HostileBench;
+  before(async () => {
+    assert.equal(HOSTILE_LIMITS.maxControlFramesPerSecond, DEFAULT_LIMITS.maxControlFramesPerSecond);
+    b = await HostileBench.start();
+  });
+  after(async () => {
+    await b.end();
+  });
+
+  it(`${PINGS} pings as fast as possible: the flooder is answered until the bucket is spent, then failed with 1008; canary fine`, { timeout: 60_000 }, async (t) => {
+    const limit = DEFAULT_LIMITS.maxControlFramesPerSecond;
+    assert.equal(limit, 1000);
+    const mark = b.canary.mark();
+    const { socket } = await rawUpgrade(b.h.port, { path: '/hostile-pings' });
+    try {
+      let pongs = 0;
+      let expected = 0;
+      let closeCode: number | undefined;
+      let socketClosed = false;
+      const problems: string[] = [];
+      const scanner = new FrameScanner((opcode, payload) => {
+        if (opcode === 0x8) {
+          closeCode = payload.readUInt16BE(0);
+          return;
+        }
+        if (opcode !== 0xa) return void problems.push(`unexpected opcode ${opcode}`);
+        if (closeCode !== undefined) problems.push('a pong after the close frame');
+        const seq = payload.readUInt32BE(0);
+        if (seq !== expected) problems.push(`pong ${seq}, expected ${expected}`);
+        expected = seq + 1;
+        pongs++;
+      });
+      socket.on('data', (c: Buffer) => scanner.push(c));
+      socket.on('close', () => (socketClosed = true));
+      socket.resume();
+      const started = performance.now();
+      try {
+        for (let first = 0; first < PINGS && closeCode === undefined && !socketClosed; first += BATCH) await writeAndDrain(socket, pings(first, BATCH, 4));
+      } catch {
+        // The server hung up while we wrote.
+      }
+      await waitUntil(() => socketClosed, 10_000, 'the server to end the connection');
+      const elapsed = performance.now() - started;
+      t.diagnostic(`${pongs} pongs before the close, in ${elapsed.toFixed(0)} ms`);
+      assert.deepEqual(problems, []);
+      assert.equal(closeCode, 1008);
+      // The bucket holds `limit` at the start and gains `limit` a second: every ping up to then is answered, none after.
+      assert.ok(pongs >= limit, `${pongs} pongs: the first ${limit} pings are within the limit`);
+      assert.ok(pongs <= limit + Math.ceil((elapsed * limit) / 1000), `${pongs} pongs in ${elapsed.toFixed(0)} ms is more than the bucket allows`);
+      assert.ok(pongs < PINGS, 'the flood was cut short');
+      await waitUntil(() => b.h.closes.some((c) => c.path === '/hostile-pings'), 10_000, 'the server-side onClose');
+      const info = b.h.closes.find((c) => c.path === '/hostile-pings')!.info;
+      assert.equal(info.code, 1008);
+      assert.equal(info.wasClean, false);
+      assert.equal(info.error?.code, 'ERR_LIMIT_MAX_CONTROL_FRAMES_PER_SECOND');
+      assert.equal(info.error?.closeCode, 1008);
+      await b.assertHealthy(t, mark);
     } finally {
       socket.destroy();
     }
