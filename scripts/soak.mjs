@@ -1,4 +1,4 @@
-// `npm run soak`: the full soak and leak test of issue 6 (test/soak/harness.ts).
+// `npm run soak`: the full soak and leak test (test/soak/harness.ts).
 //   10,000 concurrent connections, server keepalive ping every 1 s, held 60 s;
 //   then 100,000 connect/close cycles; then RSS, heap, open descriptors and
 //   active handles of the server and client processes against their baseline.

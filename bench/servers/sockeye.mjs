@@ -4,6 +4,7 @@
 // --fanout: every message goes to every connected client instead
 // (server.broadcast when the library has it, else a loop over server.clients).
 // --tls DIR: wss with DIR/key.pem and DIR/cert.pem.
+// --limits JSON: the server's limits option instead of the one below.
 // Prints "LISTENING <port>" once bound to 127.0.0.1 on a free port; exits when
 // its stdin closes (so it never outlives the harness that started it).
 import { createServer } from '../../dist/src/index.js';
@@ -42,7 +43,8 @@ server = createServer({
   // drops an echo of a 16 MiB message queued behind anything (a 'dropped'
   // status, as documented), and the bulk16m scenario keeps two in flight. ws
   // has no such limit; the generator bounds what is in flight (32 MiB here).
-  limits: { maxQueuedBytes: 64 * 1024 * 1024 },
+  // --limits replaces this (bench/floods.mjs runs the library's defaults).
+  limits: opts.limits ?? { maxQueuedBytes: 64 * 1024 * 1024 },
   ...(opts.tls ? { tls: opts.tls } : {}),
   handler: opts.fanout ? fanout : echo,
   onError(error) {

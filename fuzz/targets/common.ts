@@ -3,7 +3,7 @@
  * `fuzz(data)` entry plus a signature for the built-in engine) and the rule
  * that decides what counts as a finding.
  *
- * The rule (issue 6): nothing may escape the library except its own
+ * The rule: nothing may escape the library except its own
  * WebSocketError subclasses. A TypeError, RangeError or any other exception
  * from a parser fed hostile bytes is a bug, and so is a broken invariant
  * (reported as a FuzzFinding).

@@ -6,7 +6,7 @@ import { SERVE_USAGE, runServe } from './serve.js';
 export const MAIN_USAGE = `Usage: sockeye <command> [options]
 
 Commands:
-  serve              run an echo server (ws:// or wss://)
+  serve              run the demo server: demo page, test protocols, echo
   connect URL        connect to a server: stdin lines out, messages to stdout
   help [command]     show this help, or a command's
 

@@ -277,7 +277,7 @@ export class Connection implements FrameSink {
       role: this.role,
       maxFrameBytes: this.limits.maxFrameBytes,
       // A frame over a frame limit that is not below the message limit is a message over it: name that
-      // one (it is what the application set; maxFrameBytes defaults to it). Found by the README audit.
+      // one (it is what the application set; maxFrameBytes defaults to it).
       frameLimitName: this.limits.maxFrameBytes >= this.limits.maxMessageBytes ? 'maxMessageBytes' : 'maxFrameBytes',
       allowedRsv: this.codec ? this.codec.rsv : 0,
     });
@@ -333,6 +333,11 @@ export class Connection implements FrameSink {
       else throw err;
       return data.length;
     }
+  }
+
+  /** Whole frames received so far (control frames included). */
+  get framesReceived(): number {
+    return this.parser.framesParsed;
   }
 
   /** The transport ended (EOF, reset, TLS error). */
@@ -652,14 +657,13 @@ export class Connection implements FrameSink {
 
   /**
    * Keeps a piece of the message being received. Every piece is a Buffer of
-   * its own (a view of the read it came in) costing about 190 bytes of
-   * bookkeeping whatever its length, so a peer that made every read one byte
-   * long (a fast trickle, one byte per TCP segment) made a message held until
-   * complete cost ~200 times its size: maxMessageBytes was no memory bound
-   * (invariant S3; test/hostile/tiny-reads.test.ts). Runs of MERGE_RUN small
-   * pieces are merged into one, so each byte is copied a bounded number of
-   * times and a message costs about its size; large pieces are never copied.
-   * Added by the hardening tests' author.
+   * its own (a view of the read it came in) with bookkeeping that costs far
+   * more than a byte, so a peer that made every read one byte long (a fast
+   * trickle) would make a message held until complete cost many times its
+   * size, and maxMessageBytes would be no memory bound (invariant S3;
+   * test/hostile/tiny-reads.test.ts). Runs of MERGE_RUN small pieces are
+   * merged into one, so each byte is copied a bounded number of times and a
+   * message costs about its size; large pieces are never copied.
    */
   private pushPart(data: Buffer): void {
     if (this.msgFirst === null && (this.msgParts === null || this.msgParts.length === 0)) {

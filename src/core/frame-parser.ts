@@ -63,6 +63,8 @@ export class FrameParser {
   private maskKey = 0;
   /** Pieces of a control frame split across reads (null until one is). */
   private controlParts: Buffer[] | null = null;
+  /** Whole frames parsed so far (a host's measure of the work its reads did). */
+  framesParsed = 0;
   /** Opcode of the data message being continued, 0 when between messages. */
   private messageOpcode = 0;
   private readonly sink: FrameSink;
@@ -122,6 +124,7 @@ export class FrameParser {
             // The whole control frame in this chunk (the usual case): no parts list.
             this.state = State.Header;
             frames++;
+            this.framesParsed++;
             this.sink.onControlFrame(this.opcode, piece);
           } else {
             if (take > 0) (this.controlParts ??= []).push(piece);
@@ -131,6 +134,7 @@ export class FrameParser {
               const payload = parts.length === 1 ? parts[0] : Buffer.concat(parts);
               this.state = State.Header;
               frames++;
+              this.framesParsed++;
               this.sink.onControlFrame(this.opcode, payload);
             }
           }
@@ -139,6 +143,7 @@ export class FrameParser {
           if (this.remaining === 0) {
             this.state = State.Header;
             frames++;
+            this.framesParsed++;
             this.sink.onDataFrameEnd(this.fin);
           }
         }

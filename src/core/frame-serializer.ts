@@ -46,9 +46,9 @@ function writeHeader(target: Buffer, opcode: number, length: number, opts: Encod
  * (invariant S2: what goes on the wire is what the application sent when it
  * sent it, whatever it does with its buffer afterwards), and since it is
  * copied anyway it is copied right behind its header: one buffer, one
- * allocation, whatever the size. (Header and payload as two buffers cost
- * node:tls a third copy of the payload: its writev joins the buffers before
- * encrypting. That was 1 MiB more memcpy per 1 MiB message over wss.)
+ * allocation, whatever the size. (Header and payload as two buffers would
+ * cost node:tls a third copy of the payload: its writev joins the buffers
+ * before encrypting.) test/core/frame-serializer.test.ts checks the copy.
  */
 export function encodeFrame(opcode: number, payload: Uint8Array, opts: EncodeOptions): Buffer[] {
   const length = payload.length;

@@ -5,6 +5,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const WORD_PATH_MIN = 64;
 /** From this many bytes on, the 64-bit path (see applyMaskKey). */
 const WIDE_PATH_MIN = 1024;
+// Every path must give the bytes of RFC 6455 section 5.3's formula, at every alignment, mask phase
+// and length: test/core/mask.test.ts.
 
 /**
  * A 4-byte masking key as one number: byte k of the key is (key >>> 8k) & 255.
@@ -31,7 +33,8 @@ function rotateKey(key: number, m: number): number {
 
 /**
  * Scratch for wideKey(): written, then read, within one synchronous call, so it
- * carries nothing from one call to the next (not state in DESIGN's sense).
+ * carries nothing from one call to the next (it is not shared mutable state:
+ * no connection can see another's key through it).
  */
 const KEY64 = new BigUint64Array(1);
 const KEY32 = new Uint32Array(KEY64.buffer);
@@ -39,8 +42,7 @@ const KEY32 = new Uint32Array(KEY64.buffer);
 /**
  * A rotated key in both halves of a 64-bit word: the mask cycle is 4 bytes, so
  * an 8-byte word sees it twice. Made through a typed array rather than BigInt
- * arithmetic: BigInt(w) << 32n | w made three heap BigInts per call (about
- * 20 ns, and 2% of the 1 KiB text echo profile).
+ * arithmetic, which would allocate three heap BigInts per call.
  */
 function wideKey(word: number): bigint {
   KEY32[0] = word;
@@ -54,12 +56,10 @@ function wideKey(word: number): bigint {
  * key rotated to the byte it starts on):
  * - from 1 KiB, 64 bits at a time through a BigUint64Array: V8 (Node 20 and
  *   later) compiles the XOR of a BigUint64Array element with a BigInt to plain
- *   64-bit instructions, 1.8x the 32-bit loop on 64 KiB to 16 MiB (7.5 -> 14-16
- *   GB/s; unmasking was 15-20% of the 64 KiB and 1 MiB echo profiles), and
- *   21-23 GB/s walking the words downwards (xorWords);
+ *   64-bit instructions, the widest XOR JavaScript has (xorWords);
  * - from 64 bytes, 32 bits at a time through an Int32Array (below about
  *   1 KiB the 64-bit path's longer alignment prefix costs more than its wider
- *   words save: 15-20 ns slower from 64 to 256 bytes);
+ *   words save);
  * - below that, a byte at a time, four per loop turn.
  */
 export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 0, end = data.length): void {
@@ -78,8 +78,8 @@ export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 
     return;
   }
   if (end - i >= WORD_PATH_MIN && LITTLE_ENDIAN) {
-    // Bytes up to the first 4-byte-aligned offset of the underlying ArrayBuffer. (Aligning to 8 here
-    // too, to share this loop with the path above, measured 20-30% slower on 64 B to 1 KiB.)
+    // Bytes up to the first 4-byte-aligned offset of the underlying ArrayBuffer. (Not to 8, to share
+    // this loop with the path above: the longer prefix costs more than it saves below 1 KiB.)
     while (((data.byteOffset + i) & 3) !== 0) {
       data[i] ^= key >>> (m << 3);
       i++;
@@ -88,7 +88,7 @@ export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 
     const words = (end - i) >>> 2;
     const word = rotateKey(key, m);
     const view = new Int32Array(data.buffer, data.byteOffset + i, words);
-    // Unrolled by 8: about 1.5x the simple loop in V8 (fewer loop checks per word).
+    // Unrolled by 8: fewer loop checks per word.
     let w = 0;
     for (; w + 8 <= words; w += 8) {
       view[w] ^= word;
@@ -125,9 +125,9 @@ export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 
  * In place: v[w] ^= k for every word. Walks from the last word down, unrolled
  * by 16: V8 keeps a bounds check per element, and counting down from
  * `words - 1` to 0 makes each of them cheaper than counting up to `words`
- * (64 KiB to 1 MiB: 21-23 GB/s against 17 GB/s for the same loop counting up,
- * and about 1.15x the unroll by 8; the hardware prefetcher follows a
- * descending stream as well as an ascending one).
+ * (the hardware prefetcher follows a descending stream as well as an
+ * ascending one). The word-count remainders are covered by
+ * test/core/mask.test.ts.
  */
 function xorWords(v: BigUint64Array, k: bigint, words: number): void {
   let w = words - 1;

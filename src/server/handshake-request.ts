@@ -17,9 +17,10 @@ interface Kept {
  * The UpgradeRequest a session keeps for its whole life, in little memory:
  * one string (the validated head, rebuilt from its parsed lines) plus two
  * scalars. Everything else (headers, query, host, ...) is parsed again from
- * that string on first use and kept only until compact(). An idle server
- * connection used to keep the parsed head (a Map of arrays, a lower-cased
- * copy of every name, the query's URLSearchParams): about 1.5 KB each.
+ * that string on first use and kept only until compact(): the parsed head (a
+ * Map of arrays, a lower-cased copy of every name, the query's
+ * URLSearchParams) would cost every idle server connection far more than its
+ * text (test/server/handshake-request.test.ts).
  */
 export class HandshakeRequest implements UpgradeRequest {
   readonly secure: boolean;

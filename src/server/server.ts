@@ -198,7 +198,8 @@ export class WebSocketServer {
     }
     this.netServer = server;
     return new Promise((resolve, reject) => {
-      // README (Errors): every error is a WebSocketError; Node's (EADDRINUSE, EACCES...) is the cause.
+      // Every error sockeye reports is a WebSocketError (docs/api.md, "Errors"); Node's (EADDRINUSE,
+      // EACCES...) is its cause, and the server may listen again (test/integration/failures.test.ts).
       const failed = (err: Error) => {
         this.netServer = null;
         reject(new TransportError('ERR_LISTEN', err.message, { cause: err }));
@@ -275,9 +276,8 @@ export class WebSocketServer {
       wheelNext: null,
       onTimer: () => {
         // The head did not arrive in time (a trickling client): answer 408 and drop it.
-        // done() first: without it the head parser kept listening, and the rest of a head
-        // arriving after the 408 still opened a session (test/hostile/trickle.test.ts).
-        // Fixed by the hardening tests' author.
+        // done() first: the head parser must stop listening, or the rest of a head arriving
+        // after the 408 would still open a session (test/hostile/trickle.test.ts).
         done();
         this.reject(socket, 408, 'opening handshake timed out');
       },
@@ -335,7 +335,7 @@ export class WebSocketServer {
       http.on('upgrade', this.onUpgrade);
       http.on('clientError', (err: NodeJS.ErrnoException, sock) => {
         // A head over maxHeaderSize is 431 (RFC 6585 section 5), as on the first request of the
-        // connection, not 400 (test/hostile/http-same-port.test.ts). Fixed by the hardening tests' author.
+        // connection, not 400 (test/hostile/http-same-port.test.ts).
         const overflow = err.code === 'HPE_HEADER_OVERFLOW';
         if (sock.writable) sock.end(`HTTP/1.1 ${overflow ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else sock.destroy();
@@ -354,9 +354,8 @@ export class WebSocketServer {
 
   private async upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
     // Until the session owns the socket (or it is rejected), nobody else listens for its errors:
-    // a peer that reset the connection meanwhile (e.g. during an async verifyClient) made an
-    // unhandled ECONNRESET that crashed the whole process (test/hostile/reset-after-answer.test.ts).
-    // Fixed by the hardening tests' author.
+    // a peer that resets the connection meanwhile (e.g. during an async verifyClient) would raise
+    // an unhandled ECONNRESET and crash the whole process (test/hostile/reset-after-answer.test.ts).
     const onEarlyError = () => socket.destroy();
     socket.on('error', onEarlyError);
     try {
@@ -450,7 +449,7 @@ export class WebSocketServer {
   private reject(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
     if (socket.destroyed) return;
     // The peer may reset the connection instead of reading the answer: that error is expected
-    // and must not go unhandled (it crashed the process; test/hostile/reset-after-answer.test.ts).
+    // and must not go unhandled, or it crashes the process (test/hostile/reset-after-answer.test.ts).
     socket.on('error', () => socket.destroy());
     socket.end(buildRejectResponse(status, message, headers));
     // Do not wait for a misbehaving client to read the answer.

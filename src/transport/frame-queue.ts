@@ -6,11 +6,11 @@
  * wire, because the queue is bounded by bytes (maxQueuedBytes, invariant S3):
  * a peer that sends 1-byte messages to an echo and never reads would
  * otherwise queue millions of 3-byte frames at a couple of hundred bytes of
- * bookkeeping each. So runs of small frames are copied into
- * one buffer (each byte copied a bounded number of times, as the inbound
- * message assembly does), and a large frame is never copied. Merging only
- * joins whole frames, in order: a control frame queued elsewhere still goes
- * between frames, never inside one (invariant S2).
+ * bookkeeping each. So consecutive small frames are copied into one slab
+ * buffer (slabs grow geometrically up to SLAB_MAX_BYTES, so a queue holding
+ * two small frames does not pay for a large one), and a large frame is never
+ * copied. Only whole frames are joined, in order: a control frame queued
+ * elsewhere still goes between frames, never inside one (invariant S2).
  * Guarded by test/transport/frame-queue.test.ts and test/hostile/floods.test.ts.
  */
 export interface QueuedFrame {
@@ -18,21 +18,25 @@ export interface QueuedFrame {
   bytes: number;
   /** Application messages whose last frame is in these bytes (counted as unsent if dropped, S4). */
   messages: number;
-  /** A pong alone (not merged with other frames), which a newer pong may replace while it waits (RFC 6455 section 5.5.3). */
+  /**
+   * The newest pong, alone (not joined with other frames), which a newer pong may replace while it
+   * waits (RFC 6455 section 5.5.3). At most one entry is one: the tail.
+   */
   pong: boolean;
+  /** The slab small frames are copied into (`bytes` of it used), or null for a frame kept as given. */
+  slab: Buffer | null;
 }
 
-/** Frames smaller than this are merged in runs of MERGE_RUN. */
+/** Frames smaller than this are copied into slabs. */
 export const SMALL_FRAME_BYTES = 1024;
-export const MERGE_RUN = 32;
+const SLAB_MIN_BYTES = 256;
+export const SLAB_MAX_BYTES = 16 * 1024;
 
 export class FrameQueue {
   /** Frames before `head` are gone (null: their buffers are released at once). */
   private items: (QueuedFrame | null)[] = [];
   /** Index of the first frame still waiting (shift() without moving the array). */
   private head = 0;
-  /** How many frames at the tail are smaller than SMALL_FRAME_BYTES and unmerged. */
-  private smallTail = 0;
   /** Bytes waiting. */
   bytes = 0;
 
@@ -48,73 +52,98 @@ export class FrameQueue {
   }
 
   push(chunks: Buffer[], bytes: number, messages: number, pong = false): void {
-    const items = this.items;
-    items.push({ chunks, bytes, messages, pong });
     this.bytes += bytes;
-    if (bytes >= SMALL_FRAME_BYTES) {
-      this.smallTail = 0;
-      return;
+    const items = this.items;
+    const tail = items.length > this.head ? items[items.length - 1]! : null;
+    if (tail !== null && tail.pong) {
+      // Only the newest pong stays alone (replaceable): the one before it is joined with the frames
+      // before it, so a queue of pongs costs their size too.
+      items.pop();
+      this.appendSmall(tail.chunks, tail.bytes, 0);
     }
-    if (++this.smallTail < MERGE_RUN) return;
-    // The run is the last MERGE_RUN entries, all waiting (a shift() resets smallTail when it reaches them).
-    const from = items.length - MERGE_RUN;
-    let size = 0;
-    let msgs = 0;
-    for (let i = from; i < items.length; i++) {
-      size += items[i]!.bytes;
-      msgs += items[i]!.messages;
+    if (!pong && bytes < SMALL_FRAME_BYTES) this.appendSmall(chunks, bytes, messages);
+    else items.push({ chunks, bytes, messages, pong, slab: null });
+  }
+
+  /** Appends a small frame (already counted in `bytes`) to the tail slab, or starts one. */
+  private appendSmall(chunks: Buffer[], bytes: number, messages: number): void {
+    const items = this.items;
+    const tail = items.length > this.head ? items[items.length - 1]! : null;
+    if (tail !== null) {
+      const slab = tail.slab;
+      if (slab !== null) {
+        if (slab.length - tail.bytes >= bytes) {
+          tail.bytes = copyInto(slab, tail.bytes, chunks);
+          tail.messages += messages;
+          return;
+        }
+        // The tail slab is full: the next one is twice as large (up to SLAB_MAX_BYTES), and at least
+        // four times this frame (which is below SMALL_FRAME_BYTES, so it always fits).
+        const next = Buffer.allocUnsafeSlow(Math.min(SLAB_MAX_BYTES, Math.max(2 * slab.length, 4 * bytes)));
+        items.push({ chunks: EMPTY_CHUNKS, bytes: copyInto(next, 0, chunks), messages, pong: false, slab: next });
+        return;
+      }
+      if (tail.bytes < SMALL_FRAME_BYTES) {
+        // Two small frames in a row: the tail becomes a slab holding both.
+        const first = Buffer.allocUnsafeSlow(Math.min(SLAB_MAX_BYTES, Math.max(SLAB_MIN_BYTES, 4 * (tail.bytes + bytes))));
+        tail.bytes = copyInto(first, copyInto(first, 0, tail.chunks), chunks);
+        tail.messages += messages;
+        tail.slab = first;
+        tail.chunks = EMPTY_CHUNKS;
+        return;
+      }
     }
-    // Not Buffer.concat: small results would come from the shared 8 KiB pool, whose slabs stay alive as long as any slice does.
-    const merged = Buffer.allocUnsafeSlow(size);
-    let at = 0;
-    for (let i = from; i < items.length; i++) for (const c of items[i]!.chunks) at += c.copy(merged, at);
-    items.length = from;
-    items.push({ chunks: [merged], bytes: size, messages: msgs, pong: false });
-    // A merged run that is still small starts the next run.
-    this.smallTail = size < SMALL_FRAME_BYTES ? 1 : 0;
+    items.push({ chunks, bytes, messages, pong: false, slab: null });
   }
 
   /**
    * Replaces the newest waiting pong with `chunks` (RFC 6455 section 5.5.3:
    * an endpoint may answer only the most recently processed ping). Returns
-   * the replaced pong's size, or -1 when no pong is waiting.
+   * the replaced pong's size, or -1 when no pong is waiting alone.
    */
   replacePong(chunks: Buffer[], bytes: number): number {
     for (let i = this.items.length - 1; i >= this.head; i--) {
       const f = this.items[i]!;
       if (!f.pong) continue;
       const old = f.bytes;
-      this.items[i] = { chunks, bytes, messages: 0, pong: true };
+      this.items[i] = { chunks, bytes, messages: 0, pong: true, slab: null };
       this.bytes += bytes - old;
       return old;
     }
     return -1;
   }
 
+  /** The oldest waiting frame (a slab's frames as one buffer). */
   shift(): QueuedFrame | undefined {
     if (this.head >= this.items.length) return undefined;
     const f = this.items[this.head]!;
     this.items[this.head] = null;
     this.head++;
     this.bytes -= f.bytes;
-    const left = this.items.length - this.head;
-    if (left === 0) {
+    if (this.head === this.items.length) {
       this.items.length = 0;
       this.head = 0;
     } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
       this.items.splice(0, this.head);
       this.head = 0;
     }
-    if (this.smallTail > left) this.smallTail = left;
+    if (f.slab !== null) f.chunks = [f.slab.subarray(0, f.bytes)];
     return f;
   }
 
   clear(): void {
     this.items.length = 0;
     this.head = 0;
-    this.smallTail = 0;
     this.bytes = 0;
   }
+}
+
+const EMPTY_CHUNKS: Buffer[] = [];
+
+/** Copies `chunks` into `slab` at `at`; returns the position after them. */
+function copyInto(slab: Buffer, at: number, chunks: Buffer[]): number {
+  for (let i = 0; i < chunks.length; i++) at += chunks[i].copy(slab, at);
+  return at;
 }
 
 /**

@@ -19,13 +19,14 @@ export interface PerMessageDeflateOptions extends DeflateConfig {
 /**
  * Checks the zlib tuning options (the negotiation options are checked by
  * validateDeflateConfig). Throws InvalidArgumentError 'ERR_BAD_DEFLATE_CONFIG'.
- * Without it a bad level or memLevel only surfaced at the first compressed
- * send, as a RangeError thrown by createDeflateRaw inside a zlib limiter job:
- * the job's slot was never released (the context's zlib concurrency shrank
- * for good), the codec's queue stalled (no message or close frame of that
- * session went out again), and when the job had waited for a slot the throw
- * came out of another session's zlib callback, uncaught. (Found by the
- * deflate tests' author: test/transport/permessage-deflate.test.ts.)
+ * createServer() and connect() call it up front: a bad level or memLevel
+ * found only at the first compressed send would be a RangeError thrown by
+ * createDeflateRaw inside a zlib limiter job, whose slot would never be
+ * released (the context's zlib concurrency would shrink for good), whose
+ * codec queue would stall (no message or close frame of that session would
+ * go out again), and which, had the job waited for a slot, would come out of
+ * another session's zlib callback, uncaught
+ * (test/transport/permessage-deflate.test.ts).
  */
 export function validateZlibOptions(options: PerMessageDeflateOptions): void {
   const { level, memLevel, threshold } = options;
@@ -143,9 +144,9 @@ export class DeflateCodec implements MessageCodec {
         size += chunk.length;
       };
       const onError = (err: Error) => finish(new ProtocolError('ERR_DEFLATE', `compression failed: ${err.message}`, CloseCode.InternalError));
-      // A zlib error is followed by the flush callback: report once. (Without this guard `done` was called
-      // twice, the error and then an empty "result", and the next job started twice. Found by the deflate
-      // tests' author: test/transport/permessage-deflate.test.ts.)
+      // A zlib error is followed by the flush callback: report once. Without this guard `done` would be
+      // called twice, the error and then an empty "result", and the next job would start twice
+      // (test/transport/permessage-deflate.test.ts).
       let settled = false;
       const finish = (err: WebSocketError | null) => {
         if (settled) return;
@@ -154,7 +155,7 @@ export class DeflateCodec implements MessageCodec {
         z.off('error', onError);
         release();
         if (err) {
-          // The failed stream is not reused: closed now (it was left open before), a new one for the next job.
+          // The failed stream is not reused: closed now, and a new one made for the next job.
           z.close();
           if (this.deflater === z) this.deflater = null;
         }

@@ -5,7 +5,9 @@ import type { MessageCodec } from '../core/message-codec.js';
 import { InvalidArgumentError, InvalidStateError, LimitExceededError, TransportError, WebSocketError } from '../core/errors.js';
 import type { Context } from './context.js';
 import type { TimerEntry } from './timer-wheel.js';
-import { FrameQueue, joinSmallFrames } from './frame-queue.js';
+import { Outbound } from './outbound.js';
+import { PauseReason, ReadGate } from './read-gate.js';
+import { Inbox } from './inbox.js';
 import {
   DEFAULT_SESSION_LIMITS,
   type CloseInfo,
@@ -41,18 +43,15 @@ export interface SessionInit<S> {
   codec?: MessageCodec | null;
 }
 
-/** A read's batched replies are written once they reach this size (the read goes on batching). */
-const BATCH_FLUSH_BYTES = 256 * 1024;
-/** Batches up to this size are copied into one buffer; larger ones go as a writev of their frames. */
-const BATCH_COPY_BYTES = 16 * 1024;
 /**
  * Frames one read may parse before the session yields the event loop to other connections; the
- * rest of the read waits with reading paused (test/hostile/floods.test.ts: a flood of tiny frames
- * on one connection never delays the others for long).
+ * rest of the read waits with reading paused. A read that parsed YIELD_AFTER_FRAMES or more also
+ * yields (libuv reads a busy stream up to 32 times in one turn), so a flood of tiny frames on one
+ * connection never delays the others for long (test/hostile/floods.test.ts). Ordinary traffic,
+ * a few frames per read, never pays for this.
  */
 const FRAMES_PER_TURN = 1024;
-/** Over TLS, writes ending in a buffer at least this large go one buffer at a time (Session.tls). */
-const TLS_SEPARATE_WRITE_BYTES = 16 * 1024;
+const YIELD_AFTER_FRAMES = 256;
 
 /** Received messages waiting for the codec (inflate) at which reading pauses, and at which it resumes. */
 const CODEC_BACKLOG_PAUSE = 4096;
@@ -128,70 +127,19 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   readonly role: Role;
 
   protected readonly socket: Duplex;
-  /**
-   * node:tls joins the buffers of a writev into one before encrypting (SSL_write takes one buffer),
-   * a copy of the whole payload; over TLS, frames sent as [header, payload] are written one buffer
-   * at a time instead (see writeToSocket).
-   */
-  private readonly tls: boolean;
   /** A server on a plain TCP socket: it closes the socket itself once the closing handshake is complete (see endSocket). */
   private readonly closesTcpFirst: boolean;
   protected readonly context: Context;
   protected handler: Handler<this>;
   private readonly conn: Connection;
+  private readonly out: Outbound;
+  private readonly gate: ReadGate;
   private readonly maxQueuedBytes: number;
   private readonly highWaterMark: number;
   private readonly closeTimeoutMs: number;
   private readonly onHandlerError: SessionInit<T>['onHandlerError'];
   private readonly onFinished: SessionInit<T>['onFinished'];
 
-  // The queues and lists below are made on first use (null until then): a server holds
-  // thousands of idle sessions, and an empty array is 32 bytes each.
-  private urgentQ: FrameQueue | null = null;
-  private dataQ: FrameQueue | null = null;
-  private queuedBytes = 0;
-  /**
-   * Messages handed to socket.write() whose bytes have not all reached the
-   * kernel yet (in Node's writable buffer, or in a write still in progress).
-   * If the socket is destroyed now they are lost, so they count as unsent
-   * (S4). Added by the integration tests' author: without it, a terminate()
-   * with a full queue under-reported unsentMessages by the messages sitting
-   * in the socket's own buffer (test/integration/graceful-close.test.ts).
-   */
-  private unconfirmedMessages = 0;
-  /**
-   * Bytes handed to socket.write() so far, counted from the socket's first
-   * byte (what was pending when the session took the socket, the 101 response,
-   * included): `writtenBytes - socket.writableLength` have reached the kernel.
-   */
-  private writtenBytes = 0;
-  /**
-   * The unconfirmed messages as pairs [end, count]: `count` messages whose
-   * last byte is at `end` in writtenBytes' count, in write order; read from
-   * `unconfirmedHead`. Writes carry no completion callback: with one, Node
-   * allocates a tick and its record for every write that completes at once,
-   * all alive until the tick queue runs. A broadcast to 10,000 sessions kept
-   * 10,000 of them alive through the scavenges of its loop, promoting ~5 MB
-   * to the old generation per scavenge: the heap grew to ~100 MB between
-   * mark-compacts and fan-out's p99 was 107 ms against ws's 80 (BENCHMARKS.md).
-   * Instead the ledger is settled against writableLength (settleWritten()).
-   */
-  private unconfirmed: number[] | null = null;
-  private unconfirmedHead = 0;
-  /**
-   * Frames produced while one read is processed (echoes, pongs, a close):
-   * `batching` is true only during a read. They leave in one socket write when the read is done
-   * (small frames copied into one buffer, large ones as one writev), instead
-   * of one stream write per frame: a read of 16 small frames used to cost 16
-   * Writable entries and a 16-buffer writev. Only frames that would have gone
-   * straight to the socket are batched; order with the queues is unchanged.
-   */
-  private batching = false;
-  /** The frames of the batch (made on the first batched write, then reused read after read). */
-  private batch: Buffer[] | null = null;
-  private batchBytes = 0;
-  private batchMessages = 0;
-  private blocked = false;
   private socketGone = false;
   private ending = false;
   private destroyAt = Infinity;
@@ -201,7 +149,9 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private writableScheduled = false;
   private drainWaiters: Array<() => void> | null = null;
 
+  /** Messages sent while a streamed message is open: they go out after it ends (copied, S2). */
   private deferred: Array<{ bytes: Buffer; binary: boolean; compress: boolean }> | null = null;
+  private deferredBytes = 0;
   private closeEvent: Extract<ConnectionEvent, { type: 'closed' }> | null = null;
   private closeInfo: CloseInfo | null = null;
   private closedResolve: ((info: CloseInfo) => void) | null = null;
@@ -216,28 +166,17 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     return this.closedPromise;
   }
 
-  // Inbox for messages() (client sessions).
+  /** Whole messages for messages() (sessions without onMessage that asked for it; made on first message). */
   private readonly inboxEnabled: boolean;
-  private inbox: Message[] | null = null;
-  private inboxBytes = 0;
-  private inboxWaiter: (() => void) | null = null;
-  private readPausedForInbox = false;
-  private userPaused = false;
-  /**
-   * Received bytes not parsed yet, while reading is paused: the rest of a read
-   * that went past FRAMES_PER_TURN (parsed on a later turn of the event loop),
-   * or bytes that came with the handshake while the application had paused.
-   */
-  private pendingInput: Buffer | null = null;
-  private pendingInputScheduled = false;
-  /** Reading stopped because too many received messages wait for the codec (S3: the inflate backlog is bounded). */
-  private readPausedForCodec = false;
+  private inbox: Inbox | null = null;
 
   constructor(init: SessionInit<T>) {
     this.role = init.role;
     this.socket = init.socket;
-    this.tls = (init.socket as Duplex & { encrypted?: boolean }).encrypted === true;
-    this.closesTcpFirst = init.role === 'server' && !this.tls && init.socket instanceof Socket;
+    const tls = (init.socket as Duplex & { encrypted?: boolean }).encrypted === true;
+    this.closesTcpFirst = init.role === 'server' && !tls && init.socket instanceof Socket;
+    this.out = new Outbound(init.socket, tls);
+    this.gate = new ReadGate(init.socket, this);
     this.context = init.context;
     this.handler = init.handler as unknown as Handler<this>;
     this.protocol = init.protocol;
@@ -248,7 +187,6 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.onHandlerError = init.onHandlerError;
     this.onFinished = init.onFinished;
     this.inboxEnabled = init.inbox ?? false;
-    this.writtenBytes = init.socket.writableLength;
     this.conn = new Connection(this, {
       role: init.role,
       limits: init.limits,
@@ -268,7 +206,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    */
   start(head: Buffer): void {
     const s = this.socket;
-    // The same five listener functions for every socket (a closure per listener per session cost ~300 bytes each connection).
+    // The same five listener functions for every socket: no closure per listener per session (idle-connection memory).
     (s as SessionSocket)[SESSION] = this as unknown as Session<unknown>;
     s.on('data', onSocketData);
     s.on('drain', onSocketDrain);
@@ -279,13 +217,13 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.callHandler(() => this.handler.onOpen?.(this));
     if (head.length > 0 && !this.socketGone) {
       // Bytes read with the handshake wait for resumeReading() if the application paused already.
-      if (this.userPaused) this.pendingInput = head;
+      if (this.gate.has(PauseReason.Application)) this.gate.defer(head);
       else this.onData(head);
     }
     // The socket was paused for the handshake. Reading starts here, unless the application paused it
     // already (pauseReading() in onOpen, or right after connect() resolved): an unconditional
     // socket.resume() in the callers undid that pause, and a paused client read on regardless.
-    this.updateReading();
+    this.gate.apply();
   }
 
   // ------------------------------------------------------------ public API
@@ -296,7 +234,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   /** Bytes accepted by send() that the kernel has not taken yet (our queue plus the socket's buffer). */
   get bufferedAmount(): number {
-    return this.queuedBytes + this.batchBytes + this.conn.pendingOutputBytes + (this.socketGone ? 0 : this.socket.writableLength);
+    return this.out.pendingBytes + this.deferredBytes + this.conn.pendingOutputBytes;
   }
 
   get remoteAddress(): string | undefined {
@@ -321,7 +259,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     if (this.conn.sendingStream) {
       // A streamed message is open: this one goes out after it ends (copied now, S2).
       (this.deferred ??= []).push({ bytes: owned ? bytes : Buffer.from(bytes), binary, compress: options.compress ?? true });
-      this.queuedBytes += bytes.length;
+      this.deferredBytes += bytes.length;
       return this.statusAfterSend();
     }
     this.conn.send(bytes, binary, owned, options.compress ?? true);
@@ -390,15 +328,12 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
    * keepalive.
    */
   pauseReading(): void {
-    this.userPaused = true;
-    this.updateReading();
+    this.gate.set(PauseReason.Application, true);
   }
 
   /** Resumes reading after pauseReading(). */
   resumeReading(): void {
-    this.userPaused = false;
-    this.takePendingInput();
-    this.updateReading();
+    this.gate.set(PauseReason.Application, false);
   }
 
   /** Number of requestWritable() calls that registered a request so far. */
@@ -464,7 +399,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
         if (!ended.wasClean && ended.error) throw ended.error;
         return { value: undefined, done: true };
       }
-      await new Promise<void>((r) => (this.inboxWaiter = r));
+      await (this.inbox ??= this.newInbox()).wait();
     }
   }
 
@@ -489,8 +424,16 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private overQueueLimit(size: number): boolean {
     const buffered = this.bufferedAmount;
     if (buffered > 0 && buffered + size > this.maxQueuedBytes) {
-      const err = new LimitExceededError('maxQueuedBytes', `send of ${size} bytes dropped: ${buffered} bytes already queued (limit ${this.maxQueuedBytes})`);
-      this.callHandler(() => this.handler.onError?.(this, err));
+      if (this.handler.onError) {
+        // Built without a stack trace: a peer that never reads makes every send() drop, and capturing
+        // a stack per drop would cost more than the sends (test/hostile/floods.test.ts). send()
+        // returns 'dropped' at the call site, which is where a stack would point.
+        const limit = Error.stackTraceLimit;
+        Error.stackTraceLimit = 0;
+        const err = new LimitExceededError('maxQueuedBytes', `send of ${size} bytes dropped: ${buffered} bytes already queued (limit ${this.maxQueuedBytes})`);
+        Error.stackTraceLimit = limit;
+        this.callHandler(() => this.handler.onError?.(this, err));
+      }
       return true;
     }
     return false;
@@ -505,7 +448,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   private flushDeferred(): void {
     while (this.deferred !== null && this.deferred.length > 0 && !this.conn.sendingStream && this.conn.state === 'open') {
       const d = this.deferred.shift()!;
-      this.queuedBytes -= d.bytes.length;
+      this.deferredBytes -= d.bytes.length;
       this.conn.send(d.bytes, d.binary, true, d.compress);
     }
   }
@@ -523,7 +466,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     }
   }
 
-  /** A handler threw: report it, and close the session with 1011 (README: handlers). */
+  /** A handler threw: report it, and close the session with 1011 (docs/api.md, "Handlers"). */
   private handlerFailed(err: unknown): void {
     this.onHandlerError(err, this as unknown as Session<never>);
     if (this.conn.state === 'open') {
@@ -535,55 +478,25 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   // ------------------------------------------------- ConnectionHost (core)
 
   write(chunks: Buffer[], urgent: boolean, endsMessage: boolean): void {
-    let bytes = 0;
-    for (const c of chunks) bytes += c.length;
     if (this.socketGone) return;
     if (this.conn.state === 'closing') {
       // Frames the codec releases after close() are our own queued output still going out, the close
-      // frame last (S4): the close timeout counts from them, not from close(). Otherwise a compressed
-      // backlog longer than closeTimeoutMs timed out before our close frame was even sent, and every
-      // message still in the codec was lost (test/integration/nothing-lost.test.ts, 100,000 small
-      // compressed messages: the codec held 34,000 of them at close()). Added by the nothing-lost
-      // tests' author.
+      // frame last (S4): the close timeout counts from them, not from close(), or a compressed backlog
+      // longer than closeTimeoutMs timed out before our close frame was even sent
+      // (test/integration/nothing-lost.test.ts).
       this.conn.closeProgress(this.context.now());
       this.reschedule();
     }
-    if (!this.blocked && this.queuesEmpty) {
-      if (this.batching) {
-        const batch = (this.batch ??= []);
-        for (let i = 0; i < chunks.length; i++) batch.push(chunks[i]);
-        this.batchBytes += bytes;
-        if (endsMessage) this.batchMessages++;
-        if (this.batchBytes >= BATCH_FLUSH_BYTES) this.flushBatch(true);
-        return;
-      }
-      this.writeToSocket(chunks, endsMessage ? 1 : 0);
-      this.afterDirectWrite();
-      return;
-    }
-    // Queued frames cost about their wire size (FrameQueue merges small ones), so maxQueuedBytes
-    // bounds memory too (invariant S3).
-    const q = urgent ? (this.urgentQ ??= new FrameQueue()) : (this.dataQ ??= new FrameQueue());
-    // A pong (FIN + opcode 0xA; control frames carry no RSV bits) that would take the outbound
-    // queue past maxQueuedBytes replaces the newest pong still waiting instead: RFC 6455 section
-    // 5.5.3 allows answering "only the most recently processed Ping". A peer that floods pings
-    // and never reads holds at most maxQueuedBytes (test/hostile/ping-flood.test.ts).
+    // A pong is FIN + opcode 0xA (control frames carry no RSV bits).
     const pong = urgent && chunks[0][0] === 0x8a;
-    if (pong && this.bufferedAmount + bytes > this.maxQueuedBytes) {
-      const replaced = q.replacePong(chunks, bytes);
-      if (replaced >= 0) {
-        this.queuedBytes += bytes - replaced;
-        return;
-      }
-    }
-    q.push(chunks, bytes, endsMessage ? 1 : 0, pong);
-    this.queuedBytes += bytes;
+    const outcome = this.out.write(chunks, urgent, endsMessage, pong, this.maxQueuedBytes, this.deferredBytes + this.conn.pendingOutputBytes);
+    if (outcome === 'written') this.afterDirectWrite();
   }
 
   onEvent(ev: ConnectionEvent): void {
     switch (ev.type) {
       case 'message': {
-        if (this.readPausedForCodec) this.checkCodecBacklog();
+        if (this.gate.has(PauseReason.Codec)) this.checkCodecBacklog();
         // The event is the Message (core MessageEvent); no closure per message on this path.
         const onMessage = this.handler.onMessage;
         if (onMessage) {
@@ -596,7 +509,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
         break;
       }
       case 'fragment': {
-        if (this.readPausedForCodec) this.checkCodecBacklog();
+        if (this.gate.has(PauseReason.Codec)) this.checkCodecBacklog();
         const f: Fragment = { binary: ev.binary, data: ev.data, first: ev.first, last: ev.last };
         this.callHandler(() => this.handler.onFragment!(this, f));
         break;
@@ -622,116 +535,15 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     }
     // Bytes waiting in the codec count in bufferedAmount, but when the codec hands them over and
     // they go straight to an unblocked socket no 'drain' follows: waitForDrain() (sendStream with
-    // compression) hung for good. Checked here as onDrain() does. (Found by the deflate tests'
-    // author: test/integration/deflate.test.ts, 16 MiB streamed compressed.)
+    // compression) would hang. Checked here as onDrain() does (test/integration/deflate.test.ts,
+    // 16 MiB streamed compressed).
     this.releaseDrainWaiters();
     if (this.writableRequested) this.maybeFireWritable();
   }
 
-  /**
-   * Writes the frames gathered during a read. `more` is true when the read is
-   * still going on (the batch grew past BATCH_FLUSH_BYTES): batching goes on.
-   */
-  private flushBatch(more: boolean): void {
-    if (!this.batching) return;
-    this.batching = more;
-    const batch = this.batch;
-    if (batch === null || batch.length === 0) return;
-    const bytes = this.batchBytes;
-    const messages = this.batchMessages;
-    this.batchBytes = 0;
-    this.batchMessages = 0;
-    // Small frames: one contiguous buffer is cheaper than a writev of many tiny ones.
-    // Larger batches: runs of small frames joined, large payloads not copied.
-    this.writeToSocket(batch.length === 1 ? batch : bytes <= BATCH_COPY_BYTES ? [Buffer.concat(batch, bytes)] : batch.length > 8 ? joinSmallFrames(batch) : batch, messages);
-    // writeToSocket() hands each chunk to the socket and keeps no reference to the list: reuse it.
-    // Emptied by pop(): `length = 0` also frees V8's backing store, and the next read's push made
-    // a new one (an allocation per read on the small-message path).
-    while (batch.length > 0) batch.pop();
-    if (!more) this.afterDirectWrite();
-  }
-
-  private writeToSocket(chunks: Buffer[], messages: number): void {
-    const s = this.socket;
-    let ok: boolean;
-    let bytes: number;
-    if (chunks.length === 1) {
-      bytes = chunks[0].length;
-      ok = s.write(chunks[0]);
-    } else {
-      // Header and payload leave in one writev (DESIGN: corked writes). Except over TLS with a large
-      // last buffer: node:tls joins a writev's buffers with a copy before encrypting, while separate
-      // writes are encrypted straight from each buffer (a small header costs one more small TLS record).
-      const corked = !this.tls || chunks[chunks.length - 1].length < TLS_SEPARATE_WRITE_BYTES;
-      if (corked) s.cork();
-      ok = true;
-      bytes = 0;
-      for (let i = 0; i < chunks.length; i++) {
-        bytes += chunks[i].length;
-        ok = s.write(chunks[i]);
-      }
-      if (corked) s.uncork();
-    }
-    this.writtenBytes += bytes;
-    // The usual case needs no entry: the write went to the kernel at once, and with it everything before it.
-    if (messages > 0 && (s.writableLength > 0 || s.destroyed)) {
-      (this.unconfirmed ??= []).push(this.writtenBytes, messages);
-      this.unconfirmedMessages += messages;
-    }
-    if (this.unconfirmedMessages > 0) this.settleWritten();
-    if (!ok) this.blocked = true;
-  }
-
-  /**
-   * Confirms the messages whose bytes have all left Node's buffers for the
-   * kernel (the point at which a write's callback would have run). Only while
-   * the socket lives: a destroyed socket empties its buffer without sending
-   * it, so what is unconfirmed then stays unsent (S4). Called after writes, on
-   * reads, on 'drain' and before the session itself ends or destroys the
-   * socket; a write that finished unobserved just before the peer vanished
-   * counts as unsent (over-reporting, never under-reporting).
-   */
-  private settleWritten(): void {
-    const q = this.unconfirmed;
-    if (q === null || this.unconfirmedMessages === 0 || this.socket.destroyed) return;
-    const pending = this.socket.writableLength;
-    if (pending === 0) {
-      q.length = 0;
-      this.unconfirmedHead = 0;
-      this.unconfirmedMessages = 0;
-      return;
-    }
-    const done = this.writtenBytes - pending;
-    let i = this.unconfirmedHead;
-    while (i < q.length && q[i] <= done) {
-      this.unconfirmedMessages -= q[i + 1];
-      i += 2;
-    }
-    if (i === q.length) {
-      q.length = 0;
-      i = 0;
-    } else if (i >= 1024 && i * 2 >= q.length) {
-      q.splice(0, i);
-      i = 0;
-    }
-    this.unconfirmedHead = i;
-  }
-
-  private flushQueues(): void {
-    while (!this.blocked && !this.socketGone) {
-      const f = this.urgentQ !== null && this.urgentQ.length > 0 ? this.urgentQ.shift() : this.dataQ?.shift();
-      if (!f) break;
-      this.queuedBytes -= f.bytes;
-      this.writeToSocket(f.chunks, f.messages);
-    }
-  }
-
+  /** Nothing waits on our side of the socket: the outbound path is idle and the codec holds no output. */
   private get idle(): boolean {
-    return !this.blocked && this.batchBytes === 0 && this.queuesEmpty && this.conn.pendingOutputBytes === 0;
-  }
-
-  private get queuesEmpty(): boolean {
-    return (this.urgentQ === null || this.urgentQ.length === 0) && (this.dataQ === null || this.dataQ.length === 0);
+    return this.out.idle && this.conn.pendingOutputBytes === 0;
   }
 
   // ----------------------------------------------------------- socket side
@@ -739,54 +551,37 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
   /** @internal */
   onData(chunk: Buffer): void {
     if (this.conn.state === 'closed') return;
-    if (this.pendingInput !== null) {
-      // Reading is paused while input waits, so this is rare (a read already under way): keep the order.
-      this.pendingInput = Buffer.concat([this.pendingInput, chunk]);
+    if (this.gate.waitingBytes > 0) {
+      // Reading is paused while bytes wait, so this is rare (a read already under way): keep the order.
+      this.gate.defer(chunk);
       return;
     }
-    if (this.unconfirmedMessages > 0) this.settleWritten();
-    // Replies produced by one read (pongs, echoes) leave in one write (see batch).
-    this.batching = true;
+    if (this.out.unconfirmedMessages > 0) this.out.settle();
+    // Replies produced by one read (pongs, echoes) leave in one write (see Outbound's batch).
+    this.out.beginBatch();
     let used: number;
+    const framesBefore = this.conn.framesReceived;
     try {
       used = this.conn.receive(chunk, this.context.now(), FRAMES_PER_TURN);
     } finally {
-      this.flushBatch(false);
+      if (this.out.endBatch()) this.afterDirectWrite();
     }
-    if (used < chunk.length && this.state !== 'closed' && !this.socketGone) {
-      // Bounded work per read: the rest waits, with reading paused, for a later turn of the event
-      // loop, so that other connections' reads and timers run in between.
-      this.pendingInput = chunk.subarray(used);
-      this.updateReading();
-      this.schedulePendingInput();
+    // Bounded work per turn: the rest waits, with reading paused, for a later turn of the event
+    // loop, so that other connections' reads and timers run in between.
+    if (this.state !== 'closed' && !this.socketGone) {
+      // The rest is copied: a read of many tiny frames is parsed over several turns, and a read
+      // buffer kept that long survives young-generation collections and is promoted, so that every
+      // read of a flood would stay in memory, dead, until the next full collection. The copy lives
+      // one turn (test/hostile/floods.test.ts, server memory during a flood of 1-byte messages).
+      if (used < chunk.length) this.gate.defer(Buffer.from(chunk.subarray(used)));
+      else if (this.conn.framesReceived - framesBefore >= YIELD_AFTER_FRAMES) this.gate.yieldTurn();
     }
-    if (this.conn.pendingInputMessages > 0 || this.readPausedForCodec) this.checkCodecBacklog();
-  }
-
-  private schedulePendingInput(): void {
-    if (this.pendingInputScheduled || this.userPaused) return;
-    this.pendingInputScheduled = true;
-    setImmediate(() => {
-      this.pendingInputScheduled = false;
-      if (this.userPaused) return;
-      this.takePendingInput();
-      this.updateReading();
-    });
-  }
-
-  /** Parses the input that waited (see pendingInput); what is left after this turn's share waits again. */
-  private takePendingInput(): void {
-    const rest = this.pendingInput;
-    if (rest === null) return;
-    this.pendingInput = null;
-    if (this.socketGone) return;
-    this.onData(rest);
+    if (this.conn.pendingInputMessages > 0 || this.gate.has(PauseReason.Codec)) this.checkCodecBacklog();
   }
 
   /** @internal */
   onDrain(): void {
-    this.blocked = false;
-    this.settleWritten();
+    this.out.drained();
     if (this.conn.state !== 'open') {
       // Closing with data still going out: the peer is reading, so the close
       // and hang-up timeouts count from this progress, not from close() (S4).
@@ -795,7 +590,6 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       if (this.destroyAt !== Infinity) this.destroyAt = now + this.closeTimeoutMs;
       this.reschedule();
     }
-    this.flushQueues();
     if (!this.idle) return;
     if (this.ending) this.endSocket();
     this.releaseDrainWaiters();
@@ -826,7 +620,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   /** @internal */
   onEnd(): void {
-    this.settleWritten();
+    this.out.settle();
     // The peer half-closed. Before the closing handshake finished, that is an abnormal closure (1006).
     if (this.conn.state !== 'closed') this.conn.transportClosed();
     this.endSocket();
@@ -843,26 +637,21 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.socketGone = true;
     if (this.conn.state !== 'closed') this.conn.transportClosed();
     this.context.timers.cancel(this);
+    this.gate.close();
     // 'finish' came first: every byte written reached the kernel.
-    if (this.socket.writableFinished) this.unconfirmedMessages = 0;
-    let unsent = this.unconfirmedMessages + this.conn.pendingOutputMessages + this.conn.droppedOutputMessages;
-    if (this.dataQ !== null) unsent += this.dataQ.messages;
+    let unsent = this.out.release(this.socket.writableFinished) + this.conn.pendingOutputMessages + this.conn.droppedOutputMessages;
     if (this.deferred !== null) unsent += this.deferred.length;
-    this.urgentQ = null;
-    this.dataQ = null;
     this.deferred = null;
-    this.pendingInput = null;
-    this.queuedBytes = 0;
+    this.deferredBytes = 0;
     const waiters = this.drainWaiters;
     this.drainWaiters = null;
     if (waiters !== null) for (const w of waiters) w();
     // The core holds a clean close back until the messages before it that are
     // still being inflated are delivered (Connection.heldClose). If the peer
-    // hung up meanwhile there is no 'closed' event yet: finish when it comes.
-    // (Added by the demo server's author: a compressed message, a close frame
-    // and FIN in one read, as libwebsockets-test-server's lws-status sends
-    // them, made `this.closeEvent!` below throw in the socket's 'close'
-    // listener and crash the process.)
+    // hung up meanwhile there is no 'closed' event yet: finish when it comes
+    // (a compressed message, a close frame and FIN in one read, as
+    // libwebsockets-test-server's lws-status sends them:
+    // test/interop/libwebsockets.test.ts).
     if (!this.closeEvent) {
       this.unsentAtSocketClose = unsent;
       return;
@@ -921,13 +710,13 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.ending = true;
     if (!this.idle) return;
     // end() of an already ended socket makes (and discards) an ERR_STREAM_ALREADY_FINISHED error,
-    // stack trace included: 5% of a server's CPU when clients close as fast as they connect.
+    // stack trace included: a real cost when clients close as fast as they connect.
     if (this.socket.writableEnded) return;
     // A server whose closing handshake is complete closes the TCP connection itself (RFC 6455
     // section 7.1.1: the server closes first and keeps the TIME_WAIT). With every byte already
     // in the kernel, close() sends them and then FIN just as shutdown() would, and it saves the
-    // shutdown, the wait for the peer's FIN and the read of it: 14-19% more handshake cycles per
-    // second (connect, upgrade, echo, close). Only after a clean close: the peer has sent its
+    // shutdown, the wait for the peer's FIN and the read of it (the handshake benchmark measures
+    // it: BENCHMARKS.md). Only after a clean close: the peer has sent its
     // close frame, so it has nothing left to send that a close() would answer with a reset. A
     // connection we failed (1002, 1007, 1009...) or that ended without close frames may still
     // have bytes coming; a reset would make the peer's kernel drop what it has not read yet, our
@@ -944,7 +733,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   private destroySocket(): void {
     if (this.socketGone) return;
-    this.settleWritten();
+    this.out.settle();
     this.socket.destroy();
   }
 
@@ -971,57 +760,35 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     this.reschedule();
   }
 
-  /**
-   * One place decides whether the socket is read: the application paused it,
-   * the inbox is full, or the codec has a backlog. Never the write side (S1).
-   */
-  private updateReading(): void {
-    if (this.socketGone) return;
-    if (this.userPaused || this.readPausedForInbox || this.readPausedForCodec || this.pendingInput !== null) this.socket.pause();
-    else this.socket.resume();
-  }
-
-  /** Called after input was processed or delivered: bounds the messages waiting for the codec. */
+  /** Called after input was processed or delivered: bounds the messages waiting for the codec (S3). */
   private checkCodecBacklog(): void {
     const pending = this.conn.pendingInputMessages;
-    if (!this.readPausedForCodec && pending >= CODEC_BACKLOG_PAUSE) {
-      this.readPausedForCodec = true;
-      this.updateReading();
-    } else if (this.readPausedForCodec && pending <= CODEC_BACKLOG_RESUME) {
-      this.readPausedForCodec = false;
-      this.updateReading();
-    }
+    const paused = this.gate.has(PauseReason.Codec);
+    if (!paused && pending >= CODEC_BACKLOG_PAUSE) this.gate.set(PauseReason.Codec, true);
+    else if (paused && pending <= CODEC_BACKLOG_RESUME) this.gate.set(PauseReason.Codec, false);
   }
 
   // ------------------------------------------------------------------ inbox
 
+  /** The inbox pauses reading above 16 high-water marks of unread messages and resumes at 8. */
+  private newInbox(): Inbox {
+    return new Inbox(this.highWaterMark * 16, this.highWaterMark * 8);
+  }
+
   private pushInbox(m: Message): void {
-    (this.inbox ??= []).push(m);
-    this.inboxBytes += m.data.length;
     // Inbound flow control driven by the application's reading (not by writes: S1).
-    if (this.inboxBytes > this.highWaterMark * 16 && !this.readPausedForInbox) {
-      this.readPausedForInbox = true;
-      this.updateReading();
-    }
-    this.wakeInbox();
+    if ((this.inbox ??= this.newInbox()).push(m) && !this.gate.has(PauseReason.Inbox)) this.gate.set(PauseReason.Inbox, true);
   }
 
   private takeFromInbox(): Message | undefined {
-    const m = this.inbox?.shift();
-    if (m) {
-      this.inboxBytes -= m.data.length;
-      if (this.readPausedForInbox && this.inboxBytes <= this.highWaterMark * 8) {
-        this.readPausedForInbox = false;
-        this.updateReading();
-      }
-    }
+    const inbox = this.inbox;
+    const m = inbox?.take();
+    if (m && this.gate.has(PauseReason.Inbox) && inbox!.drained) this.gate.set(PauseReason.Inbox, false);
     return m;
   }
 
   private wakeInbox(): void {
-    const w = this.inboxWaiter;
-    this.inboxWaiter = null;
-    w?.();
+    this.inbox?.wake();
   }
 }
 

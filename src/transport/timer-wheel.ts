@@ -1,6 +1,6 @@
 /**
- * One coarse timer for many connections (DESIGN: "one coarse wheel per
- * context, not a setTimeout per connection"). Deadlines are rounded up to
+ * One coarse timer for many connections: one wheel per context, not a
+ * setTimeout per connection (docs/architecture.md). Deadlines are rounded up to
  * slots of `resolutionMs`; entries in one slot fire together. A single
  * unref'd setTimeout is armed for the earliest slot, so an idle process with
  * only idle connections wakes up once per slot that has work, never more.
@@ -28,7 +28,11 @@ export class TimerWheel {
    * off the top instead of walking every slot (a 60 s hang-up at 10 ms is up
    * to 6,000 of them). A slot emptied by cancel() stays until its time comes
    * and is skipped then, so the heap holds at most one number per slot in the
-   * horizon, however often entries move.
+   * horizon, however often entries move. Once the last entry is cancelled
+   * the wheel holds nothing: every number is dropped and the timer stopped,
+   * so a burst of connections that has ended leaves neither slots nor a
+   * wake-up behind (test/core/timer-wheel.test.ts,
+   * test/hostile/storm-memory.test.ts).
    */
   private readonly heap: number[] = [];
   private readonly queued = new Set<number>();
@@ -73,14 +77,15 @@ export class TimerWheel {
 
   cancel(entry: TimerEntry): void {
     const old = entry.wheelSlot;
-    if (old !== undefined && old !== -1) this.unlink(entry, old);
+    if (old === undefined || old === -1) return;
+    this.unlink(entry, old);
+    // Only here, not when schedule() moves an entry: a lone entry moved on every read would
+    // otherwise clear and re-arm the timer each time.
+    if (this.count === 0) this.releaseSlots();
   }
 
   /** Stops the timer and forgets every entry (close() of a context): none of them fires afterwards. */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.armedSlot = Infinity;
     for (const head of this.slots.values()) {
       for (let e: TimerEntry | null | undefined = head; e; ) {
         const next: TimerEntry | null | undefined = e.wheelNext;
@@ -90,14 +95,27 @@ export class TimerWheel {
       }
     }
     this.slots.clear();
+    this.count = 0;
+    this.releaseSlots();
+  }
+
+  /** With no entry left: drops the slot numbers still held for fire() and stops the timer. */
+  private releaseSlots(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.armedSlot = Infinity;
     this.heap.length = 0;
     this.queued.clear();
-    this.count = 0;
   }
 
   /** @internal Slot numbers held for fire() (the heap), for the tests' bound on it. */
   get heldSlots(): number {
     return this.heap.length;
+  }
+
+  /** @internal Whether the wheel's timer is set (a wheel without entries never has one). */
+  get armed(): boolean {
+    return this.timer !== null;
   }
 
   private unlink(entry: TimerEntry, slot: number): void {

@@ -1,7 +1,7 @@
 /**
  * Headless Chromium for the browser tests: Debian's /usr/bin/chromium driven
- * by npm playwright-core, launched the way ../shared/PEERS.md says (never a
- * Playwright-downloaded browser: `npx playwright install` is not used).
+ * by npm playwright-core (never a Playwright-downloaded browser:
+ * `npx playwright install` is not used; test/README.md lists the peers).
  *
  * Pages must be loaded from the server under test: a page on about:blank
  * that connects to 127.0.0.1 is blocked by Chromium's local-network-access
@@ -10,7 +10,7 @@
 import { chromium, type Browser } from 'playwright-core';
 import { CHROMIUM, chromiumAvailable, requirePeer } from '../helpers/peers.js';
 
-/** Flags from PEERS.md: no sandbox (CI runs as root), no GPU, no QUIC, no background traffic. */
+/** No sandbox (CI runs as root), no GPU, no QUIC, no background traffic. */
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -34,8 +34,8 @@ export interface LaunchOptions {
 
 /**
  * Launches headless Chromium. playwright-core gives every launch a fresh,
- * temporary user data dir (the --user-data-dir PEERS.md asks for) and
- * deletes it on close(). Callers must close() the browser in an after() hook.
+ * temporary user data dir (--user-data-dir: nothing is shared between runs)
+ * and deletes it on close(). Callers must close() the browser in an after() hook.
  */
 export async function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
   const args = [...CHROMIUM_ARGS];

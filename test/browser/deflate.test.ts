@@ -2,7 +2,7 @@
  * permessage-deflate (RFC 7692) against a real browser: headless Chromium
  * opens a WebSocket to our server (createServer with perMessageDeflate) from
  * a page that server serves, offers permessage-deflate, and compresses what
- * it sends (../shared/PEERS.md). Issue 3's browser interop:
+ * it sends. What is checked:
  *
  * - negotiation: the session's extensions, the offer Chromium sent, the
  *   answer our server gave and what the page says was agreed;
@@ -30,7 +30,7 @@ const STEP_MS = 20_000;
 /** Each test's own limit (the suite has one too); every step inside it has a shorter one. */
 const TEST_MS = 45_000;
 const MiB = 1024 * 1024;
-/** Sizes across the frame-length encodings (RFC 6455 section 5.2: 7-bit, 16-bit, 64-bit) up to the 16 MiB issue 3 asks for. */
+/** Sizes across the frame-length encodings (RFC 6455 section 5.2: 7-bit, 16-bit, 64-bit) up to 16 MiB, the default message limit. */
 const SIZES = [1, 125, 126, 1024, 65535, 65536, MiB, 16 * MiB];
 
 /**

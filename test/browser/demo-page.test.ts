@@ -1,6 +1,6 @@
 /**
  * The demo page (demo-page/) in headless Chromium, loaded from the demo
- * server it talks to (issue 4): the counter advances, resets and is closed
+ * server it talks to: the counter advances, resets and is closed
  * with 1001 "seeya"; a drawing made in one page appears in a second page of
  * the same mirror group and not in another group; the connection list
  * follows pages opening and closing; the echo test verifies 1 B to 8 MiB,

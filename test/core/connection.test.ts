@@ -612,8 +612,8 @@ describe('Connection: section 6, UTF-8 (Autobahn 6.x)', () => {
       b.conn.receive(Buffer.from(one.subarray(h + p1.length, h + p1.length + p2.length)), 0);
       assert.deepEqual(summary(b.rec.items), failed(1007, 'ERR_INVALID_UTF8'), 'refused before the frame ends');
       assert.ok(b.rec.error instanceof ProtocolError);
-      // README (Errors): invalid UTF-8 is an InvalidUtf8Error. It was a plain ProtocolError with the
-      // same code, so `instanceof InvalidUtf8Error` never matched (found by an audit of the README).
+      // docs/api.md ("Errors"): invalid UTF-8 is an InvalidUtf8Error (a ProtocolError too), so that
+      // `instanceof InvalidUtf8Error` matches.
       assert.ok(b.rec.error instanceof InvalidUtf8Error, `an InvalidUtf8Error, not ${b.rec.error?.constructor.name}`);
       assert.equal(b.rec.error.closeCode, 1007);
     });

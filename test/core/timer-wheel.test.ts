@@ -317,4 +317,66 @@ describe('TimerWheel', () => {
     wheel.stop();
     assert.equal(wheel.heldSlots, 0);
   });
+
+  it('once its last entry is cancelled it holds no slot and no timer; it works on afterwards', async () => {
+    // What a burst of connections leaves behind: thousands of handshakes and sessions spread over
+    // many slots, all cancelled when they close (test/hostile/storm-memory.test.ts).
+    const clock = new FakeClock();
+    const wheel = new TimerWheel(10, clock.now);
+    const es = Array.from({ length: 3000 }, () => recorder());
+    es.forEach((e, i) => wheel.schedule(e, 1e6 + i * 10));
+    assert.equal(wheel.heldSlots, 3000);
+    assert.equal(wheel.armed, true);
+    for (const e of es.slice(0, 2999)) wheel.cancel(e);
+    assert.equal(wheel.size, 1);
+    assert.equal(wheel.heldSlots, 3000, 'with an entry left, emptied slots wait for their time (cheap cancel)');
+    assert.equal(wheel.armed, true);
+    wheel.cancel(es[2999]);
+    assert.equal(wheel.size, 0);
+    assert.equal(wheel.heldSlots, 0, 'the last cancel drops every slot number');
+    assert.equal(wheel.armed, false, 'and stops the timer');
+    // Moving the last entry is no cancel: its slots stay held and the timer armed.
+    const lone = recorder();
+    wheel.schedule(lone, 1e6);
+    wheel.schedule(lone, 2e6);
+    assert.equal(wheel.heldSlots, 2);
+    assert.equal(wheel.armed, true);
+    wheel.schedule(lone, Infinity);
+    assert.equal(wheel.heldSlots, 0, 'Infinity cancels: same release');
+    assert.equal(wheel.armed, false);
+    // Used again afterwards, it fires as before.
+    clock.t = 50;
+    const later = recorder();
+    wheel.schedule(later, 55);
+    assert.equal(wheel.armed, true);
+    clock.t = 60;
+    await until(() => later.calls.length > 0, 'the entry scheduled after the release to fire');
+    assert.deepEqual(later.calls, [60]);
+    assert.equal(wheel.heldSlots, 0);
+    assert.equal(wheel.armed, false, 'the last entry fired: nothing to wake up for');
+    wheel.stop();
+  });
+
+  it('an entry whose onTimer cancels the last other entry: the release happens inside fire() and the wheel re-arms for what onTimer schedules', async () => {
+    const clock = new FakeClock();
+    const wheel = new TimerWheel(10, clock.now);
+    const other = recorder();
+    const again = recorder();
+    const first = recorder(() => {
+      wheel.cancel(other);
+      wheel.schedule(again, clock.t + 30);
+    });
+    wheel.schedule(first, 5);
+    wheel.schedule(other, 1e6);
+    clock.t = 10;
+    await until(() => first.calls.length > 0, 'the first entry to fire');
+    assert.equal(wheel.size, 1);
+    assert.equal(wheel.armed, true, 'armed for the entry scheduled from onTimer');
+    clock.t = 40;
+    await until(() => again.calls.length > 0, 'the rescheduled entry to fire');
+    assert.deepEqual(other.calls, []);
+    assert.equal(wheel.armed, false);
+    assert.equal(wheel.heldSlots, 0);
+    wheel.stop();
+  });
 });

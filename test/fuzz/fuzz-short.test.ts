@@ -1,5 +1,5 @@
 /**
- * The bounded fuzzing pass that `npm test` runs (issue 6), with Jazzer.js:
+ * The bounded fuzzing pass that `npm test` runs, with Jazzer.js:
  * each fuzz target runs coverage-guided for FUZZ_CI_SECONDS (default 10) from
  * its checked-in seed corpus and dictionary, in a fresh scratch corpus, and
  * must end without a finding. Each run must also show that coverage feedback

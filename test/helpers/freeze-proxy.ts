@@ -101,7 +101,7 @@ export async function startFreezeProxy(options: FreezeProxyOptions): Promise<Fre
       onread: {
         buffer: readBuf,
         callback: (n: number): boolean => {
-          // The buffer is reused for the next read: relay a copy (the very mistake of seed 002 otherwise).
+          // The buffer is reused for the next read: relay a copy (otherwise the very mistake behind invariant S2).
           heldDown.push(Buffer.from(readBuf.subarray(0, n)));
           return pump(downward);
         },

@@ -1,5 +1,5 @@
 /**
- * The hostile-input harness (issue 6): every case in test/hostile/ runs
+ * The hostile-input harness: every case in test/hostile/ runs
  * against a real sockeye server on 127.0.0.1 with
  *
  * - an echo handler and explicit limits (HOSTILE_LIMITS below), so that a

@@ -1,6 +1,6 @@
 /**
- * How connect() fails before there is a session (README: "connect() ...
- * rejects with a HandshakeError, a TransportError or a TimeoutError"):
+ * How connect() fails before there is a session (docs/api.md, "Client":
+ * it "rejects with a HandshakeError ..., a TransportError or a TimeoutError"):
  *
  * - a server that accepts the TCP connection and never answers the upgrade
  *   request: TimeoutError ERR_HANDSHAKE_TIMEOUT once handshakeTimeoutMs has

@@ -1,6 +1,6 @@
 /**
- * The decompression bomb (invariant S3, bounded memory; issue 3's acceptance
- * rule): a compressed message of about 1 MiB that inflates to 1 GiB of zeros
+ * The decompression bomb (invariant S3, bounded memory: the inflated size is
+ * one of the bounded buffers): a compressed message of about 1 MiB that inflates to 1 GiB of zeros
  * must be refused with 1009 once the inflated size passes the message limit
  * (16 MiB here), while memory grows by no more than the limit plus a small
  * margin. Checked on the codec alone, and through a real server over a

@@ -831,7 +831,7 @@ describe('message order across compressed and uncompressed messages', () => {
   });
 });
 
-describe('per-protocol decline (libwebsockets test protocols, PEERS.md)', () => {
+describe('per-protocol decline (libwebsockets test protocols: its test client drops the connection at a compressed frame)', () => {
   it('a protocol with perMessageDeflate: false declines while another on the same server accepts', async () => {
     const seen: Array<{ protocol: string | undefined; extensions: readonly string[] }> = [];
     const echo: ServerHandler = {

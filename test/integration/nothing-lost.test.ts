@@ -1,5 +1,5 @@
 /**
- * Nothing lost (issue 6, invariant S4): one side sends numbered messages as
+ * Nothing lost (invariant S4): one side sends numbered messages as
  * fast as flow control lets it and then closes; the other side receives
  * every one of them, in order and byte for byte, before its close event —
  * for ws and wss, with and without permessage-deflate, small and large
@@ -204,13 +204,12 @@ for (const secure of [false, true]) {
 }
 
 /**
- * Regression: the close timeout used to start at close(), even while the
- * codec still held the messages that must go out before the close frame;
- * a compressed backlog longer than closeTimeoutMs was then aborted and the
- * rest lost. Found by the 100,000-message compressed case above (the codec
- * held 34,000 of them at close()); fixed in Session.write (transport/
- * session.ts): frames the codec releases while closing count as progress.
- * Here the sender's close timeout is 300 ms and its backlog takes seconds.
+ * The close timeout counts from write progress, and frames the codec releases
+ * while closing are progress: a compressed backlog that takes longer than
+ * closeTimeoutMs to go out must still go out whole before the close frame,
+ * not be aborted with the rest lost (with 100,000 small compressed messages
+ * the codec can hold tens of thousands of them at close()). Here the
+ * sender's close timeout is 300 ms and its backlog takes seconds.
  */
 test('a compressed backlog that outlasts closeTimeoutMs still goes out whole before the close frame', { timeout: 120_000 }, async () => {
   // 40,000 small messages take the sender's codec several seconds (the whole test about 15 s here), past the close

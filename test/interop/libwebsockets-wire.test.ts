@@ -7,8 +7,8 @@
  * closes TCP: all three can arrive in one read. The message is still being
  * inflated (asynchronously, RFC 7692) when the close frame and the FIN are
  * seen; the session must deliver the message, report a clean close, and not
- * throw. (It used to throw in the socket's 'close' listener, which crashed
- * the process: found by test/interop/libwebsockets.test.ts.)
+ * throw (a throw in the socket's 'close' listener would crash the process).
+ * test/interop/libwebsockets.test.ts meets the same habit from the real peer.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -185,7 +185,7 @@ describe('libwebsockets-test-client -> sockeye demo server', { skip }, () => {
           assert.equal(demo.mirror.messagesIn, run.lifetime, transcript);
         } else {
           // Over TLS the lws client counts a message as sent once lws_write() has taken it, then drops TCP without a
-          // close frame (PEERS.md) — with its last writes possibly still in its TLS buffer. One CI run of 73,932
+          // close frame — with its last writes possibly still in its TLS buffer. One CI run of 73,932
           // saw 73,930 arrive. So over wss: never more than it sent, and at most a few short at the very end. (That the
           // shortfall is on the client's side is an inference from its behaviour, not yet proven with a capture.)
           assert.ok(demo.mirror.messagesIn <= run.lifetime && run.lifetime - demo.mirror.messagesIn <= 8, `${demo.mirror.messagesIn} of ${run.lifetime}\n${transcript}`);

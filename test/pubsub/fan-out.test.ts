@@ -117,9 +117,9 @@ describe('server.broadcast()', () => {
   it('a broadcast whose writes all complete at once leaves no per-session work queued behind it', async () => {
     // A write with a completion callback that completes synchronously makes Node queue a tick
     // (and a record for it) per socket, alive until the broadcast returns: at 10,000 sessions
-    // they outlived the scavenges of the loop, were promoted, and full GCs followed (fan-out p99
-    // in BENCHMARKS.md). Sessions write without callbacks and settle what reached the kernel from
-    // writableLength, so a broadcast of a small message schedules nothing per session.
+    // they would outlive the scavenges of the loop, be promoted, and make full GCs follow (the
+    // fan-out latency tail). Sessions write without callbacks and settle what reached the kernel
+    // from writableLength, so a broadcast of a small message schedules nothing per session.
     const n = 200;
     const t = await startServer({ handler: {} });
     const cs = await clients(t.url(), n);

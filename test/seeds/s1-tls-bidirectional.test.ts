@@ -1,8 +1,8 @@
 /**
- * Seed 000 (../../../shared/seeds/000_364735baa04b2374.txt): large sends over
- * TLS stalled for good in libwebsockets. The TLS layer answered "want read"
- * while the event loop heard "want write", switched off POLLOUT, and the
- * connection froze.
+ * The first incident in docs/architecture.md ("The incidents behind S1 and
+ * S2"): large sends over TLS stalled for good in libwebsockets. The TLS layer
+ * answered "want read" while the event loop heard "want write", switched off
+ * POLLOUT, and the connection froze.
  *
  * Invariant S1: reads never wait for writes, and a "would block" in one
  * direction is never taken for the other one. Here both ends of a wss://
@@ -30,7 +30,7 @@ const SOCKET_HWM = 4096;
 const SESSION_HWM = 64 * 1024;
 /** The client paces on bufferedAmount, as a browser-style application would. */
 const CLIENT_MAX_BUFFERED = 3 * MESSAGE_BYTES;
-/** No byte of progress for this long counts as the seed's freeze (fails with the progress so far). */
+/** No byte of progress for this long counts as the incident's freeze (fails with the progress so far). */
 const STALL_MS = 30_000;
 const OVERALL_MS = 220_000;
 

@@ -1,7 +1,7 @@
 /**
- * Seed 002 (../../../shared/seeds/002_01bae333386c9e0d.txt): a libwebsockets
- * client sending JSON once a second saw its messages corrupted after 5-10
- * minutes. A keepalive PING made the library raise a WRITEABLE callback the
+ * The second incident in docs/architecture.md ("The incidents behind S1 and
+ * S2"): a libwebsockets client sending JSON once a second saw its messages
+ * corrupted after 5-10 minutes. A keepalive PING made the library raise a WRITEABLE callback the
  * application had not asked for, and the application wrote from a buffer it
  * had already released.
  *

@@ -1,5 +1,5 @@
 /**
- * The soak and leak test (issue 6), shared by `npm run soak`
+ * The soak and leak test, shared by `npm run soak`
  * (scripts/soak.mjs: 10,000 connections with keepalive every second for
  * 60 s, then 100,000 connect/close cycles) and the bounded version that CI
  * runs (test/soak/soak-small.test.ts).

@@ -1,5 +1,5 @@
 /**
- * The bounded soak and leak test that CI runs with `npm test` (issue 6);
+ * The bounded soak and leak test that CI runs with `npm test`;
  * `npm run soak` runs the full one (10,000 connections for 60 s, 100,000
  * cycles). Same harness (test/soak/harness.ts), same checks, smaller:
  *

@@ -8,7 +8,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameQueue, MERGE_RUN, SMALL_FRAME_BYTES, joinSmallFrames } from '../../src/transport/frame-queue.js';
+import { FrameQueue, SLAB_MAX_BYTES, SMALL_FRAME_BYTES, joinSmallFrames } from '../../src/transport/frame-queue.js';
 import { testBytes } from '../helpers/frames.js';
 
 function drain(q: FrameQueue): { bytes: Buffer; entries: number; messages: number } {
@@ -48,33 +48,75 @@ describe('FrameQueue', () => {
     const out = drain(q);
     assert.ok(out.bytes.equals(Buffer.concat(sent)), 'the same bytes in the same order');
     assert.equal(out.messages, messages);
-    assert.ok(out.entries < 2000 / 4, `tiny frames merged (${out.entries} entries for 2000 frames)`);
+    assert.ok(out.entries < 2000 / 4, `tiny frames joined (${out.entries} entries for 2000 frames)`);
     assert.equal(q.bytes, 0);
     assert.equal(q.length, 0);
   });
 
-  it('holds a flood of tiny frames in a few buffers: entries grow by about one per MERGE_RUN frames', () => {
+  it('holds a flood of tiny frames in a few slabs: about one entry per SLAB_MAX_BYTES of frames', () => {
     const q = new FrameQueue();
     const n = 100_000;
     for (let i = 0; i < n; i++) q.push([Buffer.from([0x82, 0x01, i & 0xff])], 3, 1);
-    assert.ok(q.length <= Math.ceil(n / (MERGE_RUN - 1)) + MERGE_RUN, `${q.length} entries for ${n} frames`);
+    assert.ok(q.length <= Math.ceil((3 * n) / SLAB_MAX_BYTES) + 8, `${q.length} entries for ${n} frames`);
     assert.equal(q.messages, n);
+    assert.equal(q.bytes, 3 * n);
     const out = drain(q);
     assert.equal(out.bytes.length, 3 * n);
     for (let i = 0; i < n; i++) assert.equal(out.bytes[i * 3 + 2], i & 0xff, `frame ${i}`);
   });
 
+  it('a frame just under SMALL_FRAME_BYTES after a small slab filled up still goes whole into the next one', () => {
+    const q = new FrameQueue();
+    const sent: Buffer[] = [];
+    for (const size of [2, 3, 200, 40, SMALL_FRAME_BYTES - 1, 1, SMALL_FRAME_BYTES - 1, SMALL_FRAME_BYTES - 1, 5]) {
+      const b = testBytes(size, size);
+      q.push([b], size, 1);
+      sent.push(b);
+    }
+    assert.ok(drain(q).bytes.equals(Buffer.concat(sent)));
+  });
+
+  it('two small frames cost a small slab, not a large one', () => {
+    const q = new FrameQueue();
+    q.push([Buffer.from([1, 2])], 2, 1);
+    q.push([Buffer.from([3])], 1, 1);
+    const f = q.shift()!;
+    assert.equal(q.length, 0);
+    assert.equal(f.messages, 2);
+    assert.deepEqual([...Buffer.concat(f.chunks)], [1, 2, 3]);
+    assert.ok(f.slab !== null && f.slab.length <= 256, `slab of ${f.slab?.length} bytes for 3`);
+  });
+
+  it('only the newest pong waits alone (replaceable); older pongs are joined, so a queue of pongs costs their size', () => {
+    const q = new FrameQueue();
+    q.push([Buffer.from([0x82, 0])], 2, 1);
+    q.push([Buffer.from([0x8a, 1, 1])], 3, 0, true);
+    q.push([Buffer.from([0x8a, 1, 2])], 3, 0, true);
+    assert.equal(q.length, 2, 'the first pong joined the data frame before it; the newest is alone');
+    assert.equal(q.replacePong([Buffer.from([0x8a, 1, 3])], 3), 3, 'the newest pong is replaced');
+    q.push([Buffer.from([0x82, 0])], 2, 1);
+    assert.equal(q.replacePong([Buffer.from([0x8a, 0])], 2), -1, 'once a frame follows it, no pong waits alone');
+    assert.equal(q.bytes, 10);
+    assert.deepEqual([...drain(q).bytes], [0x82, 0, 0x8a, 1, 1, 0x8a, 1, 3, 0x82, 0]);
+
+    const many = new FrameQueue();
+    for (let i = 0; i < 100_000; i++) many.push([Buffer.from([0x8a, 1, i & 0xff])], 3, 0, true);
+    assert.ok(many.length <= Math.ceil(300_000 / SLAB_MAX_BYTES) + 8, `${many.length} entries for 100,000 pongs`);
+    const bytes = drain(many).bytes;
+    for (let i = 0; i < 100_000; i++) assert.equal(bytes[i * 3 + 2], i & 0xff, `pong ${i}`);
+  });
+
   it('never copies a large frame', () => {
     const q = new FrameQueue();
     const big = Buffer.alloc(SMALL_FRAME_BYTES * 4, 7);
-    for (let i = 0; i < MERGE_RUN * 2; i++) q.push([Buffer.from([1])], 1, 0);
+    for (let i = 0; i < 64; i++) q.push([Buffer.from([1])], 1, 0);
     q.push([big], big.length, 1);
     let found = false;
     for (let f = q.shift(); f !== undefined; f = q.shift()) if (f.chunks.includes(big)) found = true;
     assert.ok(found, 'the large frame is queued as the very buffer given');
   });
 
-  it('merges only frames still waiting: shifting part of a run and pushing more keeps the order', () => {
+  it('joins only frames still waiting: shifting part of a slab run and pushing more keeps the order', () => {
     const q = new FrameQueue();
     const sent: number[] = [];
     const got: number[] = [];

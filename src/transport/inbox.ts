@@ -1,0 +1,70 @@
+import type { Message } from './types.js';
+
+/**
+ * The messages behind a session's messages() iterator: whole messages kept
+ * until the application takes them. It is bounded by bytes: above
+ * `pauseAbove` the session stops reading (inbound flow control driven by the
+ * application's reading, never by writes: invariant S1), and below
+ * `resumeBelow` it reads again. Guarded by test/transport/inbox.test.ts.
+ */
+export class Inbox {
+  /** Messages before `head` were taken (null: released at once). */
+  private readonly items: (Message | null)[] = [];
+  private head = 0;
+  /** Payload bytes waiting. */
+  bytes = 0;
+  private waiter: (() => void) | null = null;
+  private readonly pauseAbove: number;
+  private readonly resumeBelow: number;
+
+  constructor(pauseAbove: number, resumeBelow: number) {
+    this.pauseAbove = pauseAbove;
+    this.resumeBelow = resumeBelow;
+  }
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  /** Keeps a message and wakes a waiting next(). Returns true when reading should pause. */
+  push(m: Message): boolean {
+    this.items.push(m);
+    this.bytes += m.data.length;
+    this.wake();
+    return this.bytes > this.pauseAbove;
+  }
+
+  /** The oldest message, if any. */
+  take(): Message | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const m = this.items[this.head]!;
+    this.items[this.head] = null;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+    this.bytes -= m.data.length;
+    return m;
+  }
+
+  /** True when reading paused for the inbox may resume. */
+  get drained(): boolean {
+    return this.bytes <= this.resumeBelow;
+  }
+
+  /** Resolves on the next push() or wake(). */
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => (this.waiter = resolve));
+  }
+
+  /** Wakes a waiting next() (a message came, or the session ended). */
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+}
