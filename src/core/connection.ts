@@ -531,11 +531,15 @@ export class Connection implements FrameSink {
   close(code: number = CloseCode.Normal, reason = '', now?: number): void {
     if (this._state !== 'open') return;
     const payload = encodeClosePayload(code, reason);
-    this.sendClose(payload);
+    // The state changes before the close frame is handed to the host: a host whose transport delivers
+    // synchronously (an in-memory pair) may feed us the peer's answer from inside that write, and the
+    // answer must find us closing, not be overwritten afterwards (test/core/connection.test.ts,
+    // "a close answered from inside the host's write"; test/transport/session-streams.test.ts).
     this._state = 'closing';
     // The close timeout counts from now; hosts should pass the time, else the latest time they gave us is used.
     if (now !== undefined) this.lastNow = now;
     this.closeDeadline = this.lastNow + this.closeTimeoutMs;
+    this.sendClose(payload);
   }
 
   /**

@@ -1428,3 +1428,30 @@ describe('sendEncoded (a frame built once for many connections)', () => {
     assert.throws(() => closing.sendEncoded([Buffer.from([0x82, 0x00])]), (e: unknown) => e instanceof InvalidStateError && /closing/.test(e.message));
   });
 });
+
+describe('Connection: a close answered from inside the host\'s write (a transport that delivers synchronously)', () => {
+  for (const role of ROLES) {
+    it(`${role}: the peer's close frame fed during our close frame's write completes the closing handshake cleanly`, () => {
+      const rec = new Recorder(role);
+      let answered = false;
+      const host: ConnectionHost = {
+        onEvent: (e) => rec.onEvent(e),
+        write: (chunks, urgent, endsMessage) => {
+          rec.write(chunks, urgent, endsMessage);
+          // The peer answers our close at once, before write() returns.
+          if (!answered && chunks[0][0] === 0x88) {
+            answered = true;
+            assert.equal(conn.state, 'closing', 'closing before the close frame is handed over');
+            conn.receive(peerFrame(role, { opcode: Op.Close, payload: closePayload(1000) }), 0);
+          }
+        },
+      };
+      // `conn` is only used by host.write(), which runs after it is made.
+      const conn = new Connection(host, { now: 0, role, maskSource: role === 'client' ? rec.maskSource : undefined });
+      conn.close(1000, 'done');
+      assert.equal(conn.state, 'closed', 'not overwritten with closing after the answer');
+      assert.deepEqual(summary(rec.items), summary([...rec.items.slice(0, 1), { kind: 'closed', code: 1000, reason: '', wasClean: true, error: undefined, hangup: 'graceful' }]));
+      assert.equal(conn.nextDeadline(), Infinity, 'no close timeout left running');
+    });
+  }
+});

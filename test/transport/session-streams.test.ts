@@ -1,0 +1,125 @@
+/**
+ * A Session runs over any Duplex: here an in-memory pair (no sockets) and a
+ * stream of an HTTP/2 connection (node:http2, cleartext), with a server
+ * session on one end and a client session on the other. Messages of every
+ * size go both ways intact, pings are answered, and the closing handshake
+ * completes cleanly on both sides, as over TCP.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Context } from '../../src/transport/context.js';
+import { Session } from '../../src/transport/session.js';
+import type { CloseInfo, Handler, Message } from '../../src/transport/types.js';
+import { duplexPair } from '../helpers/duplex-pair.js';
+import { testBytes } from '../helpers/frames.js';
+
+interface Side {
+  session: Session;
+  messages: Message[];
+  pongs: Buffer[];
+  closed: Promise<CloseInfo>;
+  errors: unknown[];
+}
+
+function side(role: 'server' | 'client', stream: Duplex, context: Context, echo: boolean): Side {
+  const messages: Message[] = [];
+  const pongs: Buffer[] = [];
+  const errors: unknown[] = [];
+  const handler: Handler<Session> = {
+    onMessage(s, m) {
+      messages.push(m);
+      if (echo) s.send(m.data, { binary: m.binary });
+    },
+    onPong(_s, data) {
+      pongs.push(Buffer.from(data));
+    },
+  };
+  // The handler is typed for the session it gets; SessionInit types it by the session's data.
+  const session: Session = new Session<Record<string, unknown>>({
+    role,
+    socket: stream,
+    context,
+    handler: handler as unknown as Handler<Record<string, unknown>>,
+    protocol: undefined,
+    extensions: [],
+    limits: {},
+    keepalive: null,
+    closeTimeoutMs: 2000,
+    head: Buffer.alloc(0),
+    onHandlerError: (e) => errors.push(e),
+  });
+  session.start(Buffer.alloc(0));
+  return { session, messages, pongs, closed: session.closed, errors };
+}
+
+async function exchange(server: Side, client: Side): Promise<void> {
+  const big = testBytes(1 << 20, 7);
+  client.session.send('hello');
+  client.session.send(big);
+  client.session.send(Buffer.alloc(0));
+  assert.notEqual(client.session.ping('p1'), 'dropped');
+  const deadline = Date.now() + 10_000;
+  while ((client.messages.length < 3 || client.pongs.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(
+    server.messages.map((m) => [m.binary, m.data.length]),
+    [
+      [false, 5],
+      [true, 1 << 20],
+      [true, 0],
+    ],
+  );
+  assert.equal(client.messages[0].text, 'hello');
+  assert.ok(client.messages[1].data.equals(big), 'the 1 MiB message came back intact');
+  assert.equal(client.pongs[0].toString(), 'p1');
+  client.session.close(1000, 'done');
+  const [s, c] = await Promise.all([server.closed, client.closed]);
+  assert.deepEqual([s.code, s.reason, s.wasClean, s.error?.message], [1000, 'done', true, undefined], 'server');
+  // The server's answer echoes the code, without a reason (RFC 6455 section 5.5.1).
+  assert.deepEqual([c.code, c.reason, c.wasClean, c.error?.message], [1000, '', true, undefined], 'client');
+  assert.equal(s.unsentMessages + c.unsentMessages, 0);
+  assert.deepEqual([...server.errors, ...client.errors], []);
+}
+
+describe('Session over any Duplex', () => {
+  it('an in-memory duplex pair', async () => {
+    const context = new Context();
+    try {
+      const [a, b] = duplexPair();
+      const server = side('server', a, context, true);
+      const client = side('client', b, context, false);
+      await exchange(server, client);
+    } finally {
+      context.close();
+    }
+  });
+
+  it('a stream of an HTTP/2 connection (node:http2)', async () => {
+    const context = new Context();
+    const h2 = http2.createServer();
+    const serverSide = new Promise<Side>((resolve) => {
+      h2.on('stream', (stream) => {
+        stream.respond({ ':status': 200 });
+        resolve(side('server', stream, context, true));
+      });
+    });
+    h2.listen(0, '127.0.0.1');
+    await once(h2, 'listening');
+    const { port } = h2.address() as AddressInfo;
+    const conn = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const req = conn.request({ ':method': 'POST', ':path': '/ws' }, { endStream: false });
+      const [headers] = (await once(req, 'response')) as [http2.IncomingHttpHeaders];
+      assert.equal(headers[':status'], 200);
+      const client = side('client', req, context, false);
+      await exchange(await serverSide, client);
+    } finally {
+      conn.close();
+      await new Promise<void>((r) => h2.close(() => r()));
+      context.close();
+    }
+  });
+});
