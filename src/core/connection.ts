@@ -65,8 +65,10 @@ export interface ConnectionHost {
    * inside one (invariant S2). Close frames are never urgent: a graceful close
    * goes after every queued message (invariant S4). `endsMessage` marks the
    * frame that completes an application message (for counting unsent ones).
+   * `opcode` says what the frame is (for a data message's later frames,
+   * Continuation), so a host never decodes bytes to learn it.
    */
-  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean): void;
+  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean, opcode: number): void;
 }
 
 export interface KeepaliveOptions {
@@ -176,6 +178,7 @@ interface OutboundEntry {
   chunks: Buffer[] | null;
   endsMessage: boolean;
   bytes: number;
+  opcode: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -411,7 +414,7 @@ export class Connection implements FrameSink {
       return;
     }
     const opts = { mask: this.mask() };
-    this.emitWrite(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true);
+    this.emitWrite(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true, opcode);
   }
 
   /** True when a codec compresses this connection's outgoing messages. */
@@ -424,11 +427,12 @@ export class Connection implements FrameSink {
    * caller: a broadcast frame built once for many server connections. Only
    * a server may (client frames need a fresh mask each, RFC 6455 section
    * 5.3), and never into an open stream. The chunks are not modified.
+   * `binary` says which kind of message the caller encoded.
    */
-  sendEncoded(frame: Buffer[]): void {
+  sendEncoded(frame: Buffer[], binary = true): void {
     if (this.role !== 'server') throw new InvalidStateError('send a shared frame', 'a client connection (client frames are masked)');
     this.assertCanSendMessage();
-    this.emitWrite(frame, true);
+    this.emitWrite(frame, true, binary ? Opcode.Binary : Opcode.Text);
   }
 
   /**
@@ -443,7 +447,7 @@ export class Connection implements FrameSink {
     const copy = owned && Buffer.isBuffer(data) ? data : Buffer.from(data);
     // A codec job costs more than its payload (zlib state, callbacks): count a fixed overhead so that
     // bufferedAmount shows backpressure before thousands of tiny jobs pile up.
-    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length + CODEC_JOB_OVERHEAD };
+    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length + CODEC_JOB_OVERHEAD, opcode };
     const queue = this.outQueue!;
     queue.push(entry);
     this.outQueueBytes += entry.bytes;
@@ -463,15 +467,15 @@ export class Connection implements FrameSink {
   }
 
   /** Writes a data or close frame, behind anything the codec still holds. */
-  private emitWrite(chunks: Buffer[], endsMessage: boolean): void {
+  private emitWrite(chunks: Buffer[], endsMessage: boolean, opcode: number): void {
     const queue = this.outQueue;
     if (queue === null || queue.length === 0) {
-      this.host.write(chunks, false, endsMessage);
+      this.host.write(chunks, false, endsMessage, opcode);
       return;
     }
     let bytes = 0;
     for (const c of chunks) bytes += c.length;
-    queue.push({ chunks, endsMessage, bytes });
+    queue.push({ chunks, endsMessage, bytes, opcode });
     this.outQueueBytes += bytes;
   }
 
@@ -480,7 +484,7 @@ export class Connection implements FrameSink {
     while (queue.length > 0 && queue[0].chunks) {
       const e = queue.shift()!;
       this.outQueueBytes -= e.bytes;
-      this.host.write(e.chunks!, false, e.endsMessage);
+      this.host.write(e.chunks!, false, e.endsMessage, e.opcode);
     }
     if (queue.length === 0 && this._state === 'closed') this.codec?.close();
   }
@@ -508,7 +512,7 @@ export class Connection implements FrameSink {
       this.sendThroughCodec(opcode, data, false, first, last);
       return;
     }
-    this.emitWrite(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), last);
+    this.emitWrite(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), last, opcode);
   }
 
   ping(data: Uint8Array = EMPTY): void {
@@ -557,11 +561,11 @@ export class Connection implements FrameSink {
     if (this.closeSent) return;
     this.closeSent = true;
     // Behind every queued message, including those still with the codec (S4).
-    this.emitWrite(encodeFrame(Opcode.Close, payload, { mask: this.mask() }), false);
+    this.emitWrite(encodeFrame(Opcode.Close, payload, { mask: this.mask() }), false, Opcode.Close);
   }
 
   private writeControl(opcode: number, payload: Uint8Array, urgent: boolean): void {
-    this.host.write(encodeFrame(opcode, payload, { mask: this.mask() }), urgent, false);
+    this.host.write(encodeFrame(opcode, payload, { mask: this.mask() }), urgent, false, opcode);
   }
 
   // ------------------------------------------------------------- failures

@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Connection, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
 import type { MessageCodec } from '../core/message-codec.js';
+import { Opcode } from '../core/opcodes.js';
 import { InvalidArgumentError, InvalidStateError, LimitExceededError, TransportError, WebSocketError } from '../core/errors.js';
 import type { Context } from './context.js';
 import type { TimerEntry } from './timer-wheel.js';
@@ -276,7 +277,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
     if (this.conn.state !== 'open') return 'dropped';
     if (this.conn.sendingStream || (compress && this.conn.compressesOutput)) return this.send(payload, { binary, compress });
     if (this.overQueueLimit(frameBytes)) return 'dropped';
-    this.conn.sendEncoded(frame);
+    this.conn.sendEncoded(frame, binary);
     return this.statusAfterSend();
   }
 
@@ -477,7 +478,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
 
   // ------------------------------------------------- ConnectionHost (core)
 
-  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean): void {
+  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean, opcode: number): void {
     if (this.socketGone) return;
     if (this.conn.state === 'closing') {
       // Frames the codec releases after close() are our own queued output still going out, the close
@@ -487,8 +488,7 @@ export class Session<T = Record<string, unknown>> implements ConnectionHost, Tim
       this.conn.closeProgress(this.context.now());
       this.reschedule();
     }
-    // A pong is FIN + opcode 0xA (control frames carry no RSV bits).
-    const pong = urgent && chunks[0][0] === 0x8a;
+    const pong = opcode === Opcode.Pong;
     const outcome = this.out.write(chunks, urgent, endsMessage, pong, this.maxQueuedBytes, this.deferredBytes + this.conn.pendingOutputBytes);
     if (outcome === 'written') this.afterDirectWrite();
   }

@@ -103,11 +103,13 @@ class Recorder implements ConnectionHost {
     }
   }
 
-  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean): void {
+  write(chunks: Buffer[], urgent: boolean, endsMessage: boolean, opcode?: number): void {
     assert.equal(this.closed, false, 'write after closed');
     const frames = decodeFrames(Buffer.concat(chunks));
     assert.equal(frames.length, 1, 'exactly one whole frame per write()');
     const f = frames[0];
+    // Frames leaving the core say what they are: the host never decodes bytes to learn it.
+    assert.equal(opcode, f.opcode, "the opcode given with the frame is the frame's");
     assert.equal(f.rsv, 0, 'no RSV bits without an extension');
     if (this.role === 'client') {
       // RFC 6455 section 5.3: every client frame is masked with a fresh key.
@@ -1436,10 +1438,10 @@ describe('Connection: a close answered from inside the host\'s write (a transpor
       let answered = false;
       const host: ConnectionHost = {
         onEvent: (e) => rec.onEvent(e),
-        write: (chunks, urgent, endsMessage) => {
-          rec.write(chunks, urgent, endsMessage);
+        write: (chunks, urgent, endsMessage, opcode) => {
+          rec.write(chunks, urgent, endsMessage, opcode);
           // The peer answers our close at once, before write() returns.
-          if (!answered && chunks[0][0] === 0x88) {
+          if (!answered && opcode === Op.Close) {
             answered = true;
             assert.equal(conn.state, 'closing', 'closing before the close frame is handed over');
             conn.receive(peerFrame(role, { opcode: Op.Close, payload: closePayload(1000) }), 0);
