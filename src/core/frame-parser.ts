@@ -101,10 +101,10 @@ export class FrameParser {
   private run(chunk: Buffer, maxFrames: number): number {
     let pos = 0;
     const len = chunk.length;
-    let frames = 0;
+    const stopAt = this.framesParsed + maxFrames;
     while (pos < len || (this.state === State.Payload && this.remaining === 0)) {
       if (this.state === State.Header) {
-        if (frames >= maxFrames) return pos;
+        if (this.framesParsed >= stopAt) return pos;
         const used = this.readHeader(chunk, pos);
         if (used < 0) return len; // header incomplete: everything was buffered
         pos = used;
@@ -123,7 +123,6 @@ export class FrameParser {
           if (this.remaining === 0 && this.controlParts === null) {
             // The whole control frame in this chunk (the usual case): no parts list.
             this.state = State.Header;
-            frames++;
             this.framesParsed++;
             this.sink.onControlFrame(this.opcode, piece);
           } else {
@@ -133,7 +132,6 @@ export class FrameParser {
               this.controlParts = null;
               const payload = parts.length === 1 ? parts[0] : Buffer.concat(parts);
               this.state = State.Header;
-              frames++;
               this.framesParsed++;
               this.sink.onControlFrame(this.opcode, payload);
             }
@@ -142,7 +140,6 @@ export class FrameParser {
           if (take > 0) this.sink.onDataPayload(piece, this.remaining);
           if (this.remaining === 0) {
             this.state = State.Header;
-            frames++;
             this.framesParsed++;
             this.sink.onDataFrameEnd(this.fin);
           }

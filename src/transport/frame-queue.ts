@@ -1,3 +1,5 @@
+import { compactHead } from './head-list.js';
+
 /**
  * One of a session's outbound queues: whole frames waiting for the socket to
  * take more, in order.
@@ -118,23 +120,10 @@ export class FrameQueue {
     if (this.head >= this.items.length) return undefined;
     const f = this.items[this.head]!;
     this.items[this.head] = null;
-    this.head++;
+    this.head = compactHead(this.items, this.head + 1);
     this.bytes -= f.bytes;
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items.splice(0, this.head);
-      this.head = 0;
-    }
     if (f.slab !== null) f.chunks = [f.slab.subarray(0, f.bytes)];
     return f;
-  }
-
-  clear(): void {
-    this.items.length = 0;
-    this.head = 0;
-    this.bytes = 0;
   }
 }
 

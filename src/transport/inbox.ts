@@ -1,3 +1,4 @@
+import { compactHead } from './head-list.js';
 import type { Message } from './types.js';
 
 /**
@@ -39,14 +40,7 @@ export class Inbox {
     if (this.head >= this.items.length) return undefined;
     const m = this.items[this.head]!;
     this.items[this.head] = null;
-    this.head++;
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items.splice(0, this.head);
-      this.head = 0;
-    }
+    this.head = compactHead(this.items, this.head + 1);
     this.bytes -= m.data.length;
     return m;
   }

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { FrameQueue, joinSmallFrames } from './frame-queue.js';
+import { compactHead } from './head-list.js';
 
 /** A read's batched replies are written once they reach this size (the read goes on batching). */
 const BATCH_FLUSH_BYTES = 256 * 1024;
@@ -243,14 +244,7 @@ export class Outbound {
       this.unconfirmedMessages -= q[i + 1];
       i += 2;
     }
-    if (i === q.length) {
-      q.length = 0;
-      i = 0;
-    } else if (i >= 1024 && i * 2 >= q.length) {
-      q.splice(0, i);
-      i = 0;
-    }
-    this.unconfirmedHead = i;
+    this.unconfirmedHead = compactHead(q, i);
   }
 
   /**

@@ -18,23 +18,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { openFileLimit } from '../helpers/open-file-limit.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { HostileBench, MiB, acceptFor, activeResources, assertAcceptsNewConnection, encodeRawFrame, closePayload, newKey, upgradeRequest, waitUntil, withTimeout } from './harness.js';
 
 const WANTED = 5000;
-
-function openFileLimit(): number {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'));
-    const soft = line?.split(/\s{2,}/)[1];
-    return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft);
-  } catch {
-    return 1024; // not Linux: assume the common default
-  }
-}
 
 interface StormClient {
   socket: Socket;

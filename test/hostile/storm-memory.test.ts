@@ -37,7 +37,7 @@
 import { it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { openFileLimit } from '../helpers/open-file-limit.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { acceptFor, closePayload, delay, encodeRawFrame, newKey, upgradeRequest, withTimeout } from '../helpers/ws-pair.js';
@@ -52,18 +52,6 @@ const MiB = 1024 * 1024;
 const LIVE_HEAP_SLACK = 2 * MiB;
 /** Run-to-run noise between two child processes doing the same work. */
 const RSS_SLACK_OVER_WS = 3 * MiB;
-
-function openFileLimit(): number {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'));
-    const soft = line?.split(/\s{2,}/)[1];
-    return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft);
-  } catch {
-    return 1024; // not Linux: assume the common default
-  }
-}
 
 type Kind = 'sockeye' | 'ws';
 
