@@ -6,7 +6,12 @@
  *   dumb-increment-protocol  the counter (reset\n, closeme\n)
  *   lws-mirror-protocol      the shared canvas (`c #RRGGBB x y r;` commands)
  *   lws-status               the connection list (JSON)
- *   (none)                   the echo service, for the bulk test
+ *   (none)                   the echo service, for the bulk test with compression on
+ *   sockeye-echo-nodeflate   the same echo, for which the server declines
+ *                            permessage-deflate: the bulk test with compression off
+ * A browser always offers permessage-deflate, so the page chooses compression
+ * by the subprotocol it asks for. The echo test keeps one socket, in the
+ * chosen mode, and reconnects when the mode changes.
  *
  * The page's state is mirrored on window.__demo so that tests (and curious
  * people with a console) can read what the page saw.
@@ -24,7 +29,12 @@
     counter: { state: 'connecting', value: null, received: 0, drops: 0, closeCode: null, closeReason: null },
     mirror: { state: 'connecting', group: '', sent: 0, messages: 0, commands: 0 },
     status: { state: 'connecting', received: 0, version: null, hostname: null, wssOverH2: false, conns: [] },
-    echo: { state: 'connecting', running: false, runs: 0, results: [], lastRun: null },
+    echo: {
+      state: 'connecting', running: false, runs: 0, results: [], lastRun: null,
+      // Compression: 'off' or 'on' as chosen on the page; the open socket's mode, ws.protocol and ws.extensions
+      // ('' when the server negotiated none); the last run in each mode.
+      mode: 'off', connectedMode: null, protocol: null, extensions: null, byMode: { off: null, on: null },
+    },
   };
   window.__demo = demo;
 
@@ -233,6 +243,17 @@
     return m ? m[0] : ua.slice(0, 40);
   }
 
+  /** A table's only row, saying why it is empty. */
+  function emptyRow(body, columns, text) {
+    const tr = document.createElement('tr');
+    tr.className = 'empty';
+    const td = document.createElement('td');
+    td.colSpan = columns;
+    td.textContent = text;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+
   function cell(tr, text, title) {
     const td = document.createElement('td');
     td.textContent = text;
@@ -251,15 +272,7 @@
       cell(tr, (c.protocol ? c.protocol + ' · ' : '') + shortAgent(ua), ua);
       body.appendChild(tr);
     }
-    if (status.conns.length === 0) {
-      const tr = document.createElement('tr');
-      tr.className = 'empty';
-      const td = document.createElement('td');
-      td.colSpan = 3;
-      td.textContent = 'no connections';
-      tr.appendChild(td);
-      body.appendChild(tr);
-    }
+    if (status.conns.length === 0) emptyRow(body, 3, 'no connections');
     $('status-count').textContent = String(status.conns.length);
     $('status-version').textContent = status.version
       ? status.version + (status.hostname ? ' on ' + status.hostname : '') + (status.wssOverH2 ? ' · WebSockets over HTTP/2' : '')
@@ -290,18 +303,53 @@
   // --------------------------------------------------------------------- echo
 
   const echo = demo.echo;
+  const NO_DEFLATE_PROTOCOL = 'sockeye-echo-nodeflate';
+  const MODES = ['off', 'on'];
   let echoWs = null;
   let echoWaiter = null; // { resolve, reject, timer }: the one message in flight
 
-  function connectEcho() {
-    showState('echo-state', echo, 'connecting');
-    const ws = new WebSocket(wsBase);
+  /** 'permessage-deflate' for 'permessage-deflate; client_max_window_bits=15', 'none' for '': the names without parameters. */
+  function extensionNames(extensions) {
+    if (!extensions) return 'none';
+    return extensions.split(',').map((e) => e.split(';')[0].trim()).join(', ');
+  }
+
+  /** Run buttons: usable unless a run is going or the socket is still connecting (a run reconnects a closed one). */
+  function setEchoButtons() {
+    const busy = echo.running || echo.state === 'connecting';
+    $('echo-run').disabled = busy;
+    $('echo-run-both').disabled = busy;
+    $('echo-compression').disabled = echo.running;
+  }
+
+  /** Lets go of an echo socket the page no longer uses (the mode changed), without a word to the console. */
+  function retireEcho(ws) {
+    ws.onmessage = null;
+    ws.onerror = null;
+    ws.onclose = null;
+    // Closing a socket that is still connecting makes Chromium log an error: it is closed once it opens instead.
+    if (ws.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close(1000, 'compression switched');
+    else if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'compression switched');
+  }
+
+  /** Connects the echo socket for `mode`: 'off' asks for sockeye-echo-nodeflate, 'on' for no subprotocol. */
+  function connectEcho(mode) {
+    if (echoWs) retireEcho(echoWs);
+    echo.connectedMode = mode;
+    echo.protocol = null;
+    echo.extensions = null;
+    showState('echo-state', echo, 'connecting', 'compression ' + mode);
+    setEchoButtons();
+    const ws = mode === 'off' ? new WebSocket(wsBase, NO_DEFLATE_PROTOCOL) : new WebSocket(wsBase);
     ws.binaryType = 'arraybuffer';
     echoWs = ws;
     const opened = new Promise((resolve, reject) => {
       ws.onopen = () => {
-        showState('echo-state', echo, 'open');
-        $('echo-run').disabled = false;
+        echo.protocol = ws.protocol;
+        echo.extensions = ws.extensions;
+        showState('echo-state', echo, 'open', ws.extensions ? extensionNames(ws.extensions) : 'no extension');
+        $('echo-state').title = 'subprotocol: ' + (ws.protocol || 'none') + ' · extensions: ' + (ws.extensions || 'none');
+        setEchoButtons();
         resolve(ws);
       };
       ws.onerror = () => reject(new Error('could not connect'));
@@ -315,7 +363,10 @@
       }
     };
     ws.onclose = (ev) => {
-      if (echoWs === ws) showState('echo-state', echo, 'closed', closeDetail(ev));
+      if (echoWs === ws) {
+        showState('echo-state', echo, 'closed', closeDetail(ev));
+        setEchoButtons();
+      }
       const w = echoWaiter;
       echoWaiter = null;
       if (w) {
@@ -422,6 +473,7 @@
     const tr = document.createElement('tr');
     cell(tr, formatSize(r.size));
     cell(tr, r.type);
+    cell(tr, r.extensions === null ? '—' : extensionNames(r.extensions), 'compression ' + r.compression + (r.extensions ? ': ' + r.extensions : ''));
     const res = document.createElement('td');
     const badge = document.createElement('span');
     badge.className = 'badge ' + (r.ok ? 'ok' : 'fail');
@@ -435,60 +487,176 @@
     body.prepend(tr);
   }
 
-  async function runEcho(ev) {
-    ev.preventDefault();
-    if (echo.running) return;
-    const form = $('echo-form');
-    const sizes = [...form.querySelectorAll('input[name=size]:checked')].map((i) => Number(i.value));
-    const types = [...form.querySelectorAll('input[name=type]:checked')].map((i) => i.value === 'binary');
-    const repeat = Math.min(20, Math.max(1, Number($('echo-repeat').value) || 1));
-    echo.running = true;
-    $('echo-run').disabled = true;
-    const run = { passed: 0, failed: 0, bytes: 0, ms: 0, done: false };
-    echo.lastRun = run;
+  /**
+   * The comparison table: for each size and type, the throughput of the last run in each mode (all its
+   * verified repeats together), under column heads that name the extension that run negotiated.
+   */
+  function renderCompare() {
+    const rows = new Map(); // 'size type' -> { size, type, off, on }
+    for (const mode of MODES) {
+      const run = echo.byMode[mode];
+      const head = $('echo-head-' + mode);
+      head.textContent = 'compression ' + mode + (run && run.extensions !== null ? ' · ' + extensionNames(run.extensions) : '');
+      head.title = run && run.extensions !== null ? 'subprotocol: ' + (run.protocol || 'none') + ' · extensions: ' + (run.extensions || 'none') : '';
+      if (!run) continue;
+      for (const r of run.results) {
+        const key = r.size + ' ' + r.type;
+        let row = rows.get(key);
+        if (!row) rows.set(key, (row = { size: r.size, type: r.type, off: null, on: null }));
+        const agg = row[mode] || (row[mode] = { passed: 0, failed: 0, bytes: 0, ms: 0, error: null });
+        if (r.ok) {
+          agg.passed++;
+          agg.bytes += r.size;
+          agg.ms += r.ms;
+        } else {
+          agg.failed++;
+          agg.error = r.error;
+        }
+      }
+    }
+    const body = $('echo-compare');
+    body.textContent = '';
+    const sorted = [...rows.values()].sort((a, b) => a.size - b.size || (a.type === b.type ? 0 : a.type === 'text' ? -1 : 1));
+    for (const row of sorted) {
+      const tr = document.createElement('tr');
+      cell(tr, formatSize(row.size));
+      cell(tr, row.type);
+      for (const mode of MODES) tr.appendChild(compareCell(mode, row[mode]));
+      body.appendChild(tr);
+    }
+    if (sorted.length === 0) {
+      emptyRow(body, 4, 'run the test in each mode, or press Run both');
+      return;
+    }
+    // The whole run of each mode: every verified byte over the time of every round trip.
+    const total = document.createElement('tr');
+    total.className = 'total';
+    cell(total, 'all');
+    cell(total, '');
+    for (const mode of MODES) total.appendChild(compareCell(mode, echo.byMode[mode]));
+    body.appendChild(total);
+  }
+
+  function compareCell(mode, agg) {
+    const td = document.createElement('td');
+    td.dataset.mode = mode;
+    if (!agg || (agg.passed === 0 && agg.failed === 0)) {
+      td.textContent = '—';
+    } else if (agg.failed > 0) {
+      const badge = document.createElement('span');
+      badge.className = 'badge fail';
+      badge.textContent = 'FAILED';
+      td.appendChild(badge);
+      if (agg.error) td.append(' ' + agg.error);
+      td.title = agg.failed + ' failed, ' + agg.passed + ' verified' + (agg.error ? ': ' + agg.error : '');
+    } else {
+      const rate = document.createElement('span');
+      rate.className = 'rate';
+      rate.textContent = formatRate(agg.bytes, agg.ms);
+      td.appendChild(rate);
+      td.title = agg.passed + ' verified · ' + formatSize(agg.bytes) + ' each way in ' + agg.ms.toFixed(1) + ' ms';
+    }
+    return td;
+  }
+
+  function summaryOf(run) {
+    return run.failed === 0
+      ? run.passed + ' verified · ' + formatSize(run.bytes) + ' each way · ' + formatRate(run.bytes, run.ms)
+      : run.failed + ' failed, ' + run.passed + ' verified' + (run.error ? ' (' + run.error + ')' : '');
+  }
+
+  /** Runs the chosen sizes and types in one mode, on a socket connected in that mode; counts into `total` too. */
+  async function runMode(mode, plan, total) {
+    const run = { mode, protocol: null, extensions: null, passed: 0, failed: 0, bytes: 0, ms: 0, done: false, results: [] };
+    echo.byMode[mode] = run;
     try {
-      if (!echoWs || echoWs.readyState !== WebSocket.OPEN) await connectEcho();
-      for (const size of sizes) {
-        for (const binary of types) {
-          for (let k = 0; k < repeat; k++) {
-            $('echo-summary').textContent = 'sending ' + formatSize(size) + ' ' + (binary ? 'binary' : 'text') + '…';
+      if (!echoWs || echo.connectedMode !== mode || echoWs.readyState !== WebSocket.OPEN) await connectEcho(mode);
+      run.protocol = echo.protocol;
+      run.extensions = echo.extensions;
+      renderCompare();
+      for (const size of plan.sizes) {
+        for (const binary of plan.types) {
+          for (let k = 0; k < plan.repeat; k++) {
+            $('echo-summary').textContent = 'compression ' + mode + ': sending ' + formatSize(size) + ' ' + (binary ? 'binary' : 'text') + '…';
             let r;
             try {
               r = await echoOne(size, binary);
             } catch (err) {
               r = { size, type: binary ? 'binary' : 'text', ok: false, error: err.message };
             }
+            r.compression = mode;
+            r.extensions = run.extensions;
             echo.results.push(r);
-            if (r.ok) {
-              run.passed++;
-              run.bytes += r.size;
-              run.ms += r.ms;
-            } else {
-              run.failed++;
+            run.results.push(r);
+            for (const t of [run, total]) {
+              if (r.ok) {
+                t.passed++;
+                t.bytes += r.size;
+                t.ms += r.ms;
+              } else {
+                t.failed++;
+              }
             }
             addResultRow(r);
+            renderCompare();
           }
         }
       }
     } catch (err) {
       run.failed++;
       run.error = err.message;
+      total.failed++;
+      total.error = err.message;
     } finally {
       run.done = true;
-      echo.runs++;
-      echo.running = false;
-      $('echo-run').disabled = !echoWs || echoWs.readyState !== WebSocket.OPEN;
-      $('echo-summary').textContent = run.failed === 0
-        ? run.passed + ' verified · ' + formatSize(run.bytes) + ' each way · ' + formatRate(run.bytes, run.ms)
-        : run.failed + ' failed, ' + run.passed + ' verified' + (run.error ? ' (' + run.error + ')' : '');
-      $('echo-summary').className = 'stats ' + (run.failed === 0 ? 'good' : 'bad');
+      renderCompare();
     }
   }
-  $('echo-form').addEventListener('submit', runEcho);
+
+  /** Run: the chosen mode. Run both: the other mode first, then the chosen one, so the socket ends in the chosen mode. */
+  async function runEcho(modes) {
+    if (echo.running) return;
+    const form = $('echo-form');
+    const plan = {
+      sizes: [...form.querySelectorAll('input[name=size]:checked')].map((i) => Number(i.value)),
+      types: [...form.querySelectorAll('input[name=type]:checked')].map((i) => i.value === 'binary'),
+      repeat: Math.min(20, Math.max(1, Number($('echo-repeat').value) || 1)),
+    };
+    echo.running = true;
+    setEchoButtons();
+    const total = { modes, passed: 0, failed: 0, bytes: 0, ms: 0, done: false };
+    echo.lastRun = total;
+    try {
+      for (const mode of modes) await runMode(mode, plan, total);
+    } finally {
+      total.done = true;
+      echo.runs++;
+      echo.running = false;
+      setEchoButtons();
+      $('echo-summary').textContent = modes.map((m) => 'compression ' + m + ': ' + summaryOf(echo.byMode[m])).join(' — ');
+      $('echo-summary').className = 'stats ' + (total.failed === 0 ? 'good' : 'bad');
+    }
+  }
+  $('echo-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    runEcho([echo.mode]);
+  });
+  $('echo-run-both').addEventListener('click', () => {
+    runEcho([...MODES.filter((m) => m !== echo.mode), echo.mode]);
+  });
+  for (const radio of document.querySelectorAll('input[name=compression]')) {
+    radio.addEventListener('change', () => {
+      if (!radio.checked || echo.running || radio.value === echo.mode) return;
+      echo.mode = radio.value;
+      connectEcho(echo.mode).catch(() => { /* shown by the pill */ });
+    });
+  }
+  // A reload may restore another choice than the default: connect in the mode the page shows.
+  echo.mode = document.querySelector('input[name=compression]:checked').value === 'on' ? 'on' : 'off';
 
   connectCounter();
   connectMirror();
   connectStatus();
-  connectEcho().catch(() => { /* shown by the pill */ });
+  connectEcho(echo.mode).catch(() => { /* shown by the pill */ });
   demo.userAgent = navigator.userAgent;
 })();

@@ -1,13 +1,28 @@
-export * from './core/index.js';
-export { Context, type ContextOptions } from './transport/context.js';
-export { Session, MessageWriter, type SessionState } from './transport/session.js';
-export type { SendStatus, Message, Fragment, CloseInfo, WritableInfo, SessionLimits, Handler } from './transport/types.js';
-export { DEFAULT_SESSION_LIMITS, DEFAULT_KEEPALIVE } from './transport/types.js';
+// The package's root entry ('sockeye'): what applications use. The sans-I/O
+// core is 'sockeye/core' (src/core/index.ts); the demo server is an
+// application of the library, run by the command line, and is not exported.
+// test/core/public-api.test.ts holds the exact lists of both entries.
+
+// Server and client.
 export { createServer, WebSocketServer, type ServerOptions, type ServerHandler, type VerifyResult } from './server/server.js';
 export { ServerSession, type UpgradeRequest } from './server/server-session.js';
-export { Topics, MAX_TOPIC_LENGTH } from './pubsub/topics.js';
-export { fanOut, type FanOutOptions, type FanOutResult } from './pubsub/fan-out.js';
-export { connect, ClientSession, parseWebSocketUrl, type ConnectOptions, type ClientHandler } from './client/connect.js';
-export { DeflateCodec, validateZlibOptions, type PerMessageDeflateOptions } from './transport/permessage-deflate.js';
+export { connect, ClientSession, type ConnectOptions, type ClientHandler } from './client/connect.js';
+
+// Sessions, handlers and what they receive.
+export { Session, MessageWriter, type SessionState } from './transport/session.js';
+export type { Handler, SendStatus, Message, Fragment, CloseInfo, WritableInfo, SessionLimits } from './transport/types.js';
+export type { FanOutOptions, FanOutResult } from './pubsub/fan-out.js';
+export { MAX_TOPIC_LENGTH } from './pubsub/topics.js';
+
+// Options and their defaults.
+export { DEFAULT_SESSION_LIMITS, DEFAULT_KEEPALIVE } from './transport/types.js';
+export type { ConnectionLimits, KeepaliveOptions } from './core/connection.js';
+export type { PerMessageDeflateOptions } from './transport/permessage-deflate.js';
+export { Context, type ContextOptions } from './transport/context.js';
+
+// Static files on the WebSocket port (ServerOptions.onHttpRequest).
 export { createMountHandler, type Mount, type MountHandlerOptions, type HttpRequestHandler } from './server/mounts.js';
-export { createDemoServer, DemoServer, type DemoServerOptions } from './demo/demo-server.js';
+
+// Errors (WebSocketError and every subclass) and close codes.
+export * from './core/errors.js';
+export { CloseCode } from './core/close-codes.js';

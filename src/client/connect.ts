@@ -11,6 +11,7 @@ import { DeflateCodec, validateZlibOptions, type PerMessageDeflateOptions } from
 import { Context } from '../transport/context.js';
 import { Session } from '../transport/session.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
+import { setNoDelay } from '../transport/stream-adapter.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ClientHandler<T = any> = Handler<ClientSession<T>>;
@@ -126,7 +127,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     } else {
       socket = netConnect({ host: target.host, port: target.port });
     }
-    socket.setNoDelay(true);
+    setNoDelay(socket);
     const parser = new HttpHeadParser('response', { maxHeadBytes: options.maxHeadBytes });
     let settled = false;
     const timer = {

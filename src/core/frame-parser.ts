@@ -77,9 +77,18 @@ export class FrameParser {
     this.allowedRsv = options.allowedRsv ?? 0;
   }
 
-  /** True once a protocol error was raised; further input is ignored. */
+  /** True once a protocol error was raised or stop() was called; further input is ignored. */
   get failed(): boolean {
     return this.state === State.Failed;
+  }
+
+  /**
+   * Ends parsing: push() returns at once, now and on every later call (the
+   * connection is closed, and what follows the close frame is not read,
+   * RFC 6455 section 5.5.1).
+   */
+  stop(): void {
+    this.state = State.Failed;
   }
 
   /**
@@ -103,6 +112,7 @@ export class FrameParser {
     const len = chunk.length;
     const stopAt = this.framesParsed + maxFrames;
     while (pos < len || (this.state === State.Payload && this.remaining === 0)) {
+      if (this.state === State.Failed) return len;
       if (this.state === State.Header) {
         if (this.framesParsed >= stopAt) return pos;
         const used = this.readHeader(chunk, pos);
@@ -110,7 +120,6 @@ export class FrameParser {
         pos = used;
         continue;
       }
-      if (this.state === State.Failed) return len;
       // State.Payload
       const take = Math.min(this.remaining, len - pos);
       if (take > 0 || this.remaining === 0) {

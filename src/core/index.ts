@@ -1,3 +1,5 @@
+// The sans-I/O core ('sockeye/core'): RFC 6455 and RFC 7692 machinery fed
+// bytes and time, with no sockets, timers or randomness of its own.
 export * from './errors.js';
 export * from './close-codes.js';
 export * from './opcodes.js';
@@ -9,7 +11,18 @@ export { HttpHeadParser, type HttpHead, type HttpHeadLimits } from './http-head.
 export * from './handshake.js';
 export * from './extension-header.js';
 export {
+  PERMESSAGE_DEFLATE,
+  validateDeflateConfig,
+  buildDeflateOffer,
+  negotiateDeflate,
+  acceptDeflateResponse,
+  type DeflateConfig,
+  type DeflateParams,
+} from './deflate-negotiation.js';
+export type { MessageCodec } from './message-codec.js';
+export {
   Connection,
+  MessageEvent,
   DEFAULT_LIMITS,
   MIN_FRAME_CHARGE,
   DEFAULT_CLOSE_TIMEOUT_MS,

@@ -8,7 +8,7 @@ import type { ServerSession } from '../server/server-session.js';
 import { createServer, type ServerHandler, type WebSocketServer } from '../server/server.js';
 import type { SessionLimits } from '../transport/types.js';
 import { DumbIncrementProtocol } from './dumb-increment.js';
-import { echoHandler } from './echo.js';
+import { ECHO_NO_DEFLATE_PROTOCOL, echoHandler } from './echo.js';
 import { MirrorProtocol, type MirrorOptions } from './lws-mirror.js';
 import { StatusProtocol } from './lws-status.js';
 
@@ -34,8 +34,9 @@ export interface DemoServerOptions {
   mirror?: MirrorOptions;
   /**
    * permessage-deflate for lws-status and the echo service (libwebsockets
-   * accepts it on lws-status). Never on dumb-increment-protocol or
-   * lws-mirror-protocol. Default true.
+   * accepts it on lws-status). Never on dumb-increment-protocol,
+   * lws-mirror-protocol or the echo subprotocol sockeye-echo-nodeflate
+   * (ECHO_NO_DEFLATE_PROTOCOL). Default true.
    */
   perMessageDeflate?: boolean;
   keepalive?: KeepaliveOptions | null;
@@ -49,8 +50,10 @@ export interface DemoServerOptions {
 /**
  * sockeye's counterpart of libwebsockets' test server: the protocols
  * dumb-increment-protocol, lws-mirror-protocol and lws-status, an echo
- * service for clients that ask for no subprotocol, and the demo page over
- * HTTP on the same port.
+ * service for clients that ask for no subprotocol (permessage-deflate
+ * accepted) or for sockeye-echo-nodeflate (declined, so that a browser,
+ * which always offers it, can measure round trips without zlib), and the
+ * demo page over HTTP on the same port.
  */
 export class DemoServer {
   readonly server: WebSocketServer;
@@ -69,7 +72,9 @@ export class DemoServer {
       connections: () => this.server.clients,
       perMessageDeflate: options.perMessageDeflate ?? true,
     });
-    const echo = echoHandler({ perMessageDeflate: options.perMessageDeflate ?? true, onError: (m) => onError(new Error(m)) });
+    const onEchoError = (m: string) => onError(new Error(m));
+    const echo = echoHandler({ perMessageDeflate: options.perMessageDeflate ?? true, onError: onEchoError });
+    const echoNoDeflate = echoHandler({ perMessageDeflate: false, onError: onEchoError });
     const mounts = options.mounts ?? [{ mountpoint: '/', origin: options.staticDir ?? DEMO_PAGE_DIR, defaultFile: 'index.html' }];
     this.server = createServer({
       port: options.port ?? 7681,
@@ -81,6 +86,7 @@ export class DemoServer {
         'dumb-increment-protocol': this.tracked(this.dumbIncrement.handler),
         'lws-mirror-protocol': this.tracked(this.mirror.handler),
         'lws-status': this.tracked(this.status.handler),
+        [ECHO_NO_DEFLATE_PROTOCOL]: this.tracked(echoNoDeflate),
       },
       handler: this.tracked(echo),
       onHttpRequest: mounts.length > 0 ? createMountHandler(mounts, { onError }) : undefined,

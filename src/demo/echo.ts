@@ -4,6 +4,14 @@ import type { PerMessageDeflateOptions } from '../transport/permessage-deflate.j
 export const ECHO_BACKLOG_CLOSE = { code: 1013, reason: 'echo backlog full' } as const;
 
 /**
+ * The subprotocol of the echo service that never negotiates
+ * permessage-deflate. A browser always offers the extension and cannot be
+ * told not to, so a page that wants to measure round trips without zlib
+ * (random bytes do not compress) asks for this subprotocol instead of none.
+ */
+export const ECHO_NO_DEFLATE_PROTOCOL = 'sockeye-echo-nodeflate';
+
+/**
  * The echo service, for clients that ask for no subprotocol: every message
  * comes back with the same type. A client that sends faster than it reads
  * fills its outbound queue up to maxQueuedBytes; the echo that does not fit

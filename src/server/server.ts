@@ -19,6 +19,7 @@ import { ServerSession, type UpgradeRequest } from './server-session.js';
 import { HandshakeRequest, splitTarget } from './handshake-request.js';
 import { Topics } from '../pubsub/topics.js';
 import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
+import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
 
 /** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
 export type VerifyResult = boolean | { status: number; message?: string; headers?: Record<string, string> };
@@ -258,7 +259,7 @@ export class WebSocketServer {
       else headers.set(key, [value]);
     }
     const parsed: HttpHead = { kind: 'request', method: req.method ?? '', target: req.url ?? '/', status: 0, reason: '', version: req.httpVersion, headers, rawHeaders };
-    const secure = !!(socket as Duplex & { encrypted?: boolean }).encrypted;
+    const secure = isEncrypted(socket);
     void this.upgrade(socket, parsed, head, secure);
   }
 
@@ -385,7 +386,7 @@ export class WebSocketServer {
         this.reject(socket, 400, info.protocols.length > 0 ? 'none of the offered subprotocols is supported' : 'a subprotocol is required');
         return;
       }
-      const request = new HandshakeRequest(head, info, (socket as Duplex & { remoteAddress?: string }).remoteAddress, secure);
+      const request = new HandshakeRequest(head, info, remoteAddressOf(socket), secure);
       if (this.options.verifyClient) {
         const verdict = await this.options.verifyClient(request);
         if (verdict !== true) {

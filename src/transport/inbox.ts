@@ -1,5 +1,12 @@
 import { compactHead } from './head-list.js';
+import type { WebSocketError } from '../core/errors.js';
 import type { Message } from './types.js';
+
+/** How a session ended, as far as messages() needs to know. */
+export interface InboxEnd {
+  wasClean: boolean;
+  error: WebSocketError | undefined;
+}
 
 /**
  * The messages behind a session's messages() iterator: whole messages kept
@@ -60,5 +67,45 @@ export class Inbox {
     const w = this.waiter;
     this.waiter = null;
     w?.();
+  }
+
+  /**
+   * The iterator behind messages(): the messages in order, then the end once
+   * `ended()` says the session ended: done after a clean close, the error
+   * thrown after a failed one. `taken` runs after each message taken (the
+   * session resumes reading below the bound).
+   */
+  iterate(ended: () => InboxEnd | null, taken: () => void): AsyncIterableIterator<Message> {
+    let returned = false;
+    const next = async (): Promise<IteratorResult<Message>> => {
+      for (;;) {
+        // After return(), as with any async iterator, every next() is done and takes nothing.
+        if (returned) return { value: undefined, done: true };
+        const m = this.take();
+        if (m) {
+          taken();
+          return { value: m, done: false };
+        }
+        const end = ended();
+        if (end) {
+          if (!end.wasClean && end.error) throw end.error;
+          return { value: undefined, done: true };
+        }
+        await this.wait();
+      }
+    };
+    const wake = () => this.wake();
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next,
+      async return(): Promise<IteratorResult<Message>> {
+        returned = true;
+        // A next() waiting for a message ends too.
+        wake();
+        return { value: undefined, done: true };
+      },
+    };
   }
 }

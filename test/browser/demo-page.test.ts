@@ -4,7 +4,10 @@
  * with 1001 "seeya"; a drawing made in one page appears in a second page of
  * the same mirror group and not in another group; the connection list
  * follows pages opening and closing; the echo test verifies 1 B to 8 MiB,
- * text and binary; the page works over wss:// too. The last test takes a
+ * text and binary, with compression off (the page asks for the subprotocol
+ * sockeye-echo-nodeflate, and no extension is negotiated) and on
+ * (permessage-deflate), and shows the last run of each mode side by side;
+ * the page works over wss:// too. The last test takes a
  * screenshot of the page in use: .tmp/screenshot.png, or with
  * UPDATE_SCREENSHOT=1 docs/screenshot.png, which the README shows.
  *
@@ -18,6 +21,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { ECHO_NO_DEFLATE_PROTOCOL } from '../../src/demo/echo.js';
 import { testCert } from '../helpers/certs.js';
 import { chromiumSkip, launchChromium } from './chromium.js';
 import { startDemo, type DemoUnderTest } from './demo-fixture.js';
@@ -41,9 +45,41 @@ interface DemoState {
     state: string;
     running: boolean;
     runs: number;
-    results: Array<{ size: number; type: string; ok: boolean; error: string | null; ms: number; sha256: string | null; sentSha256: string | null }>;
-    lastRun: { passed: number; failed: number; done: boolean; error?: string } | null;
+    results: EchoResult[];
+    lastRun: { modes: Mode[]; passed: number; failed: number; done: boolean; error?: string } | null;
+    /** Compression as chosen on the page, and the open socket's mode, ws.protocol and ws.extensions. */
+    mode: Mode;
+    connectedMode: Mode | null;
+    protocol: string | null;
+    extensions: string | null;
+    byMode: Record<Mode, EchoModeRun | null>;
   };
+}
+
+type Mode = 'off' | 'on';
+
+interface EchoResult {
+  size: number;
+  type: string;
+  ok: boolean;
+  error: string | null;
+  ms: number;
+  sha256: string | null;
+  sentSha256: string | null;
+  compression: Mode;
+  extensions: string | null;
+}
+
+/** The last run of the echo test in one compression mode. */
+interface EchoModeRun {
+  mode: Mode;
+  protocol: string | null;
+  extensions: string | null;
+  passed: number;
+  failed: number;
+  done: boolean;
+  error?: string;
+  results: EchoResult[];
 }
 
 const skip = chromiumSkip();
@@ -113,6 +149,43 @@ describe('demo page in headless Chromium', { skip, timeout: 90_000 }, () => {
     await page.mouse.down();
     await page.mouse.move(...at(to), { steps });
     await page.mouse.up();
+  }
+
+  /** Ticks exactly the given sizes and both types, once each. */
+  async function chooseSizes(page: Page, sizes: number[]): Promise<void> {
+    for (const box of await page.locator('input[name=size]').all()) {
+      const value = Number(await box.getAttribute('value'));
+      await box.setChecked(sizes.includes(value));
+    }
+    await page.locator('input[name=type][value=text]').setChecked(true);
+    await page.locator('input[name=type][value=binary]').setChecked(true);
+    await page.locator('#echo-repeat').fill('1');
+  }
+
+  /** Every round trip of one mode's run came back with the bytes that went, hashed alike both ways. */
+  function assertVerified(run: EchoModeRun | null, mode: Mode, sizes: number[]): void {
+    assert.ok(run, `a run with compression ${mode}`);
+    assert.equal(run.done, true);
+    assert.equal(run.failed, 0, JSON.stringify(run.results.filter((r) => !r.ok)));
+    assert.equal(run.passed, sizes.length * 2);
+    assert.deepEqual(
+      run.results.map((r) => `${r.size} ${r.type} ${r.compression}`),
+      sizes.flatMap((s) => [`${s} text ${mode}`, `${s} binary ${mode}`]),
+    );
+    for (const r of run.results) {
+      assert.equal(r.ok, true);
+      assert.equal(r.extensions, run.extensions);
+      assert.match(r.sha256 ?? '', /^[0-9a-f]{64}$/);
+      assert.equal(r.sha256, r.sentSha256);
+      assert.ok(r.ms > 0);
+    }
+  }
+
+  /** The server's open echo session of this moment (the test's page is the only one open). */
+  function serverEchoSession(protocol: string | undefined) {
+    const found = [...demo.server.clients].filter((s) => s.state === 'open' && s.protocol === protocol);
+    assert.equal(found.length, 1, `open sessions with subprotocol ${protocol ?? '(none)'}`);
+    return found[0];
   }
 
   it('loads from the server and connects to the same origin', { timeout: TEST_MS }, async () => {
@@ -214,13 +287,7 @@ describe('demo page in headless Chromium', { skip, timeout: 90_000 }, () => {
   it('the echo test verifies 1 B, 64 KiB, 1 MiB and 8 MiB round trips, text and binary', { timeout: 60_000 }, async () => {
     const page = await openDemo();
     const sizes = [1, 65536, 1048576, 8388608];
-    for (const box of await page.locator('input[name=size]').all()) {
-      const value = Number(await box.getAttribute('value'));
-      await box.setChecked(sizes.includes(value));
-    }
-    await page.locator('input[name=type][value=text]').setChecked(true);
-    await page.locator('input[name=type][value=binary]').setChecked(true);
-    await page.locator('#echo-repeat').fill('1');
+    await chooseSizes(page, sizes);
     await page.click('#echo-run');
     await page.waitForFunction(`window.__demo.echo.lastRun && window.__demo.echo.lastRun.done`, undefined, { timeout: 50_000 });
     const { echo } = await state(page);
@@ -239,6 +306,96 @@ describe('demo page in headless Chromium', { skip, timeout: 90_000 }, () => {
     }
     assert.equal(await page.locator('#echo-results .badge.ok').count(), sizes.length * 2);
     assert.equal(await page.locator('#echo-results .badge.fail').count(), 0);
+    // By default the test measures the engine: compression off.
+    assert.deepEqual(echo.lastRun?.modes, ['off']);
+    assertVerified(echo.byMode.off, 'off', sizes);
+    assert.equal(echo.byMode.on, null);
+    await page.close();
+  });
+
+  it('compression off negotiates no extension, on negotiates permessage-deflate; both round-trip and the page shows both', { timeout: 60_000 }, async () => {
+    const page = await openDemo();
+    const sizes = [1024, 1048576];
+    await chooseSizes(page, sizes);
+    // The default: off. The page asked for sockeye-echo-nodeflate and the server declined the browser's offer.
+    const first = (await state(page)).echo;
+    assert.equal(first.mode, 'off');
+    assert.equal(await page.locator('input[name=compression][value=off]').isChecked(), true);
+    assert.equal(first.protocol, ECHO_NO_DEFLATE_PROTOCOL);
+    assert.equal(first.extensions, '');
+    assert.deepEqual(serverEchoSession(ECHO_NO_DEFLATE_PROTOCOL).extensions, []);
+    assert.match((await page.locator('#echo-state').textContent()) ?? '', /open · no extension/);
+    await page.click('#echo-run');
+    await until(page, `window.__demo.echo.lastRun && window.__demo.echo.lastRun.done`);
+    let { echo } = await state(page);
+    assertVerified(echo.byMode.off, 'off', sizes);
+    assert.equal(echo.byMode.off?.extensions, '');
+    // The off column is filled, the on column waits for its run.
+    assert.equal(await page.locator('#echo-compare td[data-mode=off] .rate').count(), sizes.length * 2 + 1);
+    assert.equal(await page.locator('#echo-compare td[data-mode=on] .rate').count(), 0);
+
+    // Compression on: the page reconnects without a subprotocol, and the server accepts permessage-deflate.
+    await page.locator('input[name=compression][value=on]').check();
+    await until(page, `window.__demo.echo.connectedMode === 'on' && window.__demo.echo.state === 'open'`);
+    echo = (await state(page)).echo;
+    assert.equal(echo.mode, 'on');
+    assert.equal(echo.protocol, '');
+    assert.match(echo.extensions ?? '', /^permessage-deflate\b/);
+    assert.deepEqual(serverEchoSession(undefined).extensions, ['permessage-deflate']);
+    // The socket of the other mode was closed, not left open beside the new one.
+    const deadline = Date.now() + STEP_MS;
+    while ([...demo.server.clients].some((s) => s.protocol === ECHO_NO_DEFLATE_PROTOCOL)) {
+      assert.ok(Date.now() < deadline, 'the compression-off socket is still open');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match((await page.locator('#echo-state').textContent()) ?? '', /open · permessage-deflate/);
+    await page.click('#echo-run');
+    await until(page, `window.__demo.echo.lastRun && window.__demo.echo.lastRun.done`);
+    echo = (await state(page)).echo;
+    assert.deepEqual(echo.lastRun?.modes, ['on']);
+    assertVerified(echo.byMode.on, 'on', sizes);
+    assert.match(echo.byMode.on?.extensions ?? '', /^permessage-deflate\b/);
+    // The off run is still there: the page shows the last result of each mode.
+    assertVerified(echo.byMode.off, 'off', sizes);
+    assert.equal(await page.locator('#echo-compare td[data-mode=off] .rate').count(), sizes.length * 2 + 1);
+    assert.equal(await page.locator('#echo-compare td[data-mode=on] .rate').count(), sizes.length * 2 + 1);
+    assert.equal(await page.locator('#echo-compare .badge.fail').count(), 0);
+    // Column heads and result rows name the extension each run negotiated.
+    assert.equal(await page.locator('#echo-head-off').textContent(), 'compression off · none');
+    assert.equal(await page.locator('#echo-head-on').textContent(), 'compression on · permessage-deflate');
+    const extensionColumn = await page.locator('#echo-results tr td:nth-child(3)').allTextContents();
+    assert.deepEqual([...extensionColumn].sort(), [...Array(4).fill('none'), ...Array(4).fill('permessage-deflate')]);
+    await page.close();
+  });
+
+  it('Run both runs the test without and with compression and ends in the chosen mode', { timeout: 60_000 }, async () => {
+    const page = await openDemo();
+    const sizes = [65536, 1048576];
+    await chooseSizes(page, sizes);
+    await page.click('#echo-run-both');
+    await page.waitForFunction(`window.__demo.echo.lastRun && window.__demo.echo.lastRun.done`, undefined, { timeout: 50_000 });
+    const { echo } = await state(page);
+    // The other mode first, so that the page ends connected in the chosen one (off) without a third connection.
+    assert.deepEqual(echo.lastRun?.modes, ['on', 'off']);
+    assert.equal(echo.lastRun?.failed, 0, JSON.stringify(echo.results.filter((r) => !r.ok)));
+    assert.equal(echo.lastRun?.passed, sizes.length * 4);
+    assertVerified(echo.byMode.off, 'off', sizes);
+    assertVerified(echo.byMode.on, 'on', sizes);
+    assert.equal(echo.byMode.off?.protocol, ECHO_NO_DEFLATE_PROTOCOL);
+    assert.equal(echo.byMode.off?.extensions, '');
+    assert.equal(echo.byMode.on?.protocol, '');
+    assert.match(echo.byMode.on?.extensions ?? '', /^permessage-deflate\b/);
+    assert.equal(echo.mode, 'off');
+    assert.equal(echo.connectedMode, 'off');
+    assert.equal(echo.state, 'open');
+    assert.deepEqual(serverEchoSession(ECHO_NO_DEFLATE_PROTOCOL).extensions, []);
+    // One row per size and type, plus the whole run, with a throughput in each mode's column.
+    assert.equal(await page.locator('#echo-compare tr').count(), sizes.length * 2 + 1);
+    assert.equal(await page.locator('#echo-compare td[data-mode=off] .rate').count(), sizes.length * 2 + 1);
+    assert.equal(await page.locator('#echo-compare td[data-mode=on] .rate').count(), sizes.length * 2 + 1);
+    assert.equal(await page.locator('#echo-results .badge.ok').count(), sizes.length * 4);
+    const summary = (await page.locator('#echo-summary').textContent()) ?? '';
+    assert.match(summary, /^compression on: 4 verified .* — compression off: 4 verified /);
     await page.close();
   });
 
@@ -279,7 +436,7 @@ describe('demo page in headless Chromium', { skip, timeout: 90_000 }, () => {
     const { sent: sentA } = (await state(page)).mirror;
     const { sent: sentB } = (await state(peer)).mirror;
     await until(page, `window.__demo.mirror.commands >= ${sentA + sentB}`);
-    await page.click('#echo-run'); // the page's default selection: 1 B to 1 MiB, text and binary
+    await page.click('#echo-run-both'); // the page's default selection: 1 B to 1 MiB, text and binary, in both modes
     await page.waitForFunction(`window.__demo.echo.lastRun && window.__demo.echo.lastRun.done`, undefined, { timeout: 30_000 });
     assert.equal((await state(page)).echo.lastRun?.failed, 0);
     await until(page, 'window.__demo.counter.value >= 40');

@@ -278,12 +278,42 @@ function samplePositions(stream: Buffer): number[] {
   return [...set].sort((a, b) => a - b);
 }
 
+const isWrite = (line: string) => line.startsWith('>');
+const writesOf = (items: Item[]) => items.filter((i) => i.kind === 'write');
+const eventsOf = (items: Item[]) => items.filter((i) => i.kind !== 'write');
+
+/**
+ * Compares a run's timeline with the expected one, which lists writes and
+ * events in the order the peer's frames caused them. The connection writes
+ * while it parses (a pong leaves at once) and delivers the events of one
+ * receive() after parsing it: so the writes must be exactly the expected
+ * writes in order, the events exactly the expected events in order, and no
+ * write may come later than an event listed after it (an event may only be
+ * later than the writes of the same input, never a write later than events).
+ */
+function assertTimeline(actual: string[], expected: string[], how: string): void {
+  assert.deepEqual(actual.filter(isWrite), expected.filter(isWrite), `${how}: writes`);
+  assert.deepEqual(actual.filter((l) => !isWrite(l)), expected.filter((l) => !isWrite(l)), `${how}: events`);
+  const writesBefore = (lines: string[]) => {
+    const out: number[] = [];
+    let w = 0;
+    for (const l of lines) {
+      if (isWrite(l)) w++;
+      else out.push(w);
+    }
+    return out;
+  };
+  const got = writesBefore(actual);
+  const want = writesBefore(expected);
+  got.forEach((n, i) => assert.ok(n >= want[i], `${how}: ${want[i] - n} write(s) came after the event '${actual.filter((l) => !isWrite(l))[i]}' that the frames put after them`));
+}
+
 /**
  * The helper of this file: feeds `stream` (the peer's bytes) to a fresh
  * Connection whole, split in two at every position, one byte at a time, and
  * in fixed-size chops; checks the whole run against `expected` (see summary())
  * and every other run against the whole run: exactly the same events and
- * writes, or (streaming) the same messages. Returns the whole run.
+ * the same writes, or (streaming) the same messages. Returns the whole run.
  */
 function feedAllWays(role: Role, stream: Buffer, expected: string[], opts: FeedOptions = {}): Run {
   const conn = opts.conn ?? {};
@@ -300,7 +330,7 @@ function feedAllWays(role: Role, stream: Buffer, expected: string[], opts: FeedO
     }
   };
   const whole = run(role, stream, [], conn);
-  assert.deepEqual(summary(whole.rec.items), expected, `${role}, whole`);
+  assertTimeline(summary(whole.rec.items), expected, `${role}, whole`);
   check(whole, 'whole');
   const chunkings: [string, number[]][] = [];
   const n = stream.length;
@@ -315,8 +345,12 @@ function feedAllWays(role: Role, stream: Buffer, expected: string[], opts: FeedO
   }
   for (const [how, cuts] of chunkings) {
     const r = run(role, stream, cuts, conn);
-    if (streaming) assert.deepEqual(summary(r.rec.items), expected, `${role}, ${how}`);
-    else assert.deepEqual(r.rec.items, whole.rec.items, `${role}, ${how}`);
+    if (streaming) assertTimeline(summary(r.rec.items), expected, `${role}, ${how}`);
+    else {
+      assert.deepEqual(writesOf(r.rec.items), writesOf(whole.rec.items), `${role}, ${how}: writes`);
+      assert.deepEqual(eventsOf(r.rec.items), eventsOf(whole.rec.items), `${role}, ${how}: events`);
+      assertTimeline(summary(r.rec.items), expected, `${role}, ${how}`);
+    }
     check(r, `${role}, ${how}`);
   }
   return whole;
@@ -1454,6 +1488,72 @@ describe('Connection: a close answered from inside the host\'s write (a transpor
       assert.equal(conn.state, 'closed', 'not overwritten with closing after the answer');
       assert.deepEqual(summary(rec.items), summary([...rec.items.slice(0, 1), { kind: 'closed', code: 1000, reason: '', wasClean: true, error: undefined, hangup: 'graceful' }]));
       assert.equal(conn.nextDeadline(), Infinity, 'no close timeout left running');
+    });
+  }
+});
+
+/** A connection whose host records everything and then lets `react` act on each event (as a handler would). */
+function reacting(role: Role, react: (conn: Connection, e: ConnectionEvent) => void): { conn: Connection; rec: Recorder } {
+  const rec = new Recorder(role);
+  const host: ConnectionHost = {
+    onEvent: (e) => {
+      rec.onEvent(e);
+      react(conn, e);
+    },
+    write: (chunks, urgent, endsMessage, opcode) => rec.write(chunks, urgent, endsMessage, opcode),
+  };
+  const conn = new Connection(host, { now: 0, role, maskSource: role === 'client' ? rec.maskSource : undefined });
+  return { conn, rec };
+}
+
+describe('Connection: events are delivered after parsing (a handler never runs inside the parser\'s loop)', () => {
+  const text = (role: Role, s: string) => peerFrame(role, { opcode: Op.Text, payload: utf8(s) });
+  const ping = (role: Role, s: string) => peerFrame(role, { opcode: Op.Ping, payload: utf8(s) });
+
+  for (const role of ROLES) {
+    it(`${role}: events are delivered after parsing: a read's pongs are written first, then its events in order, each handler free to send`, () => {
+      let parsedAll = false;
+      const { conn, rec } = reacting(role, (conn, e) => {
+        // By the time the first event arrives the whole read has been parsed (both pongs are out).
+        if (!parsedAll) assert.equal(rec.writes.filter((w) => w.opcode === Op.Pong).length, 2, 'every frame of the read parsed before the first event');
+        parsedAll = true;
+        if (e.type === 'message') conn.send(Buffer.from(`re:${e.text}`), false);
+      });
+      conn.receive(concat(text(role, 'a'), ping(role, '1'), text(role, 'b'), ping(role, '2')), 0);
+      assert.deepEqual(summary(rec.items), [wPong('1'), wPong('2'), 'text "a"', '>text 72653a61', pingEv('1'), 'text "b"', '>text 72653a62', pingEv('2')]);
+    });
+
+    it(`${role}: a reply to a message that came in the same read as the peer's close goes out before our close frame`, () => {
+      const { conn, rec } = reacting(role, (conn, e) => {
+        if (e.type === 'message') conn.send(Buffer.from('reply'), false);
+      });
+      conn.receive(concat(text(role, 'last'), peerFrame(role, { opcode: Op.Close, payload: closePayload(1000) }), text(role, 'after close')), 0);
+      assert.deepEqual(summary(rec.items), ['text "last"', '>text 7265706c79', wClose(1000), closedClean(1000)], 'nothing after the close frame is read');
+    });
+
+    it(`${role}: a reply to a message followed by a bad frame in the same read goes out before the failure's close frame`, () => {
+      const { conn, rec } = reacting(role, (conn, e) => {
+        if (e.type === 'message') conn.send(Buffer.from('reply'), false);
+      });
+      conn.receive(concat(text(role, 'fine'), peerFrame(role, { opcode: 0x3, payload: utf8('x') })), 0);
+      assert.deepEqual(summary(rec.items), ['text "fine"', '>text 7265706c79', ...failed(1002, 'ERR_RESERVED_OPCODE')]);
+    });
+
+    it(`${role}: terminate() from a handler drops the rest of the read: no event after 'closed'`, () => {
+      const { conn, rec } = reacting(role, (conn, e) => {
+        if (e.type === 'message') conn.transportClosed(new Error('terminated'));
+      });
+      conn.receive(concat(text(role, 'one'), text(role, 'two'), ping(role, 'p')), 0);
+      assert.deepEqual(summary(rec.items), [wPong('p'), 'text "one"', 'closed 1006 ERR_CONNECTION_LOST abort']);
+    });
+
+    it(`${role}: close() from a handler keeps delivering the rest of the read (a closing connection still receives)`, () => {
+      const { conn, rec } = reacting(role, (conn, e) => {
+        if (e.type === 'message' && e.text === 'one') conn.close(1000, '');
+      });
+      conn.receive(concat(text(role, 'one'), text(role, 'two')), 0);
+      assert.deepEqual(summary(rec.items), ['text "one"', wClose(1000), 'text "two"']);
+      assert.equal(conn.state, 'closing');
     });
   }
 });

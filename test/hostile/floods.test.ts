@@ -53,7 +53,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_LIMITS, DEFAULT_SESSION_LIMITS, connect, type ClientSession, type Message, type SessionLimits } from '../../src/index.js';
+import { DEFAULT_SESSION_LIMITS, connect, type ClientSession, type Message, type SessionLimits } from '../../src/index.js';
+import { DEFAULT_LIMITS } from '../../src/core/index.js';
 import type { FloodServerReply, FloodServerRequest, FloodSessionStats } from './flood-server.js';
 import { FrameScanner, MiB, delay, rawUpgrade, waitUntil, withTimeout } from './harness.js';
 

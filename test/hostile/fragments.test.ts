@@ -25,7 +25,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { DEFAULT_LIMITS, MIN_FRAME_CHARGE, type SessionLimits } from '../../src/index.js';
+import type { SessionLimits } from '../../src/index.js';
+import { DEFAULT_LIMITS, MIN_FRAME_CHARGE } from '../../src/core/index.js';
 import { FrameScanner, HOSTILE_LIMITS, HostileBench, MemoryWatch, MiB, assertMemoryBounded, encodeRawFrame, rawUpgrade, waitUntil, writeAndDrain } from './harness.js';
 
 const FRAMES = 1_000_000;

@@ -28,7 +28,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { DEFAULT_LIMITS } from '../../src/index.js';
+import { DEFAULT_LIMITS } from '../../src/core/index.js';
 import { FrameScanner, HOSTILE_LIMITS, HostileBench, MemoryWatch, MiB, assertMemoryBounded, rawUpgrade, waitUntil, writeAndDrain } from './harness.js';
 
 const PINGS = 100_000;

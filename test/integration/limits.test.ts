@@ -15,7 +15,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, DEFAULT_LIMITS, LimitExceededError, MIN_FRAME_CHARGE, type CloseInfo, type Message, type ServerSession, type WebSocketError } from '../../src/index.js';
+import { connect, LimitExceededError, type CloseInfo, type Message, type ServerSession, type WebSocketError } from '../../src/index.js';
+import { DEFAULT_LIMITS, MIN_FRAME_CHARGE } from '../../src/core/index.js';
 import {
   RawClient,
   RawFrameDecoder,
