@@ -374,11 +374,22 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
 
   /** @internal CodecQueues: the codec failed; on input it may be after the peer's close arrived. */
   onCodecError(err: WebSocketError, input: boolean): void {
+    const codecs = this.codecs!;
     if (input && this.heldClose !== null) {
       this.heldClose = null;
-      this.codecs!.dropInput();
+      codecs.dropInput();
       this.finish(CloseCode.Abnormal, err.message, false, err, 'graceful');
       return;
+    }
+    if (!input) {
+      // The failed frame will never be written, so nothing queued behind it can be either: it is all
+      // dropped and counted (S4), and our close frame goes out at once (test/core/connection-codec.test.ts,
+      // "a compression failure").
+      codecs.dropOutput();
+      if (this._state === 'closed') {
+        codecs.release();
+        return;
+      }
     }
     this.failNow(err);
   }

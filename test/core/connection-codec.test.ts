@@ -9,7 +9,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Connection, type ConnectionEvent, type ConnectionHost } from '../../src/core/connection.js';
-import { LimitExceededError, type WebSocketError } from '../../src/core/errors.js';
+import { LimitExceededError, ProtocolError, type WebSocketError } from '../../src/core/errors.js';
 import type { MessageCodec } from '../../src/core/message-codec.js';
 import { closePayload, concat, decodeFrames, Op, peerFrame, RSV1, utf8 } from '../helpers/frames.js';
 
@@ -30,6 +30,9 @@ class FakeCodec implements MessageCodec {
   }
   compress(data: Buffer, done: Done): void {
     this.compressJobs.push({ data, done });
+  }
+  failCompress(i: number): void {
+    this.compressJobs[i].done(new ProtocolError('ERR_COMPRESS', 'compression failed', 1011), null);
   }
   decompress(parts: Buffer[], max: number, done: Done): void {
     this.decompressJobs.push({ parts, max, done });
@@ -228,5 +231,33 @@ describe('codec pipeline: outgoing', () => {
     codec.finishCompress(0);
     assert.deepEqual(host.frames().map((x) => x.opcode), [Op.Text, Op.Close]);
     assert.equal(codec.closed, true);
+  });
+
+  it('a compression failure while open: what waited behind it is dropped and counted, the close frame with 1011 goes out at once, the codec is released', () => {
+    const { host, codec, conn } = setup();
+    conn.send(utf8('fails to compress'), false);
+    conn.send(utf8('waits behind it'), false);
+    codec.failCompress(0);
+    assert.equal(conn.state, 'closed');
+    assert.deepEqual(host.frames().map((x) => [x.opcode, x.payload.length >= 2 ? x.payload.readUInt16BE(0) : -1]), [[Op.Close, 1011]]);
+    assert.equal(conn.droppedOutputMessages, 2);
+    assert.equal(conn.pendingOutputBytes, 0);
+    assert.equal(codec.closed, true);
+    assert.deepEqual(host.summary(), ['closed 1011 false']);
+    codec.finishCompress(1);
+    assert.equal(host.frames().length, 1, 'a late result after the failure is ignored');
+  });
+
+  it('a compression failure after a graceful close: nothing stays held, the messages are counted, the codec is released', () => {
+    const { host, codec, conn } = setup();
+    conn.send(utf8('hello world'), false);
+    conn.receive(peerFrame('server', { opcode: Op.Close, payload: closePayload(1000) }), 1);
+    assert.equal(conn.state, 'closed');
+    codec.failCompress(0);
+    assert.equal(conn.pendingOutputBytes, 0);
+    assert.equal(conn.pendingOutputMessages, 0);
+    assert.equal(conn.droppedOutputMessages, 1);
+    assert.equal(codec.closed, true);
+    assert.deepEqual(host.summary(), ['closed 1000 true'], 'the close was reported once, as it happened');
   });
 });
