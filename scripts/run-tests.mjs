@@ -3,10 +3,11 @@
 // catch every broken echo; bench/test/loadgen.test.mjs builds the C generator
 // with make first), with node's own test runner.
 // Node 20's --test does not expand globs, so the file list is built here.
+// At the end it lists every test and suite that was skipped, with its reason.
 // Usage: node scripts/run-tests.mjs [substring-filter...]
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 function walk(dir, suffix, out) {
   for (const name of readdirSync(dir)) {
@@ -24,5 +25,26 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// The runner's output goes through as it comes; skipped tests and suites (a peer that is not
+// installed, say) are collected on the way and listed again at the very end, where they are seen:
+// node's own count leaves skipped suites out.
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: ['inherit', 'pipe', 'inherit'] });
+const skipped = [];
+let partial = '';
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  const lines = (partial + chunk.toString('utf8')).split('\n');
+  partial = lines.pop() ?? '';
+  for (const line of lines) {
+    const m = /^\s*ok \d+ - (.*?) # SKIP\s*(.*)$/.exec(line);
+    if (m) skipped.push(`${m[1]}${m[2] ? `: ${m[2]}` : ''}`);
+  }
+});
+child.on('close', (code, signal) => {
+  if (skipped.length === 0) console.log('# run-tests: nothing skipped');
+  else {
+    console.log(`# run-tests: ${skipped.length} skipped (tests or whole suites), each with its reason:`);
+    for (const s of skipped) console.log(`#   ${s}`);
+  }
+  process.exit(code ?? (signal ? 1 : 0));
+});

@@ -30,13 +30,10 @@ const EMPTY = Buffer.alloc(0);
  * The RFC 6455 connection after the opening handshake: bytes and time in,
  * events and bytes out (invariant S5). It never touches a socket or a timer;
  * the host calls receive(), tick() and the send methods, writes what it is
- * given and handles the events.
- *
- * Events are queued while an input is processed and delivered once it is
- * (ConnectionHost.onEvent): the parser's loop never calls out of the core,
- * so what a handler does (send, close, terminate) never finds the parser
- * half-way through a read. Writes are not held back: a pong leaves while the
- * read that asked for it is still being parsed (RFC 6455 section 5.5.2).
+ * given and handles the events. Events are queued while an input is processed
+ * and delivered once it is (ConnectionHost.onEvent), so a handler never finds
+ * the parser half-way through a read; writes are not held back (a pong leaves
+ * while its read is still parsed, RFC 6455 section 5.5.2).
  *
  * The parts: FrameParser (bytes to frames), MessageAssembler (frames to
  * messages, under the limits), FrameSender (messages to frames), Liveness
@@ -55,14 +52,15 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   /** A clean 'closed' event held until the messages before it, still with the codec, are delivered. */
   private heldClose: ClosedEvent | null = null;
   private readonly sender: FrameSender;
-  /** Events of the input being processed, delivered once it is. */
-  private readonly events: EventQueue;
+  private readonly host: ConnectionHost;
+  /** Events of the input being processed, delivered once it is (made on the first event: an idle connection has none). */
+  private eventQueue: EventQueue | null = null;
   private parsing = false;
   /** The peer's close frame, parsed and acted on after the events before it (receive()). */
   private peerClose: { payload: Buffer; code: number; reason: string } | null = null;
 
   constructor(host: ConnectionHost, options: ConnectionOptions) {
-    this.events = new EventQueue(host);
+    this.host = host;
     this.role = options.role;
     this.limits = resolveLimits(options.limits);
     if (this.role === 'client' && !options.maskSource) throw new InvalidArgumentError('ERR_NO_MASK_SOURCE', 'a client connection needs a maskSource');
@@ -85,52 +83,56 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   get state(): ConnectionState {
     return this._state;
   }
-
+  private events(): EventQueue {
+    return (this.eventQueue ??= new EventQueue(this.host));
+  }
+  /** Delivers the queued events; the queue is let go once empty (an idle connection holds none). */
+  private deliver(): void {
+    const q = this.eventQueue;
+    if (q === null || q.delivering) return;
+    q.deliver();
+    if (q.empty) this.eventQueue = null;
+  }
   /** Deliver data as 'fragment' events as it arrives instead of whole 'message' events. */
   get streamMessages(): boolean {
     return this.assembler.streamMessages;
   }
-
   set streamMessages(value: boolean) {
     this.assembler.streamMessages = value;
   }
-
   /** Received messages waiting for the codec or behind one (the host bounds this by pausing its reads). */
   get pendingInputMessages(): number {
     return this.codecs?.pendingInputMessages ?? 0;
   }
-
   /** Outgoing messages the codec held when the connection was aborted (never sent; S4 reports them). */
   get droppedOutputMessages(): number {
     return this.codecs?.droppedOutputMessages ?? 0;
   }
-
   /** Outgoing messages still with the codec or waiting behind one. */
   get pendingOutputMessages(): number {
     return this.codecs?.pendingOutputMessages ?? 0;
   }
-
   /** Bytes of outgoing messages still with the codec or waiting behind one (part of bufferedAmount). */
   get pendingOutputBytes(): number {
     return this.codecs?.pendingOutputBytes ?? 0;
   }
-
   /** True while a streamed outgoing message is open (send() must wait until it ends). */
   get sendingStream(): boolean {
     return this.sender.sendingStream;
   }
-
   /** True when a codec compresses this connection's outgoing messages. */
   get compressesOutput(): boolean {
     return this.sender.compressesOutput;
   }
-
+  /** How long the peer has to answer our close frame. */
+  get closeTimeoutMs(): number {
+    return this.liveness.closeWaitMs;
+  }
   /** Whole frames received so far (control frames included). */
   get framesReceived(): number {
     return this.parser.framesParsed;
   }
 
-  // ---------------------------------------------------------------- input
 
   /**
    * Feeds bytes from the peer. Takes ownership of `data` (payloads are
@@ -159,10 +161,10 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     // while the connection is still open, so a handler may still answer those messages ahead of our
     // close frame, as it could had they come in an earlier read (test/hostile/frames.test.ts, "an
     // unmasked frame after a good one"; test/core/connection.test.ts, "a message then a close").
-    this.events.deliver();
+    this.deliver();
     if (failure !== null) this.failNow(failure);
     else if (this.peerClose !== null) this.closeReceived(this.peerClose);
-    this.events.deliver();
+    this.deliver();
     return used;
   }
 
@@ -171,7 +173,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     if (this._state === 'closed') return;
     const err = error instanceof WebSocketError ? error : new TransportError('ERR_CONNECTION_LOST', error ? `connection lost: ${error.message}` : 'connection closed without a close frame', error ? { cause: error } : undefined);
     this.finish(CloseCode.Abnormal, '', false, err, 'abort');
-    this.events.deliver();
+    this.deliver();
   }
 
   /** Runs timers: keepalive pings and hang-up, close handshake timeout. Returns the next time tick() is needed. */
@@ -190,7 +192,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
       case 'none':
         break;
     }
-    this.events.deliver();
+    this.deliver();
     return this.nextDeadline();
   }
 
@@ -199,7 +201,6 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     return this.liveness.nextDeadline(this._state);
   }
 
-  // --------------------------------------------------------------- output
 
   private assertCanSendData(operation: string): void {
     if (this._state !== 'open') throw new InvalidStateError(operation, this._state);
@@ -262,7 +263,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     this._state = 'closing';
     this.liveness.startCloseTimer(now);
     this.sender.close(payload);
-    this.events.deliver();
+    this.deliver();
   }
 
   /**
@@ -276,12 +277,11 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     else this.liveness.now = now;
   }
 
-  // ------------------------------------------------------------- failures
 
   /** Fails the connection (RFC 6455 section 7.1.7): close frame with the error's code, then hang up. */
   fail(error: WebSocketError): void {
     this.failNow(error);
-    this.events.deliver();
+    this.deliver();
   }
 
   private failNow(error: WebSocketError): void {
@@ -313,19 +313,19 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     // onMessage): what that input brought after the current event is no longer delivered, as a read
     // is not parsed further once the connection is closed (test/core/connection.test.ts,
     // "terminate() from a handler drops the rest of the read").
-    if (this.events.delivering && !this.parsing) this.events.dropUndelivered();
-    this.events.push(ev);
+    if (this.eventQueue !== null && this.eventQueue.delivering && !this.parsing) this.eventQueue.dropUndelivered();
+    this.events().push(ev);
   }
 
   /** @internal MessageAssembler output: a whole received message. */
   onAssembled(binary: boolean, data: Buffer): void {
     if (this.codecs !== null && this.codecs.queueMessage(binary, data)) return;
-    this.events.push(new MessageEvent(binary, data));
+    this.events().push(new MessageEvent(binary, data));
   }
 
   /** @internal MessageAssembler output: a piece of a message (streamMessages). */
   onAssembledPiece(binary: boolean, data: Buffer, first: boolean, last: boolean): void {
-    this.events.push({ type: 'fragment', binary, data, first, last });
+    this.events().push({ type: 'fragment', binary, data, first, last });
   }
 
   /** @internal MessageAssembler output: a compressed message for the codec. */
@@ -340,9 +340,9 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     if (opcode === Opcode.Ping) {
       // RFC 6455 section 5.5.2: answer with a pong carrying the same data, unless we already sent close.
       if (this._state === 'open') this.sender.control(Opcode.Pong, payload);
-      this.events.push({ type: 'ping', data: payload });
+      this.events().push({ type: 'ping', data: payload });
     } else if (opcode === Opcode.Pong) {
-      this.events.push({ type: 'pong', data: payload });
+      this.events().push({ type: 'pong', data: payload });
     } else {
       // Section 5.5.1: nothing after a close frame is read; it is acted on once the events before it are delivered (receive()).
       this.peerClose = { payload, ...decodeClosePayload(payload) };
@@ -360,8 +360,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
 
   /** @internal CodecQueues: a received message restored (or queued behind one that was). */
   onInflated(binary: boolean, data: Buffer): void {
-    if (this.assembler.streamMessages) this.events.push({ type: 'fragment', binary, data, first: true, last: true });
-    else this.events.push(new MessageEvent(binary, data));
+    if (this.assembler.streamMessages) this.events().push({ type: 'fragment', binary, data, first: true, last: true });
+    else this.events().push(new MessageEvent(binary, data));
   }
 
   /** @internal CodecQueues: every message received before a held close has been delivered. */
@@ -396,6 +396,6 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
 
   /** @internal CodecQueues: a codec job completed, an input like a read. */
   afterCodec(): void {
-    this.events.deliver();
+    this.deliver();
   }
 }

@@ -22,6 +22,11 @@ export class EventQueue {
     return this.running;
   }
 
+  /** Nothing waits to be delivered. */
+  get empty(): boolean {
+    return this.events.length === 0;
+  }
+
   push(event: ConnectionEvent): void {
     this.events.push(event);
   }

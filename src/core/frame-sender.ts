@@ -5,6 +5,10 @@ import { encodeFrame, encodeOwnedFrame } from './frame-serializer.js';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './opcodes.js';
 
 const EMPTY = Buffer.alloc(0);
+const STREAMING = 1;
+const STREAM_BINARY = 2;
+const STREAM_COMPRESSED = 4;
+const CLOSE_SENT = 8;
 
 /**
  * The sending half of a connection: encodes what the application sends into
@@ -18,11 +22,8 @@ export class FrameSender {
   private readonly host: ConnectionHost;
   private readonly codecs: CodecQueues | null;
   private readonly maskSource: (() => Uint8Array) | null;
-  private streaming = false;
-  private streamBinary = false;
-  private streamCompressed = false;
-  /** A close frame was sent (RFC 6455 section 5.5.1: nothing after it). */
-  closeSent = false;
+  /** Bits of STREAMING, STREAM_BINARY, STREAM_COMPRESSED and CLOSE_SENT (one field: thousands of connections each have one). */
+  private flags = 0;
 
   constructor(host: ConnectionHost, codecs: CodecQueues | null, maskSource: (() => Uint8Array) | null) {
     this.host = host;
@@ -32,7 +33,12 @@ export class FrameSender {
 
   /** True while a streamed outgoing message is open. */
   get sendingStream(): boolean {
-    return this.streaming;
+    return (this.flags & STREAMING) !== 0;
+  }
+
+  /** A close frame was sent (RFC 6455 section 5.5.1: nothing after it). */
+  get closeSent(): boolean {
+    return (this.flags & CLOSE_SENT) !== 0;
   }
 
   get compressesOutput(): boolean {
@@ -45,7 +51,7 @@ export class FrameSender {
   }
 
   private assertNoStream(): void {
-    if (this.streaming) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
+    if (this.sendingStream) throw new InvalidStateError('send a message', 'streaming a message (end the stream first)');
   }
 
   /** One whole message; copied unless `owned` (invariant S2). */
@@ -70,18 +76,17 @@ export class FrameSender {
   /** One frame of a streamed message; `last` ends it. `compress` (first frame only) runs the message through the codec. */
   sendFragment(data: Uint8Array, binary: boolean, last: boolean, compress: boolean): void {
     let opcode: number;
-    const first = !this.streaming;
+    const first = !this.sendingStream;
     if (first) {
       opcode = binary ? Opcode.Binary : Opcode.Text;
-      this.streaming = !last;
-      this.streamBinary = binary;
-      this.streamCompressed = compress && this.compressesOutput;
+      const compressed = compress && this.compressesOutput;
+      this.flags = (this.flags & CLOSE_SENT) | (last ? 0 : STREAMING) | (binary ? STREAM_BINARY : 0) | (compressed ? STREAM_COMPRESSED : 0);
     } else {
-      if (binary !== this.streamBinary) throw new InvalidArgumentError('ERR_STREAM_TYPE', 'a fragment must have the type of the message it continues');
+      if (binary !== ((this.flags & STREAM_BINARY) !== 0)) throw new InvalidArgumentError('ERR_STREAM_TYPE', 'a fragment must have the type of the message it continues');
       opcode = Opcode.Continuation;
-      if (last) this.streaming = false;
+      if (last) this.flags &= ~STREAMING;
     }
-    if (this.streamCompressed) {
+    if ((this.flags & STREAM_COMPRESSED) !== 0) {
       this.codecs!.compress(opcode, data, false, first, last);
       return;
     }
@@ -99,7 +104,7 @@ export class FrameSender {
   /** The close frame, once: behind every queued message, including those still with the codec (S4). */
   close(payload: Buffer): void {
     if (this.closeSent) return;
-    this.closeSent = true;
+    this.flags |= CLOSE_SENT;
     this.emit(encodeFrame(Opcode.Close, payload, { mask: this.mask() }), false, Opcode.Close);
   }
 

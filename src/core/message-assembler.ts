@@ -24,6 +24,11 @@ const EMPTY = Buffer.alloc(0);
 const SMALL_PART = 1024;
 const MERGE_RUN = 64;
 
+const BINARY = 1;
+const FIRST_PENDING = 2;
+const FRAME_FIN = 4;
+const COMPRESSED = 8;
+
 /**
  * Turns the parser's data frames into messages: the limits on a message's
  * size and frames (invariant S3), UTF-8 validation of text as it arrives
@@ -37,7 +42,8 @@ export class MessageAssembler implements FrameSink {
   private readonly limits: ConnectionLimits;
   private readonly codec: MessageCodec | null;
   private readonly out: AssemblerOutput;
-  private binary = false;
+  /** BINARY, FIRST_PENDING, FRAME_FIN and COMPRESSED as bits of one field (every connection has an assembler). */
+  private bits = 0;
   /**
    * The message's first piece while it is its only one: most messages arrive
    * in one read, and they then need no list at all. `parts` takes over from
@@ -52,18 +58,40 @@ export class MessageAssembler implements FrameSink {
   private frames = 0;
   /** The message's frames as counted against maxMessageBytes: each at least MIN_FRAME_CHARGE. */
   private charge = 0;
-  private firstPending = false;
   /** Made for the first text message (a binary-only connection never needs one). */
   private utf8: Utf8Validator | null = null;
-  private frameFin = false;
   private frameLength = 0;
-  private compressed = false;
 
   constructor(out: AssemblerOutput, limits: ConnectionLimits, codec: MessageCodec | null, streamMessages: boolean) {
     this.out = out;
     this.limits = limits;
     this.codec = codec;
     this.streamMessages = streamMessages;
+  }
+
+  private get binary(): boolean {
+    return (this.bits & BINARY) !== 0;
+  }
+  private set binary(on: boolean) {
+    this.bits = on ? this.bits | BINARY : this.bits & ~BINARY;
+  }
+  private get firstPending(): boolean {
+    return (this.bits & FIRST_PENDING) !== 0;
+  }
+  private set firstPending(on: boolean) {
+    this.bits = on ? this.bits | FIRST_PENDING : this.bits & ~FIRST_PENDING;
+  }
+  private get frameFin(): boolean {
+    return (this.bits & FRAME_FIN) !== 0;
+  }
+  private set frameFin(on: boolean) {
+    this.bits = on ? this.bits | FRAME_FIN : this.bits & ~FRAME_FIN;
+  }
+  private get compressed(): boolean {
+    return (this.bits & COMPRESSED) !== 0;
+  }
+  private set compressed(on: boolean) {
+    this.bits = on ? this.bits | COMPRESSED : this.bits & ~COMPRESSED;
   }
 
   onControlFrame(opcode: number, payload: Buffer): void {

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { Connection, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
+import { Connection, type ClosedEvent, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
 import type { MessageCodec } from '../core/message-codec.js';
 import { Opcode } from '../core/opcodes.js';
 import { LimitExceededError, TransportError } from '../core/errors.js';
@@ -76,15 +76,16 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   readonly protocol: string | undefined;
   readonly extensions: readonly string[];
   protected readonly socket: Duplex;
-  protected readonly adapter: StreamAdapter;
   protected readonly context: Context;
   protected handler: Handler<this>;
   protected readonly conn: Connection;
   protected readonly out: Outbound;
   protected readonly gate: ReadGate;
-  protected readonly life: Lifecycle;
+  /** Made on the first step of the close sequence (or a wait for it): an open, idle session has none. */
+  private lifecycle: Lifecycle | null = null;
   protected readonly limits: Partial<SessionLimits>;
-  protected readonly hooks: Pick<SessionInit<T>, 'onHandlerError' | 'onFinished'>;
+  private readonly onHandlerError: SessionInit<T>['onHandlerError'];
+  private readonly onFinished: SessionInit<T>['onFinished'];
   protected pacer: Pacer | null = null;
   protected held: HeldSends | null = null;
   /** Whole messages for messages(): only for sessions that asked for it. */
@@ -92,16 +93,16 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
 
   constructor(init: SessionInit<T>) {
     this.socket = init.socket;
-    this.adapter = StreamAdapter.for(init.socket, init.role);
-    this.out = new Outbound(init.socket, this.adapter.encrypted);
+    // The adapter is looked up where it is needed (shared per kind of stream): no field for it.
+    this.out = new Outbound(init.socket, StreamAdapter.for(init.socket, init.role).encrypted);
     this.gate = new ReadGate(init.socket, this);
-    this.life = new Lifecycle(this, init.closeTimeoutMs);
     this.context = init.context;
     this.handler = init.handler as unknown as Handler<this>;
     this.protocol = init.protocol;
     this.extensions = init.extensions;
     this.limits = init.limits;
-    this.hooks = init;
+    this.onHandlerError = init.onHandlerError;
+    this.onFinished = init.onFinished;
     this.inbox = init.inbox === true ? new Inbox(this.highWaterMark * 16, this.highWaterMark * 8) : null;
     this.conn = new Connection(this, {
       role: init.role,
@@ -121,10 +122,10 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
    * and starts reading.
    */
   start(head: Buffer): void {
-    this.adapter.attach(this.socket, this);
+    StreamAdapter.for(this.socket, this.conn.role).attach(this.socket, this);
     this.reschedule();
     this.callHandler(() => this.handler.onOpen?.(this));
-    if (head.length > 0 && !this.life.streamClosed) {
+    if (head.length > 0 && !this.streamGone) {
       if (this.gate.has(PauseReason.Application)) this.gate.defer(head);
       else this.onData(head);
     }
@@ -135,7 +136,22 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
 
   /** @internal Where the session is in its close sequence (test/transport/lifecycle.test.ts). */
   get lifecycleState(): LifecycleState {
-    return this.life.state;
+    return this.lifecycle?.state ?? 'open';
+  }
+
+  /** The close sequence, made when first needed. */
+  protected get life(): Lifecycle {
+    return (this.lifecycle ??= new Lifecycle(this, this.conn.closeTimeoutMs));
+  }
+
+  /** How the session ended (once released), or how the WebSocket closed, or null while open. */
+  protected get lifecycleInfo(): CloseInfo | ClosedEvent | null {
+    return this.lifecycle === null ? null : (this.lifecycle.info ?? this.lifecycle.closedEvent);
+  }
+
+  /** The stream is closed (nothing more is written to it or scheduled). */
+  protected get streamGone(): boolean {
+    return this.lifecycle !== null && this.lifecycle.streamClosed;
   }
 
   /** Bytes accepted by send() that the kernel has not taken yet (our queue plus the stream's buffer). */
@@ -196,7 +212,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
 
   /** A handler threw: report it, and close the session with 1011 (docs/api.md, "Handlers"). */
   protected handlerFailed(err: unknown): void {
-    this.hooks.onHandlerError(err, this as never);
+    this.onHandlerError(err, this as never);
     if (this.conn.state === 'open') {
       this.conn.close(1011, 'internal error', this.context.now());
       this.life.step({ type: 'close-sent' });
@@ -208,7 +224,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     try {
       fn();
     } catch (err) {
-      this.hooks.onHandlerError(err, this as never);
+      this.onHandlerError(err, this as never);
     }
   }
 
@@ -216,7 +232,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
 
   /** @internal */
   write(chunks: Buffer[], urgent: boolean, endsMessage: boolean, opcode: number): void {
-    if (this.life.streamClosed) return;
+    if (this.streamGone) return;
     if (this.conn.state === 'closing') {
       // Frames the codec releases after close() are our own queued output still going out, the close
       // frame last (S4): the close timeout counts from them, not from close()
@@ -261,7 +277,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
         break;
       case 'closed':
         this.pacer?.cancel();
-        if (ev.error && !this.life.streamClosed) {
+        if (ev.error && !this.streamGone) {
           const e = ev.error;
           this.callHandlerFinal(() => this.handler.onError?.(this, e));
         }
@@ -275,8 +291,8 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   /** What follows a write that went straight to the stream (not queued). */
   private afterDirectWrite(): void {
     // Frames the codec released after the connection closed: end once they are out.
-    if (this.life.state === 'flushing') {
-      this.life.step({ type: 'maybe-idle' });
+    if (this.lifecycleState === 'flushing') {
+      this.lifecycle?.step({ type: 'maybe-idle' });
       return;
     }
     // Bytes waiting in the codec count in bufferedAmount, but when the codec hands them over and
@@ -296,11 +312,11 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   /** @internal LifecycleHost */
   endStream(clean: boolean): void {
     this.out.settle();
-    this.adapter.end(this.socket, clean);
+    StreamAdapter.for(this.socket, this.conn.role).end(this.socket, clean);
   }
   /** @internal LifecycleHost */
   destroyStream(): void {
-    if (this.life.streamClosed) return;
+    if (this.streamGone) return;
     this.out.settle();
     this.socket.destroy();
   }
@@ -309,7 +325,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     this.context.timers.cancel(this);
     this.inbox?.wake();
     this.callHandlerFinal(() => this.handler.onClose?.(this, info));
-    this.hooks.onFinished?.(this as never);
+    this.onFinished?.(this as never);
   }
 
   // ----------------------------------------------------------- stream side
@@ -333,7 +349,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       if (this.out.endBatch()) this.afterDirectWrite();
     }
     // Bounded work per turn: the rest waits, with reading paused, for a later turn of the event loop.
-    if ((this.conn.state as string) !== 'closed' && !this.life.streamClosed) {
+    if ((this.conn.state as string) !== 'closed' && !this.streamGone) {
       // The rest is copied: a read buffer kept across turns survives young-generation collections and
       // is promoted, so every read of a flood would stay in memory, dead, until the next full
       // collection. The copy lives one turn (test/hostile/floods.test.ts, 1-byte messages).
@@ -350,11 +366,11 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       // Closing with data still going out: the peer is reading, so the close and hang-up timeouts
       // count from this progress, not from close() (S4).
       this.conn.closeProgress(this.context.now());
-      this.life.step({ type: 'progress' });
+      this.lifecycle?.step({ type: 'progress' });
       this.reschedule();
     }
     if (!this.idle) return;
-    this.life.step({ type: 'maybe-idle' });
+    this.lifecycle?.step({ type: 'maybe-idle' });
     this.pacer?.progressed();
   }
 
@@ -363,7 +379,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     this.out.settle();
     // The peer half-closed. Before the closing handshake finished, that is an abnormal closure (1006).
     if (this.conn.state !== 'closed') this.conn.transportClosed();
-    this.life.step({ type: 'maybe-idle' });
+    this.lifecycle?.step({ type: 'maybe-idle' });
   }
 
   /** @internal */
@@ -393,15 +409,15 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   // ---------------------------------------------------------------- timers
 
   protected reschedule(): void {
-    if (this.life.streamClosed) return;
-    this.context.timers.schedule(this, Math.min(this.conn.nextDeadline(), this.life.deadline));
+    if (this.streamGone) return;
+    this.context.timers.schedule(this, Math.min(this.conn.nextDeadline(), (this.lifecycle?.deadline ?? Infinity)));
   }
 
   /** @internal */
   onTimer(now: number): void {
-    if (this.life.streamClosed) return;
-    this.life.step({ type: 'timer', now });
-    if (this.life.streamClosed || this.life.state === 'ending') {
+    if (this.streamGone) return;
+    this.lifecycle?.step({ type: 'timer', now });
+    if (this.streamGone || this.lifecycleState === 'ending') {
       this.reschedule();
       return;
     }

@@ -161,7 +161,7 @@ export class Session<T = Record<string, unknown>> extends SessionBinding<T> impl
     const inbox = this.inbox;
     if (inbox === null) throw new InvalidStateError('iterate messages', 'handled by onMessage (no inbox)');
     return inbox.iterate(
-      () => this.life.info ?? this.life.closedEvent,
+      () => this.lifecycleInfo,
       () => {
         if (this.gate.has(PauseReason.Inbox) && inbox.drained) this.gate.set(PauseReason.Inbox, false);
       },
@@ -182,7 +182,7 @@ export class Session<T = Record<string, unknown>> extends SessionBinding<T> impl
 
   /** @internal resolves when bufferedAmount is at or below the high-water mark (or the session ends). */
   waitForDrain(): Promise<void> {
-    if (this.life.streamClosed) return Promise.resolve();
+    if (this.streamGone) return Promise.resolve();
     return (this.pacer ??= new Pacer(this)).waitForDrain();
   }
 }
