@@ -11,7 +11,8 @@ Runs the demo server, sockeye's counterpart of libwebsockets' test server,
 on one port: the demo page over HTTP(S), and over WebSocket the
 subprotocols dumb-increment-protocol, lws-mirror-protocol and lws-status,
 plus an echo service for clients that ask for no subprotocol (every message
-comes back with the same type). Prints the page's URL, then one line
+comes back with the same type), and the same echo without compression for
+clients that ask for sockeye-echo-nodeflate. Prints the page's URL, then one line
 "sockeye: echo server listening on URL" once it listens.
 SIGINT or SIGTERM closes every connection with 1001 (going away) and exits 0;
 a second signal exits at once with status 1.
