@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, relative, resolve } from 'node:path';
-import ts from 'typescript';
+import { declaredExports } from '../helpers/exports.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -174,29 +174,6 @@ async function demoValues(): Promise<Map<unknown, string>> {
       // Objects and functions only: a number such as a message limit may equal a library constant by chance.
       if ((typeof value === 'object' && value !== null) || typeof value === 'function') out.set(value, `src/demo/${file.replace(/\.js$/, '.ts')}: ${name}`);
     }
-  }
-  return out;
-}
-
-/** All names (values and types) a source module exports, as the compiler sees them. */
-function declaredExports(files: string[]): Map<string, string[]> {
-  const program = ts.createProgram(files, {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    types: ['node'],
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-  });
-  const checker = program.getTypeChecker();
-  const out = new Map<string, string[]>();
-  for (const file of files) {
-    const source = program.getSourceFile(file);
-    assert.ok(source, `${file} is not in the program`);
-    const symbol = checker.getSymbolAtLocation(source);
-    assert.ok(symbol, `${file} is not a module`);
-    out.set(file, sorted(checker.getExportsOfModule(symbol).map((s) => s.name)));
   }
   return out;
 }
