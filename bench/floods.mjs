@@ -26,6 +26,7 @@ import { availableParallelism, cpus, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../dist/src/index.js';
+import { onWordLines } from './lib/server-life.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -142,22 +143,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** Reads "WORD rest" lines from a child's stdout. */
-function lines(child, onLine) {
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk) => {
-    out += chunk;
-    let nl;
-    while ((nl = out.indexOf('\n')) >= 0) {
-      const line = out.slice(0, nl);
-      out = out.slice(nl + 1);
-      const m = /^(\w+) ?(.*)$/.exec(line);
-      if (m) onLine(m[1], m[2]);
-    }
-  });
-}
-
 /** Starts a bench server; resolves with { child, port, pid, info, gc() }. */
 function startServer(library, flood, pin) {
   const argv = pinned(pin?.server, [process.execPath, '--expose-gc', join(BENCH, library.file), ...library.args(flood)]);
@@ -176,7 +161,7 @@ function startServer(library, flood, pin) {
       reject(new Error(`${library.name} server exited (${code})${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`));
       for (const w of waiters.splice(0)) w.reject(new Error(`${library.name} server exited (${code})`));
     });
-    lines(child, (word, rest) => {
+    onWordLines(child.stdout, (word, rest) => {
       if (word === 'INFO') Object.assign(info, JSON.parse(rest));
       else if (word === 'MEMORY') waiters.shift()?.resolve(JSON.parse(rest));
       else if (word === 'LISTENING') {
@@ -224,7 +209,7 @@ function runFlooder(config, pin, onStart, onWritten) {
   return new Promise((resolve) => {
     let result = null;
     const timer = setTimeout(() => child.kill('SIGKILL'), config.writeMs + config.settleMs + 15_000);
-    lines(child, (word, rest) => {
+    onWordLines(child.stdout, (word, rest) => {
       if (word === 'START') onStart();
       else if (word === 'WRITTEN') onWritten(Number(rest));
       else if (word === 'RESULT') result = JSON.parse(rest);

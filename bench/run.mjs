@@ -23,6 +23,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selfSigned } from './lib/certificate.mjs';
 import { FAMILIES, IDLE_NODE_FLAGS, SCENARIOS, serverFor } from './lib/scenarios.mjs';
+import { onWordLines } from './lib/server-life.mjs';
 import { slope } from './lib/slope.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -201,7 +202,6 @@ function startServer(server, pin, extraArgs = [], nodeFlags = []) {
   const waiters = [];
   const info = {};
   return new Promise((resolve, reject) => {
-    let out = '';
     let listening = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -212,27 +212,19 @@ function startServer(server, pin, extraArgs = [], nodeFlags = []) {
       if (!listening) reject(new Error(`${server.name} server exited (${code}) before listening${stderr ? `: ${stderr.trim()}` : ''}`));
       for (const w of waiters.splice(0)) w.reject(new Error(`${server.name} server exited (${code})`));
     });
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      let nl;
-      while ((nl = out.indexOf('\n')) >= 0) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        const m = /^(\w+) (.*)$/.exec(line);
-        if (!m) continue;
-        if (m[1] === 'INFO') Object.assign(info, JSON.parse(m[2]));
-        else if (m[1] === 'MEMORY') waiters.shift()?.resolve(JSON.parse(m[2]));
-        else if (m[1] === 'LISTENING' && !listening) {
-          listening = true;
-          clearTimeout(timer);
-          const control = (command) =>
-            new Promise((res, rej) => {
-              const t = setTimeout(() => rej(new Error(`${server.name} server did not answer "${command}" within ${CONTROL_TIMEOUT_MS} ms`)), CONTROL_TIMEOUT_MS);
-              waiters.push({ resolve: (v) => (clearTimeout(t), res(v)), reject: (e) => (clearTimeout(t), rej(e)) });
-              child.stdin.write(`${command}\n`);
-            });
-          resolve({ ...server, child, port: Number(m[2]), pid: child.pid, info, control });
-        }
+    onWordLines(child.stdout, (word, rest) => {
+      if (word === 'INFO') Object.assign(info, JSON.parse(rest));
+      else if (word === 'MEMORY') waiters.shift()?.resolve(JSON.parse(rest));
+      else if (word === 'LISTENING' && !listening) {
+        listening = true;
+        clearTimeout(timer);
+        const control = (command) =>
+          new Promise((res, rej) => {
+            const t = setTimeout(() => rej(new Error(`${server.name} server did not answer "${command}" within ${CONTROL_TIMEOUT_MS} ms`)), CONTROL_TIMEOUT_MS);
+            waiters.push({ resolve: (v) => (clearTimeout(t), res(v)), reject: (e) => (clearTimeout(t), rej(e)) });
+            child.stdin.write(`${command}\n`);
+          });
+        resolve({ ...server, child, port: Number(rest), pid: child.pid, info, control });
       }
     });
   });

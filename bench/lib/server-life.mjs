@@ -115,3 +115,23 @@ function collect(connections) {
     process.stdout.write(`MEMORY ${JSON.stringify({ gc, connections: connections(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
   });
 }
+
+/**
+ * The harness side of the line protocol of the bench's children: calls
+ * onLine(word, rest) for each "WORD rest" line a child prints on stdout (a
+ * server's LISTENING, INFO, MEMORY; the flooder's START, WRITTEN, RESULT).
+ */
+export function onWordLines(stream, onLine) {
+  let out = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    out += chunk;
+    let nl;
+    while ((nl = out.indexOf('\n')) >= 0) {
+      const line = out.slice(0, nl);
+      out = out.slice(nl + 1);
+      const m = /^(\w+) ?(.*)$/.exec(line);
+      if (m) onLine(m[1], m[2]);
+    }
+  });
+}

@@ -58,9 +58,8 @@ export class FrameSender {
   send(data: Uint8Array, binary: boolean, owned: boolean, compress: boolean): void {
     this.assertNoStream();
     const opcode = binary ? Opcode.Binary : Opcode.Text;
-    const codecs = this.codecs;
-    if (compress && codecs !== null && codecs.codec.compressesOutput && codecs.codec.shouldCompress(data, binary)) {
-      codecs.compress(opcode, data, owned, true, true);
+    if (compress && this.compressesOutput && this.codecs!.codec.shouldCompress(data, binary)) {
+      this.codecs!.compress(opcode, data, owned, true, true);
       return;
     }
     const opts = { mask: this.mask() };

@@ -163,6 +163,9 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   get highWaterMark(): number {
     return this.limits.highWaterMark ?? DEFAULT_SESSION_LIMITS.highWaterMark;
   }
+  private get maxQueuedBytes(): number {
+    return this.limits.maxQueuedBytes ?? DEFAULT_SESSION_LIMITS.maxQueuedBytes;
+  }
   /** @internal PacerHost */
   get open(): boolean {
     return this.conn.state === 'open';
@@ -174,7 +177,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
 
   protected overQueueLimit(size: number): boolean {
     const buffered = this.bufferedAmount;
-    const max = this.limits.maxQueuedBytes ?? DEFAULT_SESSION_LIMITS.maxQueuedBytes;
+    const max = this.maxQueuedBytes;
     if (buffered === 0 || buffered + size <= max) return false;
     if (this.handler.onError) {
       // Built without a stack trace: a peer that never reads makes every send() drop, and capturing
@@ -241,8 +244,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       this.reschedule();
     }
     const otherBytes = (this.held?.bytes ?? 0) + this.conn.pendingOutputBytes;
-    const max = this.limits.maxQueuedBytes ?? DEFAULT_SESSION_LIMITS.maxQueuedBytes;
-    if (this.out.write(chunks, urgent, endsMessage, opcode === Opcode.Pong, max, otherBytes) === 'written') this.afterDirectWrite();
+    if (this.out.write(chunks, urgent, endsMessage, opcode === Opcode.Pong, this.maxQueuedBytes, otherBytes) === 'written') this.afterDirectWrite();
   }
 
   /** @internal */

@@ -17,13 +17,9 @@
  */
 import { WebSocketServer as WsServer } from 'ws';
 import { createServer, type WebSocketServer } from '../../src/index.js';
+import { memoryFigures, type MemoryFigures } from '../soak/proc.js';
 
-export interface Sample {
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  arrayBuffers: number;
+export interface Sample extends MemoryFigures {
   /** Connections the server still holds. */
   clients: number;
   /** sockeye only: entries and held slot numbers of the context's timer wheel, and whether its timer is set. */
@@ -64,14 +60,9 @@ if (kind === 'ws') {
 }
 
 function sample(): Sample {
-  const m = process.memoryUsage();
   const w = sockeye?.context.timers;
   return {
-    rss: m.rss,
-    heapUsed: m.heapUsed,
-    heapTotal: m.heapTotal,
-    external: m.external,
-    arrayBuffers: m.arrayBuffers,
+    ...memoryFigures(),
     clients: clients(),
     wheel: w ? { size: w.size, heldSlots: w.heldSlots, armed: w.armed } : null,
   };

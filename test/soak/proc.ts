@@ -8,12 +8,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
-export interface Snapshot {
+/** The process's memory figures, as process.memoryUsage() gives them. */
+export interface MemoryFigures {
   rss: number;
   heapUsed: number;
   heapTotal: number;
   external: number;
   arrayBuffers: number;
+}
+
+/** The figures of MemoryFigures, read now (no garbage collection first). */
+export function memoryFigures(): MemoryFigures {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+export interface Snapshot extends MemoryFigures {
   /** Entries of /proc/self/fd (open file descriptors). */
   fds: number;
   /** process.getActiveResourcesInfo(), counted by kind (TCPSocketWrap, Timeout, ...). */
@@ -35,15 +45,10 @@ export async function snapshot(): Promise<Snapshot> {
     gc();
     await new Promise((r) => setTimeout(r, 50));
   }
-  const m = process.memoryUsage();
   const resources: Record<string, number> = {};
   for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
   return {
-    rss: m.rss,
-    heapUsed: m.heapUsed,
-    heapTotal: m.heapTotal,
-    external: m.external,
-    arrayBuffers: m.arrayBuffers,
+    ...memoryFigures(),
     fds: readdirSync('/proc/self/fd').length,
     resources,
     fdLimit: fdLimit(),
