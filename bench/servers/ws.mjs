@@ -2,6 +2,8 @@
 // By default it runs ws's plain JavaScript even when the optional native
 // add-ons are installed; --native lets ws load them (the "ws-native" row) and
 // refuses to start unless bufferutil really loaded as a native add-on.
+// --sockeye: the same program on sockeye/ws (dist/src/compat/ws) instead of ws: the "sockeye-ws" row,
+// what a ws application gets by changing its import.
 // --fanout: every message goes to every client (for (const c of wss.clients) c.send(...)).
 // --tls DIR: wss over an https server with DIR/key.pem and DIR/cert.pem.
 // Prints "LISTENING <port>"; exits when its stdin closes.
@@ -15,7 +17,7 @@ if (!opts.native) {
   process.env.WS_NO_BUFFER_UTIL = '1';
   process.env.WS_NO_UTF_8_VALIDATE = '1';
 }
-const { WebSocketServer } = await import('ws');
+const { WebSocketServer } = opts.sockeye ? await import('../../dist/src/compat/ws/index.js') : await import('ws');
 
 // What ws actually loaded, from the CommonJS module cache: a package that is
 // installed but whose compiled binding failed to load shows up as its JS
@@ -25,7 +27,7 @@ const addon = (name) => {
   const files = cache.filter((k) => k.includes(`/node_modules/${name}/`));
   return files.some((k) => k.endsWith('.node')) ? 'native' : files.length ? 'JavaScript fallback' : 'not loaded';
 };
-const loaded = { bufferutil: addon('bufferutil'), 'utf-8-validate': addon('utf-8-validate') };
+const loaded = opts.sockeye ? { engine: 'sockeye/ws' } : { bufferutil: addon('bufferutil'), 'utf-8-validate': addon('utf-8-validate') };
 info(loaded);
 if (opts.native && loaded.bufferutil !== 'native') {
   process.stderr.write(`ws --native: bufferutil is ${loaded.bufferutil} (install it: npm install -D bufferutil utf-8-validate)\n`);

@@ -160,6 +160,11 @@ export interface ConnectionOptions {
   now: number;
   /** A negotiated per-message extension (permessage-deflate), or none. */
   codec?: MessageCodec | null;
+  /**
+   * Answer each ping with a pong (RFC 6455 section 5.5.2). Default true. With
+   * false the application answers them itself (the 'ping' event still comes).
+   */
+  autoPong?: boolean;
 }
 
 export type ClosedEvent = Extract<ConnectionEvent, { type: 'closed' }>;

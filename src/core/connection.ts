@@ -56,6 +56,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   /** Events of the input being processed, delivered once it is (made on the first event: an idle connection has none). */
   private eventQueue: EventQueue | null = null;
   private parsing = false;
+  /** Pings are answered by us (the default) or by the application (ConnectionOptions.autoPong). */
+  private readonly autoPong: boolean;
   /** The peer's close frame, parsed and acted on after the events before it (receive()). */
   private peerClose: { payload: Buffer; code: number; reason: string } | null = null;
 
@@ -63,6 +65,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     this.host = host;
     this.role = options.role;
     this.limits = resolveLimits(options.limits);
+    this.autoPong = options.autoPong ?? true;
     if (this.role === 'client' && !options.maskSource) throw new InvalidArgumentError('ERR_NO_MASK_SOURCE', 'a client connection needs a maskSource');
     this.liveness = new Liveness(options.keepalive, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, this.limits.maxControlFramesPerSecond, options.now);
     const codec = options.codec ?? null;
@@ -253,9 +256,10 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
    * after everything already queued. Closing twice is a no-op. `now` starts
    * the close timeout (default: the latest time given to receive()/tick()).
    */
-  close(code: number = CloseCode.Normal, reason = '', now?: number): void {
+  /** Starts the closing handshake; `code` null sends a close frame without a status code (RFC 6455 section 5.5.1: the body is optional). */
+  close(code: number | null = CloseCode.Normal, reason = '', now?: number): void {
     if (this._state !== 'open') return;
-    const payload = encodeClosePayload(code, reason);
+    const payload = code === null ? EMPTY : encodeClosePayload(code, reason);
     // The state changes before the close frame is handed to the host: a host whose transport delivers
     // synchronously (an in-memory pair) may feed us the peer's answer from inside that write, and the
     // answer must find us closing, not be overwritten afterwards (test/core/connection.test.ts,
@@ -339,7 +343,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     if (opcode !== Opcode.Close) this.liveness.takeControlToken();
     if (opcode === Opcode.Ping) {
       // RFC 6455 section 5.5.2: answer with a pong carrying the same data, unless we already sent close.
-      if (this._state === 'open') this.sender.control(Opcode.Pong, payload);
+      if (this._state === 'open' && this.autoPong) this.sender.control(Opcode.Pong, payload);
       this.events().push({ type: 'ping', data: payload });
     } else if (opcode === Opcode.Pong) {
       this.events().push({ type: 'pong', data: payload });

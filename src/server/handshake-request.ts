@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { validateUpgradeRequest, type UpgradeRequestInfo } from '../core/handshake.js';
 import type { UpgradeRequest } from './server-session.js';
@@ -125,6 +126,26 @@ export class HandshakeRequest implements UpgradeRequest {
  */
 function flat(s: string): string {
   return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
+}
+
+/**
+ * The head of a message node:http has parsed (a request's 'upgrade' event on a
+ * server, or a response's on a client), in the shape the handshake functions take.
+ */
+export function headOfRequest(req: IncomingMessage, kind: 'request' | 'response' = 'request'): HttpHead {
+  const headers = new Map<string, string[]>();
+  const rawHeaders: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i];
+    const value = req.rawHeaders[i + 1];
+    rawHeaders.push([name, value]);
+    const key = name.toLowerCase();
+    const list = headers.get(key);
+    if (list) list.push(value);
+    else headers.set(key, [value]);
+  }
+  if (kind === 'response') return { kind, method: '', target: '', status: req.statusCode ?? 0, reason: req.statusMessage ?? '', version: req.httpVersion, headers, rawHeaders };
+  return { kind, method: req.method ?? '', target: req.url ?? '/', status: 0, reason: '', version: req.httpVersion, headers, rawHeaders };
 }
 
 /** A request-target split at its first '?': the path, and the query without the '?' ('' if none). */

@@ -16,7 +16,7 @@ import type { Session } from '../transport/session.js';
 import type { TimerEntry } from '../transport/timer-wheel.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
 import { ServerSession, type UpgradeRequest } from './server-session.js';
-import { HandshakeRequest, splitTarget } from './handshake-request.js';
+import { HandshakeRequest, headOfRequest, splitTarget } from './handshake-request.js';
 import { Topics } from '../pubsub/topics.js';
 import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
 import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
@@ -247,20 +247,7 @@ export class WebSocketServer {
    * in the options wires up; callable directly for custom routing).
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const headers = new Map<string, string[]>();
-    const rawHeaders: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-      const name = req.rawHeaders[i];
-      const value = req.rawHeaders[i + 1];
-      rawHeaders.push([name, value]);
-      const key = name.toLowerCase();
-      const list = headers.get(key);
-      if (list) list.push(value);
-      else headers.set(key, [value]);
-    }
-    const parsed: HttpHead = { kind: 'request', method: req.method ?? '', target: req.url ?? '/', status: 0, reason: '', version: req.httpVersion, headers, rawHeaders };
-    const secure = isEncrypted(socket);
-    void this.upgrade(socket, parsed, head, secure);
+    void this.upgrade(socket, headOfRequest(req), head, isEncrypted(socket));
   }
 
   private acceptSocket(socket: Socket, secure: boolean): void {

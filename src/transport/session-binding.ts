@@ -35,6 +35,8 @@ export interface SessionInit<S> {
   inbox?: boolean;
   /** The negotiated per-message codec (permessage-deflate), if any. */
   codec?: MessageCodec | null;
+  /** Answer pings automatically (default true; ConnectionOptions.autoPong). */
+  autoPong?: boolean;
 }
 
 /**
@@ -113,6 +115,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       maskSource: init.role === 'client' ? init.context.maskSource : undefined,
       now: init.context.now(),
       codec: init.codec ?? null,
+      autoPong: init.autoPong,
     });
   }
 

@@ -139,9 +139,10 @@ export class Session<T = Record<string, unknown>> extends SessionBinding<T> impl
   /**
    * Starts the closing handshake: everything queued is sent first, then the
    * close frame (S4). onClose fires when the peer has answered and the stream
-   * is closed, or after the close timeout.
+   * is closed, or after the close timeout. `code` null sends a close frame
+   * without a status code (the peer sees 1005).
    */
-  close(code = 1000, reason = ''): void {
+  close(code: number | null = 1000, reason = ''): void {
     if (this.conn.state !== 'open') return;
     // A stream left open cannot be finished for the application; what waits behind it stays unsent and is reported.
     if (!this.conn.sendingStream) this.flushHeld();

@@ -442,6 +442,34 @@ describe('Connection: section 2, pings and pongs (Autobahn 2.x)', () => {
   }
 });
 
+describe('Connection: autoPong and a close without a status code', () => {
+  for (const role of ROLES) {
+    it(`${role}: autoPong false reports pings and answers none; a pong sent by hand goes out`, () => {
+      const { conn, rec } = open(role, { autoPong: false });
+      conn.receive(peerFrame(role, { opcode: Op.Ping, payload: 'are you there' }), 0);
+      assert.equal(rec.writes.length, 0);
+      assert.deepEqual(rec.items, [{ kind: 'ping', data: utf8('are you there') }]);
+      conn.pong(utf8('are you there'));
+      const [answer, ...more] = rec.writes;
+      assert.equal(more.length, 0);
+      assert.equal(answer.opcode, Op.Pong);
+      assert.deepEqual(answer.payload, utf8('are you there'));
+    });
+
+    it(`${role}: close(null) sends a close frame with an empty body; the peer's echo ends the connection cleanly with 1005`, () => {
+      const { conn, rec } = open(role);
+      conn.close(null, '', 0);
+      assert.equal(conn.state, 'closing');
+      assert.equal(rec.writes.length, 1);
+      assert.equal(rec.writes[0].opcode, Op.Close);
+      assert.equal(rec.writes[0].payload.length, 0);
+      conn.receive(peerFrame(role, { opcode: Op.Close }), 0);
+      const closed = rec.items.find((i) => i.kind === 'closed');
+      assert.deepEqual(closed && closed.kind === 'closed' ? [closed.code, closed.wasClean] : null, [1005, true]);
+    });
+  }
+});
+
 describe('Connection: section 3, reserved bits (Autobahn 3.x)', () => {
   for (const role of ROLES) {
     it(`${role}: any RSV bit without an extension fails with 1002, and nothing after the bad frame is processed`, () => {

@@ -150,9 +150,29 @@ const CORE_TYPES = [
   'UpgradeRequestOptions',
 ];
 
+/** Runtime exports of 'sockeye/ws': ws's, plus its event classes. */
+const WS_VALUES = ['CloseEvent', 'ErrorEvent', 'Event', 'MessageEvent', 'Server', 'WebSocket', 'WebSocketServer', 'createWebSocketStream', 'default'];
+
+/** Type-only exports of 'sockeye/ws'. */
+const WS_TYPES = [
+  'BinaryType',
+  'SendCallback',
+  'SendOptions',
+  'VerifyClient',
+  'VerifyClientCallback',
+  'VerifyClientInfo',
+  'WebSocketClientOptions',
+  'WebSocketServerOptions',
+  'WsCommonOptions',
+  'WsData',
+  'WsFrameError',
+  'WsPerMessageDeflateOptions',
+];
+
 /** The specifiers go through variables so that the compiler does not resolve them: they name the built package. */
 const ROOT_ENTRY: string = 'sockeye';
 const CORE_ENTRY: string = 'sockeye/core';
+const WS_ENTRY: string = 'sockeye/ws';
 
 async function entry(specifier: string): Promise<Record<string, unknown>> {
   return (await import(specifier)) as Record<string, unknown>;
@@ -185,6 +205,22 @@ describe('public API (docs/api.md#entry-points)', () => {
 
   it("'sockeye/core' exports exactly the sans-I/O core at run time", async () => {
     assert.deepEqual(sorted(Object.keys(await entry(CORE_ENTRY))), sorted(CORE_VALUES));
+  });
+
+  it("'sockeye/ws' exports exactly ws's API at run time; the default export is the WebSocket class carrying the others", async () => {
+    const ws = await entry(WS_ENTRY);
+    assert.deepEqual(sorted(Object.keys(ws)), sorted(WS_VALUES));
+    const WebSocket = ws.WebSocket as Record<string, unknown>;
+    assert.equal(ws.default, WebSocket);
+    assert.equal(WebSocket.WebSocket, WebSocket);
+    assert.equal(WebSocket.WebSocketServer, ws.WebSocketServer);
+    assert.equal(WebSocket.Server, ws.WebSocketServer);
+    assert.equal(WebSocket.createWebSocketStream, ws.createWebSocketStream);
+  });
+
+  it("'sockeye/ws' declares exactly these names, types included", () => {
+    const file = join(ROOT, 'src/compat/ws/index.ts');
+    assert.deepEqual(declaredExports([file]).get(file), sorted([...WS_VALUES, ...WS_TYPES]));
   });
 
   it('both entries declare exactly these names, types included', () => {

@@ -71,6 +71,10 @@ describe('the npm package', () => {
       'dist/cjs/src/index.js',
       'dist/cjs/src/index.d.ts',
       'dist/cjs/src/core/index.js',
+      'dist/src/compat/ws/index.js',
+      'dist/src/compat/ws/index.d.ts',
+      'dist/cjs/src/compat/ws/require.cjs',
+      'dist/cjs/src/compat/ws/require.d.cts',
       'demo-page/index.html',
     ]) {
       assert.ok(files.includes(f), `${f} is in the package`);
@@ -79,7 +83,7 @@ describe('the npm package', () => {
     assert.deepEqual(stray, [], 'no source maps, sources, tests or benchmarks');
   });
 
-  it('installs into an empty project without the network; ESM and CommonJS programs run, and npx sockeye --version answers', () => {
+  it('installs into an empty project without the network; ESM and CommonJS programs run (sockeye, sockeye/core, sockeye/ws), and npx sockeye --version answers', () => {
     const app = join(dir, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
@@ -92,6 +96,15 @@ describe('the npm package', () => {
 
     writeFileSync(join(app, 'core.cjs'), "const core = require('sockeye/core');\nconsole.log(typeof core.FrameParser, typeof core.Connection);\n");
     assert.equal(run(process.execPath, ['core.cjs'], app, 30_000).stdout.trim(), 'function function');
+
+    // sockeye/ws as code written for ws loads it: require() gives the WebSocket class with the rest on it.
+    writeFileSync(
+      join(app, 'ws.cjs'),
+      "const WebSocket = require('sockeye/ws');\nconst { WebSocketServer } = require('sockeye/ws');\nconsole.log(typeof WebSocket, WebSocket.OPEN, WebSocket.Server === WebSocketServer, typeof WebSocket.createWebSocketStream);\n",
+    );
+    assert.equal(run(process.execPath, ['ws.cjs'], app, 30_000).stdout.trim(), 'function 1 true function');
+    writeFileSync(join(app, 'ws.mjs'), "import WebSocket, { WebSocketServer } from 'sockeye/ws';\nconsole.log(typeof WebSocket, WebSocket.CLOSED, WebSocket.WebSocketServer === WebSocketServer);\n");
+    assert.equal(run(process.execPath, ['ws.mjs'], app, 30_000).stdout.trim(), 'function 3 true');
 
     const v = run('npx', ['--no-install', 'sockeye', '--version'], app, 30_000);
     assert.match(v.stdout, new RegExp(`sockeye ${VERSION.replace(/\./g, '\\.')}`));
