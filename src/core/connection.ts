@@ -166,7 +166,10 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     // unmasked frame after a good one"; test/core/connection.test.ts, "a message then a close").
     this.deliver();
     if (failure !== null) this.failNow(failure);
-    else if (this.peerClose !== null) this.closeReceived(this.peerClose);
+    else if (this.peerClose !== null && this.pendingInputMessages === 0) this.closeReceived(this.peerClose);
+    // Messages before the close frame still with the codec: the close is acted on once they are
+    // delivered (afterCodec()), so replies to them still go out ahead of our close frame, as they do
+    // without compression (test/core/connection-codec.test.ts, "a close behind compressed messages").
     this.deliver();
     return used;
   }
@@ -174,6 +177,14 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   /** The transport ended (EOF, reset, TLS error). */
   transportClosed(error?: Error): void {
     if (this._state === 'closed') return;
+    if (this.peerClose !== null && error === undefined) {
+      // The peer's close frame came, held behind messages still with the codec, and then its EOF: the
+      // closing handshake happened (the messages are still delivered, then a clean close), as when the
+      // close is acted on at once (test/interop/libwebsockets-wire.test.ts).
+      this.closeReceived(this.peerClose);
+      this.deliver();
+      return;
+    }
     const err = error instanceof WebSocketError ? error : new TransportError('ERR_CONNECTION_LOST', error ? `connection lost: ${error.message}` : 'connection closed without a close frame', error ? { cause: error } : undefined);
     this.finish(CloseCode.Abnormal, '', false, err, 'abort');
     this.deliver();
@@ -401,5 +412,9 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   /** @internal CodecQueues: a codec job completed, an input like a read. */
   afterCodec(): void {
     this.deliver();
+    if (this.peerClose !== null && this.pendingInputMessages === 0 && !this.parsing) {
+      this.closeReceived(this.peerClose);
+      this.deliver();
+    }
   }
 }

@@ -17,8 +17,8 @@ export class WebSocketError extends Error {
 
 /** The peer broke RFC 6455 framing or state rules: close 1002 (or 1007 for bad UTF-8). */
 export class ProtocolError extends WebSocketError {
-  constructor(code: string, message: string, closeCode = 1002) {
-    super(code, message, closeCode);
+  constructor(code: string, message: string, closeCode = 1002, options?: { cause?: unknown }) {
+    super(code, message, closeCode, options);
   }
 }
 

@@ -228,7 +228,7 @@ export class DeflateCodec implements MessageCodec {
         }
         out.push(chunk);
       };
-      const onError = (err: Error) => finish(new ProtocolError('ERR_INFLATE', `invalid compressed data: ${err.message}`, CloseCode.InvalidPayload));
+      const onError = (err: Error) => finish(new ProtocolError('ERR_INFLATE', `invalid compressed data: ${err.message}`, CloseCode.InvalidPayload, { cause: err }));
       z.on('data', onData);
       z.once('error', onError);
       z.once('end', onEnd);

@@ -165,10 +165,53 @@ describe('codec pipeline: incoming', () => {
       peerFrame('server', { opcode: Op.Close, payload: closePayload(1000, 'bye') }),
     ), 1);
     assert.deepEqual(host.summary(), []);
-    // The close reply goes out at once (RFC 6455 section 5.5.1); only the event waits.
-    assert.equal(host.frames().at(-1)?.opcode, Op.Close);
+    // Acted on only once the message before it is delivered: no close reply yet, still open.
+    assert.equal(host.frames().length, 0);
+    assert.equal(conn.state, 'open');
     codec.finishDecompress(0);
     assert.deepEqual(host.summary(), ['message text before close', 'closed 1000 true']);
+    assert.deepEqual(host.frames().map((f) => f.opcode), [Op.Close]);
+  });
+
+  it('a close behind compressed messages: replies to them go out ahead of our close frame, as without compression', () => {
+    const host = new Host();
+    const codec = new FakeCodec();
+    const conn = new Connection(
+      {
+        onEvent(e) {
+          host.onEvent(e);
+          // A handler answering each message (an echo), uncompressed: it goes out at once.
+          if (e.type === 'message') conn.send(Buffer.from('re: ' + e.data.toString('latin1')), true, false, false);
+        },
+        write: (chunks, urgent, endsMessage) => host.write(chunks, urgent, endsMessage),
+      },
+      { role: 'server', now: 0, codec },
+    );
+    conn.receive(concat(
+      peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('one') }),
+      peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('two') }),
+      peerFrame('server', { opcode: Op.Close, payload: closePayload(1000) }),
+    ), 1);
+    codec.finishDecompress(1);
+    assert.equal(conn.state, 'open', 'the close waits for the first message too');
+    codec.finishDecompress(0);
+    assert.deepEqual(host.summary(), ['message text one', 'message text two', 'closed 1000 true']);
+    assert.deepEqual(host.frames().map((f) => [f.opcode, f.payload.toString('latin1')]), [
+      [Op.Binary, 're: one'],
+      [Op.Binary, 're: two'],
+      [Op.Close, Buffer.from([0x03, 0xe8]).toString('latin1')],
+    ]);
+  });
+
+  it('a close held behind the codec, then EOF: the messages are delivered and the close is clean', () => {
+    const { host, codec, conn } = setup();
+    conn.receive(concat(
+      peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('last words') }),
+      peerFrame('server', { opcode: Op.Close, payload: closePayload(1000) }),
+    ), 1);
+    conn.transportClosed();
+    codec.finishDecompress(0);
+    assert.deepEqual(host.summary(), ['message text last words', 'closed 1000 true']);
   });
 });
 

@@ -32,9 +32,6 @@ const OWN_OPTIONS = [
   'generateMask',
 ] as const;
 
-/** Headers that must not follow a redirect to another host (they were meant for the first one). */
-const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'host'];
-
 /**
  * The client's opening handshake, as ws does it: an HTTP GET request through
  * node:http or node:https (so `agent`, `createConnection`, `auth` and the TLS
@@ -84,39 +81,60 @@ export function openClient(ws: WebSocket, address: string | URL, protocols: stri
 
   const reqOptions: Record<string, unknown> = { ...options };
   for (const name of OWN_OPTIONS) delete reqOptions[name];
-  const headers: Record<string, string | string[] | number> = { ...(options.headers as Record<string, string | string[] | number> | undefined) };
-  headers['Sec-WebSocket-Version'] = version;
-  headers['Sec-WebSocket-Key'] = key;
-  headers.Connection = 'Upgrade';
-  headers.Upgrade = 'websocket';
-  if (deflate) headers['Sec-WebSocket-Extensions'] = formatExtension(buildDeflateOffer(deflate));
-  if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(',');
-  if (options.origin) headers[version === 13 ? 'Origin' : 'Sec-WebSocket-Origin'] = options.origin;
+  // Names lower-cased, so that the headers a redirect must drop are found whatever their case.
+  const headers: Record<string, string | string[] | number> = {};
+  for (const [name, value] of Object.entries((options.headers ?? {}) as Record<string, string | string[] | number>)) headers[name.toLowerCase()] = value;
+  headers['sec-websocket-version'] = version;
+  headers['sec-websocket-key'] = key;
+  headers.connection = 'Upgrade';
+  headers.upgrade = 'websocket';
+  if (deflate) headers['sec-websocket-extensions'] = formatExtension(buildDeflateOffer(deflate));
+  if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(',');
+  if (options.origin) headers[version === 13 ? 'origin' : 'sec-websocket-origin'] = options.origin;
   reqOptions.headers = headers;
   reqOptions.method = 'GET';
   if (options.handshakeTimeout) reqOptions.timeout = options.handshakeTimeout;
   if (url.username || url.password) reqOptions.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  const socketPath = ipc ? url.pathname.split(':')[0] : '';
+  if (options.followRedirects) {
+    if (ws._redirects === 0) {
+      ws._origin = { ipc, secure, hostOrPath: ipc ? socketPath : url.host };
+    } else if (ws.listenerCount('redirect') === 0 && ws._origin) {
+      // As curl does: credentials and cookies go only to the same host (or socket), and never from wss: down
+      // to ws:; the Host header only to the same host. With a 'redirect' listener the application decides.
+      const o = ws._origin;
+      const sameHost = ipc ? o.ipc && socketPath === o.hostOrPath : !o.ipc && url.host === o.hostOrPath;
+      if (!sameHost || (o.secure && !secure)) {
+        delete headers.authorization;
+        delete headers.cookie;
+        if (!sameHost) delete headers.host;
+        delete reqOptions.auth;
+      }
+    }
+    // The first credentials win: carried as a header, which a later URL's userinfo does not replace.
+    if (typeof reqOptions.auth === 'string' && headers.authorization === undefined) headers.authorization = 'Basic ' + Buffer.from(reqOptions.auth).toString('base64');
+  }
   if (ipc) {
     // ws+unix:/path/to/socket:/request/path?query
-    const [socketPath, path] = url.pathname.split(':');
+    const path = url.pathname.split(':')[1];
     reqOptions.socketPath = socketPath;
     reqOptions.path = (path || '/') + url.search;
     reqOptions.host = 'localhost';
   } else {
     reqOptions.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    reqOptions.port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+    reqOptions.port = url.port === '' ? (secure ? 443 : 80) : url.port;
     reqOptions.path = url.pathname + url.search;
     if (secure && reqOptions.servername === undefined && !/^[\d.]+$|:/.test(reqOptions.host as string)) reqOptions.servername = reqOptions.host;
   }
 
   const req: ClientRequest = (secure ? httpsRequest : httpRequest)(reqOptions);
-  ws._request = req;
+  ws._req = req;
   let done = false;
   const fail = (err: Error) => {
     if (done) return;
     done = true;
     context.close();
-    if (ws._request === req) ws._request = null;
+    if (ws._req === req) ws._req = null;
     ws._fail(err);
   };
 
@@ -128,7 +146,7 @@ export function openClient(ws: WebSocket, address: string | URL, protocols: stri
   }
   req.on('error', (err) => {
     // An aborted request (close() or terminate() while CONNECTING) reports its own error.
-    if (ws._request !== req) return;
+    if (ws._req !== req) return;
     fail(err);
   });
   req.on('response', (res: IncomingMessage) => {
@@ -142,7 +160,7 @@ export function openClient(ws: WebSocket, address: string | URL, protocols: stri
       }
       done = true;
       context.close();
-      ws._request = null;
+      ws._req = null;
       req.destroy();
       res.resume();
       let next: URL;
@@ -152,15 +170,10 @@ export function openClient(ws: WebSocket, address: string | URL, protocols: stri
         ws._fail(new SyntaxError(`Invalid URL: ${location}`));
         return;
       }
-      const nextOptions: WebSocketClientOptions = { ...options, headers: { ...(options.headers as Record<string, string>) } };
-      if (next.host !== url.host && ws.listenerCount('redirect') === 0) {
-        // Credentials meant for the first host do not go to another one.
-        const h = nextOptions.headers as Record<string, string>;
-        for (const name of Object.keys(h)) if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) delete h[name];
-        delete nextOptions.auth;
-      }
-      openClient(ws, next, protocols, nextOptions);
-      if (ws._request) ws.emit('redirect', ws.url, ws._request);
+      // The headers as sent (the first credentials among them); the next request drops what it must.
+      const sent: Record<string, string | string[] | number> = { ...headers };
+      for (const name of ['sec-websocket-version', 'sec-websocket-key', 'connection', 'upgrade', 'sec-websocket-extensions', 'sec-websocket-protocol']) delete sent[name];
+      openClient(ws, next, protocols, { ...options, headers: sent as Record<string, string> });
       return;
     }
     // With a listener, the response is the application's to read; the WebSocket stays CONNECTING until
@@ -191,11 +204,14 @@ export function openClient(ws: WebSocket, address: string | URL, protocols: stri
       if (answer && deflate) codec = new DeflateCodec('client', acceptDeflateResponse(answer, deflate), deflate, context.zlib);
     } catch (err) {
       socket.destroy();
-      fail(new Error((err as Error).message === '' ? 'Invalid Sec-WebSocket-Extensions header' : (err as Error).message));
+      // A bad extension answer gets ws's text (applications match on it); the engine's reason is the cause.
+      const code = (err as { code?: unknown }).code;
+      const extension = typeof code === 'string' && code.startsWith('ERR_BAD_EXTENSION');
+      fail(new Error(extension ? 'Invalid Sec-WebSocket-Extensions header' : (err as Error).message, { cause: err }));
       return;
     }
     done = true;
-    ws._request = null;
+    ws._req = null;
     setNoDelay(socket);
     ws._attach({
       socket,
@@ -211,6 +227,8 @@ export function openClient(ws: WebSocket, address: string | URL, protocols: stri
     ws._opened();
   });
 
+  // Before the request is sent, so that a listener may still remove headers from it.
+  if (ws._redirects > 0) ws.emit('redirect', ws.url, req);
   if (options.finishRequest) options.finishRequest(req, ws);
   else req.end();
 }

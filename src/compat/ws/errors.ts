@@ -83,8 +83,16 @@ export function toWsError(error: WebSocketError): Error | null {
       // ws closes with 1009 here; RFC 6455 section 5.2 makes the top bit of a 64-bit length a framing
       // error ("the most significant bit MUST be 0"), so the engine closes with 1002.
       return make(RangeError, 'Unsupported WebSocket frame: payload length > 2^53 - 1', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 1002, error);
+    case 'ERR_INFLATE': {
+      // ws reports zlib's own error (its message, code such as Z_DATA_ERROR, and errno), closing with 1007.
+      const z = error.cause as (Error & { code?: string; errno?: number }) | undefined;
+      if (!(z instanceof Error)) return error;
+      const err = make(Error, z.message, z.code ?? error.code, 1007, error) as WsFrameError & { errno?: number };
+      if (z.errno !== undefined) err.errno = z.errno;
+      return err;
+    }
     default:
-      // Faults ws finds in zlib (ERR_INFLATE) or not at all: the engine's error, which carries its own code and close code.
+      // Faults ws does not find: the engine's error, which carries its own code and close code.
       return error;
   }
 }

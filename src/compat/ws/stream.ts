@@ -78,5 +78,12 @@ export function createWebSocketStream(ws: WebSocket, options: DuplexOptions = {}
   duplex.on('finish', () => {
     if (duplex.readableEnded && !duplex.destroyed) duplex.destroy();
   });
+  duplex.on('error', function onError(err: Error) {
+    // An error of the stream itself (a write after the WebSocket closed): the stream is destroyed with
+    // the WebSocket, and the error still reaches the application, thrown if nobody else listens, as in ws.
+    duplex.off('error', onError);
+    if (!duplex.destroyed) duplex.destroy();
+    if (duplex.listenerCount('error') === 0) duplex.emit('error', err);
+  });
   return duplex;
 }

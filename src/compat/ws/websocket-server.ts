@@ -65,7 +65,7 @@ export class WebSocketServer extends EventEmitter {
   #context: Context;
   #removeListeners: (() => void) | null = null;
 
-  constructor(options: WebSocketServerOptions, callback?: () => void) {
+  constructor(options: WebSocketServerOptions = {}, callback?: () => void) {
     super();
     const o = { allowSynchronousEvents: true, autoPong: true, clientTracking: true, perMessageDeflate: false as boolean | WsPerMessageDeflateOptions, handleProtocols: null, WebSocket, ...options };
     this.options = o;
@@ -108,6 +108,11 @@ export class WebSocketServer extends EventEmitter {
       };
     }
     if (o.clientTracking) this.clients = new Set();
+  }
+
+  /** The HTTP server under this one (made for `port`, or given as `server`; null in noServer mode), as ws has it. */
+  get _server(): HttpServer | HttpsServer | null {
+    return this.#server;
   }
 
   /** The bound address of the server (null before it listens); throws in noServer mode. */

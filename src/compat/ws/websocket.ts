@@ -69,8 +69,9 @@ function notOpen(state: number): Error {
 }
 
 /** Bytes of what send() takes, as ws converts it (a TypeError for what Buffer.from() refuses). */
-export function toBytes(data: Exclude<WsData, Blob>): Buffer {
+export function toBytes(data: Exclude<WsData, Blob> | undefined): Buffer {
   if (Buffer.isBuffer(data)) return data;
+  if (data === undefined) return EMPTY;
   if (typeof data === 'string') return Buffer.from(data);
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -107,10 +108,11 @@ export class WebSocket extends EventEmitter {
   static WebSocketServer: typeof import('./websocket-server.js').WebSocketServer;
   static Server: typeof import('./websocket-server.js').WebSocketServer;
   static createWebSocketStream: typeof import('./stream.js').createWebSocketStream;
-  readonly CONNECTING = CONNECTING;
-  readonly OPEN = OPEN;
-  readonly CLOSING = CLOSING;
-  readonly CLOSED = CLOSED;
+  // On the prototype (below), enumerable and read-only, as ws has them.
+  declare readonly CONNECTING: 0;
+  declare readonly OPEN: 1;
+  declare readonly CLOSING: 2;
+  declare readonly CLOSED: 3;
 
   #session: Session | null = null;
   #connecting = true;
@@ -130,7 +132,7 @@ export class WebSocket extends EventEmitter {
   /** A message being sent in fragments (send with fin: false). */
   #writer: MessageWriter | null = null;
   /** Sends waiting behind a Blob being read (order is kept). */
-  #blobQueue: Array<{ data: WsData; options: SendOptions; cb: SendCallback | undefined }> | null = null;
+  #blobQueue: Array<{ data: WsData; options: SendOptions; cb: SendCallback | undefined; close?: { code: number | undefined; text: string } }> | null = null;
   /** Events held for allowSynchronousEvents: false. */
   #deferred: Array<() => void> | null = null;
   #deferredScheduled = false;
@@ -138,20 +140,25 @@ export class WebSocket extends EventEmitter {
   #onClosed: ((ws: WebSocket) => void) | undefined;
   /** The handshake failed or was aborted: CLOSING until 'close'. */
   #aborted = false;
+  #socket: Duplex | null = null;
+  #sender: { sendFrame(frame: Buffer | readonly Buffer[], cb?: SendCallback): void } | null = null;
   /** @internal the client's handshake request while it runs (aborted by close() or terminate()). */
-  _request: ClientRequest | null = null;
+  _req: ClientRequest | null = null;
   /** @internal redirects followed so far. */
   _redirects = 0;
+  /** @internal where the first request went (credentials follow a redirect only to the same place). */
+  _origin: { ipc: boolean; secure: boolean; hostOrPath: string } | null = null;
 
   constructor(address: string | URL | null, protocols?: string | readonly string[] | WebSocketClientOptions, options?: WebSocketClientOptions) {
     super();
     this.#isServer = address === null;
     if (address === null) return;
-    if (protocols !== undefined && !Array.isArray(protocols) && typeof protocols === 'object') {
+    if (protocols !== undefined && protocols !== null && !Array.isArray(protocols) && typeof protocols === 'object') {
       options = protocols as WebSocketClientOptions;
       protocols = [];
     }
-    const list = protocols === undefined ? [] : typeof protocols === 'string' ? [protocols] : [...(protocols as readonly string[])];
+    // Anything else that is not a list is one protocol (null among them, refused as not a token), as in ws.
+    const list = protocols === undefined ? [] : Array.isArray(protocols) ? [...(protocols as readonly string[])] : [protocols as string];
     this.#allowSync = options?.allowSynchronousEvents ?? true;
     openClient(this, address, list, options ?? {});
   }
@@ -248,6 +255,7 @@ export class WebSocket extends EventEmitter {
       onHandlerError: (err) => this.#listenerThrew(err),
     });
     this.#session = session as unknown as Session;
+    this.#socket = a.socket;
     this.#connecting = false;
     // Bytes that came with the handshake are read after the caller has had the socket (its
     // listeners attached), as the rest of the stream is.
@@ -267,10 +275,11 @@ export class WebSocket extends EventEmitter {
 
   #handler(): Handler<Session> {
     // Handler methods are called with the session first; the WebSocket is what they act on.
+    // The usual case (allowSynchronousEvents) emits at once, with no closure per message.
     return {
-      onMessage: (_s, m) => this.#event(() => this.#emitMessage(m)),
-      onPing: (_s, data) => this.#event(() => this.emit('ping', data)),
-      onPong: (_s, data) => this.#event(() => this.emit('pong', data)),
+      onMessage: (_s, m) => (this.#allowSync ? this.#emitMessage(m) : this.#event(() => this.#emitMessage(m))),
+      onPing: (_s, data) => (this.#allowSync ? this.emit('ping', data) : this.#event(() => this.emit('ping', data))),
+      onPong: (_s, data) => (this.#allowSync ? this.emit('pong', data) : this.#event(() => this.emit('pong', data))),
       onWritable: () => this.#settleCallbacks(),
       onError: (_s, err) => this.#onError(err),
       onClose: (_s, info) => this.#onClose(info),
@@ -308,12 +317,8 @@ export class WebSocket extends EventEmitter {
     this.emit('message', data, m.binary);
   }
 
-  /** Emits now, or with allowSynchronousEvents: false one event per turn of the event loop. */
+  /** With allowSynchronousEvents: false, emits one event per turn of the event loop. */
   #event(emit: () => void): void {
-    if (this.#allowSync) {
-      emit();
-      return;
-    }
     (this.#deferred ??= []).push(emit);
     if (this.#deferred.length >= DEFERRED_PAUSE && !this.#deferPaused && this.#session !== null) {
       this.#deferPaused = true;
@@ -373,8 +378,9 @@ export class WebSocket extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     (this as { [WAS_CLEAN]?: boolean })[WAS_CLEAN] = wasClean;
-    this.emit('close', code, reason);
+    // Out of the server's clients before 'close' listeners run, as in ws.
     this.#onClosed?.(this);
+    this.emit('close', code, reason);
   }
 
   #settleCallbacks(): void {
@@ -403,13 +409,15 @@ export class WebSocket extends EventEmitter {
    * follow continue it until one has `fin` true). `cb` is called once the
    * message has been written to the socket, or with the error that stopped it.
    */
-  send(data: WsData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
+  send(data?: WsData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
     if (typeof options === 'function') {
       cb = options;
       options = {};
     }
     const opts: SendOptions = options ?? {};
     if (typeof data === 'number') data = String(data);
+    // ws sends an empty message for send() without data.
+    if (data === undefined) data = EMPTY;
     const state = this.readyState;
     if (state === CONNECTING) throw notOpen(CONNECTING);
     if (state !== OPEN) {
@@ -469,20 +477,35 @@ export class WebSocket extends EventEmitter {
   async #drainBlobs(): Promise<void> {
     const q = this.#blobQueue!;
     while (q.length > 0) {
-      const { data, options, cb } = q[0];
+      const { data, options, cb, close } = q[0];
+      if (close) {
+        q.length = 0;
+        this.#blobQueue = null;
+        this.close(close.code, close.text);
+        return;
+      }
       let bytes: Exclude<WsData, Blob>;
       if (isBlob(data)) {
         try {
           bytes = Buffer.from(await data.arrayBuffer());
         } catch (err) {
-          q.shift();
+          // A Blob that cannot be read leaves a hole in the messages: the connection fails (S4), as in ws.
+          q.length = 0;
+          this.#blobQueue = null;
           if (cb) cb(err as Error);
+          this.emit('error', err);
+          if (this.readyState === OPEN) this.#session!.close(1011, 'a Blob could not be read');
+          return;
+        }
+        if (this.readyState !== OPEN) {
+          q.shift();
+          if (cb) process.nextTick(cb, new Error('The socket was closed while the blob was being read'));
           continue;
         }
       } else bytes = data;
       q.shift();
       if (this.readyState !== OPEN) this.#late(bytes, cb);
-      else this.#sendNow(bytes, { binary: true, ...options }, cb);
+      else this.#sendNow(bytes, isBlob(data) ? { binary: true, ...options } : options, cb);
     }
     this.#blobQueue = null;
   }
@@ -535,6 +558,11 @@ export class WebSocket extends EventEmitter {
     const text = reason === undefined ? '' : typeof reason === 'string' ? reason : reason.toString();
     if (Buffer.byteLength(text) > 123) throw new RangeError('The message must not be greater than 123 bytes');
     if (state === CLOSING) return;
+    if (this.#blobQueue !== null) {
+      // Sends waiting for a Blob to be read go first (S4): the close is queued behind them.
+      this.#blobQueue.push({ data: EMPTY, options: {}, cb: undefined, close: { code, text } });
+      return;
+    }
     if (this.#writer !== null) {
       // A message left unfinished cannot be closed mid-way (RFC 6455 section 5.4): it is ended empty first.
       this.#writer.end();
@@ -551,14 +579,18 @@ export class WebSocket extends EventEmitter {
       this.#abortHandshake('WebSocket was closed before the connection was established');
       return;
     }
-    this.#session!.terminate();
+    // CLOSING after a failed handshake has no session: 'close' is on its way.
+    this.#session?.terminate();
   }
 
   #abortHandshake(message: string): void {
-    const req = this._request;
-    this._request = null;
+    const req = this._req;
+    this._req = null;
     if (req) {
+      // The request may have handed its socket back to an agent already (a response that ended): it goes too.
+      const socket = req.socket;
       req.destroy();
+      if (socket && !socket.destroyed) socket.destroy();
     }
     const err = new Error(message);
     this._fail(err);
@@ -569,14 +601,14 @@ export class WebSocket extends EventEmitter {
     const state = this.readyState;
     if (state === CONNECTING || state === CLOSED) return;
     this.#paused = true;
-    this.#session!.pauseReading();
+    this.#session?.pauseReading();
   }
 
   resume(): void {
     const state = this.readyState;
     if (state === CONNECTING || state === CLOSED) return;
     this.#paused = false;
-    if (!this.#deferPaused) this.#session!.resumeReading();
+    if (!this.#deferPaused) this.#session?.resumeReading();
   }
 
   /** @internal the request and response of a client's handshake, for 'upgrade' and 'unexpected-response'. */
@@ -593,6 +625,50 @@ export class WebSocket extends EventEmitter {
   get _isServer(): boolean {
     return this.#isServer;
   }
+
+  /**
+   * The socket under the WebSocket (null before it is open), as ws has it:
+   * applications and libraries read `ws._socket.remoteAddress`.
+   */
+  get _socket(): Duplex | null {
+    return this.#socket;
+  }
+
+  /**
+   * ws's sender, reduced to the one method libraries use: `sendFrame(frame,
+   * cb)` sends a frame another library built once for many sockets (the
+   * socket.io adapter's broadcast, through engine.io), without building it
+   * again. The frame is shared, never modified.
+   */
+  get _sender(): { sendFrame(frame: Buffer | readonly Buffer[], cb?: SendCallback): void } | null {
+    if (this.#session === null) return null;
+    return (this.#sender ??= { sendFrame: (frame, cb) => this.#sendFrame(frame, cb) });
+  }
+
+  #sendFrame(frame: Buffer | readonly Buffer[], cb: SendCallback | undefined): void {
+    const parts = Buffer.isBuffer(frame) ? [frame] : [...frame];
+    const head = parts.length === 1 ? parts[0] : Buffer.concat(parts.slice(0, 1).concat(parts[1].subarray(0, Math.min(parts[1].length, 14))));
+    const opcode = head[0] & 0x0f;
+    const len7 = head[1] & 0x7f;
+    // A prebuilt frame is a whole, unmasked data frame (a server's); anything else is sent as a message of its payload.
+    if (this.readyState !== OPEN || this.#session!.state !== 'open' || (head[0] & 0xf0) !== 0x80 || (head[1] & 0x80) !== 0 || (opcode !== 1 && opcode !== 2)) {
+      if (this.readyState !== OPEN) this.#late(Buffer.concat(parts), cb);
+      else throw new TypeError('sendFrame takes a whole, unmasked text or binary frame');
+      return;
+    }
+    const headerLength = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
+    const payload = whole.subarray(headerLength);
+    const status = this.#session!.sendShared(parts, total, payload, opcode === 2, false);
+    this.#messages++;
+    if (status === 'dropped') {
+      this.#queueFull(cb);
+      return;
+    }
+    if (cb) this.#whenWritten(cb);
+  }
 }
 
 export interface SendOptions {
@@ -604,4 +680,16 @@ export interface SendOptions {
   fin?: boolean;
   /** Accepted for compatibility: a client always masks, a server never does (RFC 6455 section 5.1). */
   mask?: boolean;
+}
+
+// As in ws: the ready-state constants on the class and on the prototype, enumerable and read-only; the
+// attributes enumerable (code that copies or inspects a socket's properties finds them).
+for (const [name, value] of [['CONNECTING', CONNECTING], ['OPEN', OPEN], ['CLOSING', CLOSING], ['CLOSED', CLOSED]] as const) {
+  const descriptor = { enumerable: true, writable: false, configurable: false, value };
+  Object.defineProperty(WebSocket, name, descriptor);
+  Object.defineProperty(WebSocket.prototype, name, descriptor);
+}
+for (const name of ['binaryType', 'bufferedAmount', 'extensions', 'isPaused', 'protocol', 'readyState', 'url', 'onopen', 'onmessage', 'onclose', 'onerror']) {
+  const descriptor = Object.getOwnPropertyDescriptor(WebSocket.prototype, name);
+  if (descriptor) Object.defineProperty(WebSocket.prototype, name, { ...descriptor, enumerable: true });
 }
