@@ -22,11 +22,16 @@ const selfTest = values['self-test'] || process.env.SOCKEYE_EXAMPLE_SELFTEST ===
 /** Room names: '#' and 1 to 32 letters, digits, '-' or '_'. */
 const ROOM = /^#[A-Za-z0-9_-]{1,32}$/;
 
-function nameOf(session: ServerSession): string {
+/** What each session keeps: its member's name, once it gave a valid one. */
+interface Member {
+  name?: string;
+}
+
+function nameOf(session: ServerSession<Member>): string {
   return String(session.data.name);
 }
 
-const chat: ServerHandler = {
+const chat: ServerHandler<Member> = {
   onOpen(session) {
     const name = session.request.query.get('name') ?? '';
     if (!/^[A-Za-z0-9_-]{1,24}$/.test(name)) {

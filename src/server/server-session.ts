@@ -21,7 +21,7 @@ export interface UpgradeRequest {
 }
 
 /** A server-side session: a Session plus the request that opened it, and its topics. */
-export class ServerSession<T = Record<string, unknown>> extends Session<T> implements Subscriber {
+export class ServerSession<T = unknown> extends Session<T> implements Subscriber {
   readonly request: UpgradeRequest;
   /** @internal the topics this session is in (the server's registry owns the membership). */
   topicSet: Set<string> | null = null;

@@ -24,10 +24,14 @@ import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
 /** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
 export type VerifyResult = boolean | { status: number; message?: string; headers?: Record<string, string> };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ServerHandler<T = any> = Handler<ServerSession<T>>;
+/**
+ * A handler whose sessions carry `T` as `session.data` (an empty object until
+ * assigned). Without a type argument, `data` is `unknown`: usable only after
+ * narrowing, never `any` (test/types/generics.test.ts).
+ */
+export type ServerHandler<T = unknown> = Handler<ServerSession<T>>;
 
-export interface ServerOptions {
+export interface ServerOptions<T = unknown> {
   /** Port to listen on (0 picks a free one). Default 7681, as libwebsockets' test server. */
   port?: number;
   /** Address to listen on. Default '127.0.0.1': listening on every interface is a choice to make explicitly ('0.0.0.0' or '::'). */
@@ -39,9 +43,9 @@ export interface ServerOptions {
   /** Accept upgrades only at this path (others get 404). Default: any path. */
   path?: string;
   /** Handlers by subprotocol name; the first protocol the client offers that is here is chosen. */
-  protocols?: Record<string, ServerHandler>;
+  protocols?: Record<string, ServerHandler<T>>;
   /** Handler for clients that ask for no subprotocol, or for none that the server has. */
-  handler?: ServerHandler;
+  handler?: ServerHandler<T>;
   /** Keepalive for every session (protocols may override). Default ping after 30 s quiet, hang up after 60 s. null disables. */
   keepalive?: KeepaliveOptions | null;
   limits?: Partial<SessionLimits>;
@@ -79,7 +83,7 @@ export interface ServerOptions {
   /** Decides whether to accept a client (origin checks, auth). */
   verifyClient?: (request: UpgradeRequest) => VerifyResult | Promise<VerifyResult>;
   /** Errors that belong to no session's handler: a handler that threw, a failed handshake. Default: printed to stderr. */
-  onError?: (error: unknown, session?: ServerSession) => void;
+  onError?(error: unknown, session?: ServerSession<T>): void;
   context?: Context;
 }
 
@@ -92,8 +96,8 @@ interface PendingHandshake extends TimerEntry {
  * performs the opening handshake, routes to a handler by subprotocol, and
  * runs sessions.
  */
-export class WebSocketServer {
-  readonly options: ServerOptions;
+export class WebSocketServer<T = unknown> {
+  readonly options: ServerOptions<T>;
   readonly context: Context;
   private readonly protocols: Map<string, ServerHandler>;
   private netServer: NetServer | null = null;
@@ -116,10 +120,11 @@ export class WebSocketServer {
   private readonly httpSockets = new Set<Socket>();
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head);
 
-  constructor(options: ServerOptions = {}) {
+  constructor(options: ServerOptions<T> = {}) {
     this.options = options;
     this.context = options.context ?? new Context();
-    this.protocols = new Map(Object.entries(options.protocols ?? {}));
+    // Stored without their data type: each session gets its handler's, the server only routes.
+    this.protocols = new Map(Object.entries((options.protocols ?? {}) as Record<string, ServerHandler>));
     // A bad permessage-deflate configuration fails here, at start-up, not at the first client.
     for (const pmd of [options.perMessageDeflate, options.handler?.perMessageDeflate, ...[...this.protocols.values()].map((h) => h.perMessageDeflate)]) {
       if (pmd && pmd !== true) {
@@ -142,8 +147,8 @@ export class WebSocketServer {
   }
 
   /** Sessions that are open or closing. */
-  get clients(): ReadonlySet<ServerSession> {
-    return this.sessions;
+  get clients(): ReadonlySet<ServerSession<T>> {
+    return this.sessions as unknown as ReadonlySet<ServerSession<T>>;
   }
 
   /**
@@ -153,9 +158,9 @@ export class WebSocketServer {
    * Each session's limits apply: a session over maxQueuedBytes drops it and
    * gets an onError, as with send(). Returns how many accepted and dropped it.
    */
-  broadcast(data: string | Uint8Array, options: FanOutOptions & { filter?: (session: ServerSession) => boolean } = {}): FanOutResult {
+  broadcast(data: string | Uint8Array, options: FanOutOptions & { filter?: (session: ServerSession<T>) => boolean } = {}): FanOutResult {
     const filter = options.filter;
-    return fanOut(filter ? filtered(this.sessions, filter) : this.sessions, data, options);
+    return fanOut(filter ? filtered(this.sessions, filter as (s: ServerSession) => boolean) : this.sessions, data, options);
   }
 
   /** Sends one message to every session subscribed to `topic` (session.subscribe()), as broadcast() does. */
@@ -447,14 +452,14 @@ export class WebSocketServer {
   }
 
   private report(error: unknown, session?: ServerSession): void {
-    if (this.options.onError) this.options.onError(error, session);
+    if (this.options.onError) this.options.onError(error, session as ServerSession<T> | undefined);
     else console.error('sockeye:', error);
   }
 }
 
 /** Creates a server; call listen() on it (unless it is attached to an HTTP server). */
-export function createServer(options: ServerOptions = {}): WebSocketServer {
-  return new WebSocketServer(options);
+export function createServer<T = unknown>(options: ServerOptions<T> = {}): WebSocketServer<T> {
+  return new WebSocketServer<T>(options);
 }
 
 export type { Session };

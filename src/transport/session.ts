@@ -21,7 +21,7 @@ export { MessageWriter };
  * frames queued between data frames, and onWritable fires only for
  * requestWritable(). Invariant S4: close() sends everything queued first.
  */
-export class Session<T = Record<string, unknown>> extends SessionBinding<T> implements FragmentSink {
+export class Session<T = unknown> extends SessionBinding<T> implements FragmentSink {
   /** Per-session application data, typed by the handler's author (an empty object until assigned). */
   get data(): T {
     return (this.dataObject ??= {} as T);

@@ -14,6 +14,11 @@ import assert from 'node:assert/strict';
 import { connect, createServer, TransportError, WebSocketError, type ClientSession, type CloseInfo, type Message, type ServerSession } from '../../src/index.js';
 import { RawClient, closePayload, encodeRawFrame, startServer, waitUntil, withTimeout, type TestServer } from '../helpers/ws-pair.js';
 
+/** The session data of the handler-failure tests: the ?name= of each client. */
+interface Named {
+  name: string | null;
+}
+
 async function echoes(c: ClientSession, text: string): Promise<void> {
   assert.notEqual(c.send(text), 'dropped');
   const r = await withTimeout(c.messages().next(), 5000, `echo of ${text}`);
@@ -32,15 +37,15 @@ describe('a handler that throws', () => {
         reported.push({ error, session });
       },
       handler: {
-        onOpen(s) {
+        onOpen(s: ServerSession<Named>) {
           s.data.name = s.request.query.get('name');
           if (s.data.name === 'throw-on-open') throw new Error('open failed');
         },
-        onMessage(s, m) {
+        onMessage(s: ServerSession<Named>, m) {
           if (m.text === 'boom') throw new Error(`kaboom from ${String(s.data.name)}`);
           s.send(m.data, { binary: m.binary });
         },
-        onClose(s, info) {
+        onClose(s: ServerSession<Named>, info) {
           closes.set(String(s.data.name), info);
           if (s.data.name === 'throw-on-close') throw new Error('close failed');
         },
@@ -67,7 +72,7 @@ describe('a handler that throws', () => {
       assert.equal(r.length, 1);
       assert.ok(r[0].error instanceof Error);
       assert.equal((r[0].error as Error).message, 'kaboom from a');
-      assert.equal(r[0].session?.data.name, 'a');
+      assert.equal((r[0].session?.data as Named | undefined)?.name, 'a');
       // b never noticed.
       await echoes(b, 'b2');
       await echoes(b, 'b3');

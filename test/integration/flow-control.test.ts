@@ -239,13 +239,13 @@ describe('requestWritable()', () => {
     let calls = 0;
     const p = await openPair({
       handler: {
-        onOpen(s) {
+        onOpen(s: ServerSession<{ n: number }>) {
           s.data.n = 0;
           s.requestWritable();
         },
-        onWritable(s) {
+        onWritable(s: ServerSession<{ n: number }>) {
           calls++;
-          const n = s.data.n as number;
+          const n = s.data.n;
           // 32 KiB each, so the socket really fills and drains on the way.
           const st = s.send(numbered(n, 32 * KiB));
           assert.notEqual(st, 'dropped');

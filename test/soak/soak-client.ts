@@ -70,7 +70,7 @@ serveCommands({
         handler,
         handshakeTimeoutMs: 60_000,
       });
-      Object.assign(s.data, { pings: 0, echo: null, closing: false } satisfies Data);
+      s.data = { pings: 0, echo: null, closing: false } satisfies Data;
       sessions.push(s);
     });
     return { ...r, ms: Date.now() - started };
