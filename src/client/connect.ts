@@ -75,12 +75,15 @@ export function parseWebSocketUrl(input: string | URL): Target {
   try {
     url = new URL(input);
   } catch {
-    throw new InvalidArgumentError('ERR_BAD_URL', `not a URL: ${String(input)}`);
+    // The commonest cause after a typo: a port out of range, which URL refuses without saying so.
+    const port = /^[a-z+]+:\/\/[^/?#]*:(\d+)/i.exec(String(input))?.[1];
+    if (port !== undefined && Number(port) > 65535) throw new InvalidArgumentError('ERR_BAD_URL', `bad port ${port} in ${String(input)}: a port is 0 to 65535`);
+    throw new InvalidArgumentError('ERR_BAD_URL', `not a URL: ${String(input)} (a WebSocket URL looks like ws://host:port/path or wss://host/path)`);
   }
   let secure: boolean;
   if (url.protocol === 'ws:' || url.protocol === 'http:') secure = false;
   else if (url.protocol === 'wss:' || url.protocol === 'https:') secure = true;
-  else throw new InvalidArgumentError('ERR_BAD_URL', `unsupported scheme ${url.protocol} (ws: or wss:)`);
+  else throw new InvalidArgumentError('ERR_BAD_URL', `unsupported scheme ${url.protocol} in ${String(input)} (ws: or wss:; a WebSocket URL looks like ws://host:port/path or wss://host/path)`);
   // Section 3: "Fragment identifiers are meaningless in the context of WebSocket URIs and MUST NOT be used".
   if (url.hash !== '' || String(input).includes('#')) throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL may not have a fragment');
   if (url.hostname === '') throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL needs a host');
@@ -157,10 +160,11 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
     const onConnect = () => {
       socket.write(request);
     };
-    const onError = (err: Error) => fail(new TransportError('ERR_CONNECT', `cannot connect to ${target.url.href}: ${err.message}`, { cause: err }));
-    const onClose = () => fail(new TransportError('ERR_CONNECTION_CLOSED', 'the server closed the connection during the opening handshake'));
+    const onError = (err: Error) => fail(new TransportError('ERR_CONNECT', `cannot connect to ${target.url.href}: ${err.message}${connectHint(err, target.secure)}`, { cause: err }));
+    const onClose = () =>
+      fail(new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: the server closed the connection during the opening handshake${target.secure ? '' : ' (if it speaks TLS on this port, use wss://)'}`));
     const onData = (chunk: Buffer) => {
-      let result;
+      let result: ReturnType<HttpHeadParser['push']> = null;
       try {
         result = parser.push(chunk);
         if (!result) return;
@@ -204,7 +208,10 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
           session.start(rest);
         });
       } catch (err) {
-        if (err instanceof WebSocketError) fail(err);
+        if (err instanceof HandshakeError && err.code === 'ERR_UNEXPECTED_STATUS' && result) fail(unexpectedStatus(err, target, result.rest));
+        else if (err instanceof HandshakeError && !result && tlsRecord(chunk) && !target.secure) {
+          fail(new HandshakeError(err.code, `${target.url.href}: the server answered with TLS, not HTTP: use wss://`));
+        } else if (err instanceof WebSocketError) fail(err);
         else fail(new HandshakeError('ERR_HANDSHAKE', String(err)));
       }
     };
@@ -213,4 +220,51 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
     socket.on('error', onError);
     socket.on('close', onClose);
   });
+}
+
+/** What to try after a connect or TLS failure, from the error's code (docs/api.md, "Errors"). */
+function connectHint(err: Error, secure: boolean): string {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME/.test(code)) {
+    return ": the server's certificate is not trusted; pass its CA as tls: { ca }, or insecure: true for a test server";
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long/.test(err.message)) {
+    return secure ? ': the server does not speak TLS on this port: use ws://' : '';
+  }
+  if (code === 'ECONNREFUSED') return ': nothing listens there (is the server running, and on this port?)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return ': the host name does not resolve';
+  return '';
+}
+
+/** The first bytes of a TLS record (handshake or alert): a TLS server answering plain HTTP. */
+function tlsRecord(chunk: Buffer): boolean {
+  return chunk.length >= 3 && (chunk[0] === 0x15 || chunk[0] === 0x16) && chunk[1] === 0x03;
+}
+
+/** An answer other than 101, said in the user's terms, with the start of the body the server sent. */
+function unexpectedStatus(err: HandshakeError, target: Target, body: Buffer): HandshakeError {
+  const status = err.status ?? 0;
+  const chunked = /chunked/i.test(err.headers?.['transfer-encoding'] ?? '');
+  const snippet = (chunked ? dechunk(body) : body).subarray(0, 200).toString('utf8').replace(/\s+/g, ' ').trim();
+  const said = snippet === '' ? '' : ` (the body begins: ${JSON.stringify(snippet)})`;
+  let message: string;
+  if (status >= 200 && status < 300) message = `${target.url.href} is not a WebSocket endpoint: ${err.message} to the upgrade request${said}`;
+  else if (status >= 300 && status < 400 && err.headers?.location) message = `${target.url.href}: ${err.message}, redirecting to ${err.headers.location} (connect() does not follow redirects)`;
+  else message = `${target.url.href}: ${err.message}${said}`;
+  return new HandshakeError(err.code, message, err.status, err.headers);
+}
+
+/** The data of the whole chunks at the start of a chunked body (RFC 9112 section 7.1), for an error message. */
+function dechunk(body: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = body.indexOf('\r\n', at);
+    if (eol === -1) break;
+    const size = parseInt(body.subarray(at, eol).toString('latin1'), 16);
+    if (!Number.isFinite(size) || size <= 0 || eol + 2 + size > body.length) break;
+    parts.push(body.subarray(eol + 2, eol + 2 + size));
+    at = eol + 4 + size;
+  }
+  return Buffer.concat(parts);
 }
