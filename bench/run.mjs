@@ -693,7 +693,8 @@ async function main() {
     fileLimit: limit,
     pin,
     sockeye: packageVersion(ROOT),
-    ws: packageVersion(join(ROOT, 'node_modules', 'ws')),
+    // The servers load bench/'s own ws (with its native add-ons) when `npm --prefix bench ci` installed it.
+    ws: packageVersion(join(ROOT, 'bench', 'node_modules', 'ws')) ?? packageVersion(join(ROOT, 'node_modules', 'ws')),
     native: 'not run',
     fanout: {},
     tls: null,

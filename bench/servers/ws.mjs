@@ -30,7 +30,7 @@ const addon = (name) => {
 const loaded = opts.sockeye ? { engine: 'sockeye/ws' } : { bufferutil: addon('bufferutil'), 'utf-8-validate': addon('utf-8-validate') };
 info(loaded);
 if (opts.native && loaded.bufferutil !== 'native') {
-  process.stderr.write(`ws --native: bufferutil is ${loaded.bufferutil} (install it: npm install -D bufferutil utf-8-validate)\n`);
+  process.stderr.write(`ws --native: bufferutil is ${loaded.bufferutil} (install the benchmark's own packages: npm --prefix bench ci)\n`);
   process.exit(3);
 }
 
