@@ -28,16 +28,42 @@ ending (connection refused, handshake refused, TLS failure, abnormal close,
 close with an error code); 2 for a bad command line.
 
 Options:
-  --protocol P       offer subprotocol P (repeat for several, in order of
+  -p, --protocol P   offer subprotocol P (repeat for several, in order of
                      preference); the one the server picked is shown on stderr
-  --header K:V       add a request header to the opening handshake (repeatable)
+  -H, --header K:V   add a request header to the opening handshake (repeatable)
   --ca FILE          trust this PEM certificate (or CA bundle) for wss://
-  --insecure         accept any server certificate (self-signed test servers)
+  -k, --insecure     accept any server certificate (self-signed test servers)
+  -n, --newline      send each line with its line feed ("reset\n", not "reset")
+  --binary FORMAT    each stdin line is one binary message, written in FORMAT:
+                     hex or base64 (a line that does not decode is refused)
+  --show-control     print pings, pongs and the close code and reason to stdout,
+                     as <ping HEX>, <pong HEX>, <close CODE REASON>
+  --ping SECONDS     send a ping every SECONDS (and print the pongs with
+                     --show-control)
+  --deflate          offer permessage-deflate (RFC 7692)
+  --handshake-timeout MS
+                     give up if the opening handshake takes longer (default
+                     10000)
   --echo             send every received message back with the same type;
                      stdin is not read, and the client exits once the
                      connection has closed (by either side)
   -h, --help         show this help
+
+Examples:
+  sockeye connect ws://127.0.0.1:7681/ -p dumb-increment-protocol
+  echo 'hello' | sockeye connect wss://example.test/chat -H 'Authorization: Bearer T'
+  printf 'reset\n' | sockeye connect ws://127.0.0.1:7681/ -p dumb-increment-protocol -n
+  echo 00ff10 | sockeye connect ws://127.0.0.1:7681/ --binary hex --show-control
 `;
+
+/** The stdin line as the message it stands for (--binary, --newline), or an error that names the line. */
+export function lineToMessage(line: string, binary: 'hex' | 'base64' | null, newline: boolean): string | Buffer {
+  if (binary === null) return newline ? line + '\n' : line;
+  const text = line.trim();
+  const ok = binary === 'hex' ? /^(?:[0-9a-fA-F]{2})*$/.test(text) : /^[A-Za-z0-9+/]*={0,2}$/.test(text) && text.length % 4 === 0;
+  if (!ok) throw new InvalidArgumentError('ERR_BAD_INPUT', `not ${binary}: ${JSON.stringify(line.length > 40 ? line.slice(0, 40) + '...' : line)}`);
+  return Buffer.from(text, binary);
+}
 
 /** Bytes of a binary message shown in hex. */
 const HEX_PREVIEW_BYTES = 32;
@@ -61,10 +87,16 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
         strict: true,
         allowPositionals: true,
         options: {
-          protocol: { type: 'string', multiple: true },
-          header: { type: 'string', multiple: true },
+          protocol: { type: 'string', multiple: true, short: 'p' },
+          header: { type: 'string', multiple: true, short: 'H' },
           ca: { type: 'string' },
-          insecure: { type: 'boolean' },
+          insecure: { type: 'boolean', short: 'k' },
+          newline: { type: 'boolean', short: 'n' },
+          binary: { type: 'string' },
+          'show-control': { type: 'boolean' },
+          ping: { type: 'string' },
+          deflate: { type: 'boolean' },
+          'handshake-timeout': { type: 'string' },
           echo: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -94,6 +126,16 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     }
   }
   const echo = values.echo ?? false;
+  const binary = values.binary ?? null;
+  if (binary !== null && binary !== 'hex' && binary !== 'base64') throw new UsageError(`--binary takes hex or base64, not ${JSON.stringify(binary)}`, CONNECT_USAGE);
+  if (binary !== null && values.newline) throw new UsageError('--newline applies to text lines, not to --binary input', CONNECT_USAGE);
+  const showControl = values['show-control'] ?? false;
+  const pingSeconds = values.ping === undefined ? null : Number(values.ping);
+  if (pingSeconds !== null && !(Number.isFinite(pingSeconds) && pingSeconds > 0)) throw new UsageError(`--ping takes a number of seconds above 0, not ${JSON.stringify(values.ping)}`, CONNECT_USAGE);
+  const handshakeTimeoutMs = values['handshake-timeout'] === undefined ? undefined : Number(values['handshake-timeout']);
+  if (handshakeTimeoutMs !== undefined && !(Number.isInteger(handshakeTimeoutMs) && handshakeTimeoutMs > 0)) {
+    throw new UsageError(`--handshake-timeout takes a whole number of milliseconds above 0, not ${JSON.stringify(values['handshake-timeout'])}`, CONNECT_USAGE);
+  }
 
   let writableWaiter: (() => void) | null = null;
   const wakeWriter = () => {
@@ -113,6 +155,16 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       }
     },
     onWritable: wakeWriter,
+    ...(showControl
+      ? {
+          onPing(_session: ClientSession, data: Buffer) {
+            io.stdout.write(`<ping ${data.toString('hex')}>\n`);
+          },
+          onPong(_session: ClientSession, data: Buffer) {
+            io.stdout.write(`<pong ${data.toString('hex')}>\n`);
+          },
+        }
+      : {}),
   };
 
   let session: ClientSession;
@@ -122,6 +174,8 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       headers,
       tls: ca ? { ca } : undefined,
       insecure: values.insecure ?? false,
+      perMessageDeflate: values.deflate ?? false,
+      handshakeTimeoutMs,
       handler,
     });
   } catch (err) {
@@ -130,7 +184,10 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`sockeye: ${(err as Error).message}\n`);
     return EXIT_FAILURE;
   }
-  io.stderr.write(`sockeye: connected to ${session.url.href}${session.protocol !== undefined ? ` (subprotocol ${session.protocol})` : ''}\n`);
+  io.stderr.write(
+    `sockeye: connected to ${session.url.href}${session.protocol !== undefined ? ` (subprotocol ${session.protocol})` : ''}${session.extensions.length > 0 ? ` (extensions ${session.extensions.join(', ')})` : ''}\n`,
+  );
+  const pinger = pingSeconds === null ? null : setInterval(() => session.ping(), pingSeconds * 1000);
 
   let signalled = false;
   const offSignal = io.onSignal((signal) => {
@@ -162,7 +219,15 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
           unsentLines++;
           continue;
         }
-        const status = session.send(line);
+        let message: string | Buffer;
+        try {
+          message = lineToMessage(line, binary, values.newline ?? false);
+        } catch (err) {
+          io.stderr.write(`sockeye: line not sent: ${(err as Error).message}\n`);
+          unsentLines++;
+          continue;
+        }
+        const status = session.send(message);
         if (status === 'dropped') unsentLines++;
         // Pace stdin on the socket: read on only once what was sent has gone out.
         else if (status === 'backpressure') await waitWritable();
@@ -176,7 +241,9 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   }
 
   const info = await session.closed;
+  if (pinger !== null) clearInterval(pinger);
   offSignal();
+  if (showControl) io.stdout.write(`<close ${info.code}${info.reason !== '' ? ' ' + info.reason : ''}>\n`);
   // The server may close first while stdin is still open: stop reading it.
   input?.close();
   if (input) io.stdin.destroy();

@@ -1,4 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDemoServer, DEMO_PAGE_DIR } from '../demo/demo-server.js';
 import { generateSelfSignedCert } from '../demo/self-signed-cert.js';
@@ -26,7 +28,9 @@ Options:
                      (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
   --tls-self-signed  serve https:// and wss:// with a throw-away self-signed
-                     certificate made by openssl (browsers will warn)
+                     certificate made by openssl (browsers will warn); its
+                     path is printed, for a client's --ca, and the file is
+                     removed when the server exits
   -h, --help         show this help
 `;
 
@@ -74,6 +78,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       return EXIT_FAILURE;
     }
   }
+  let selfSignedPath: string | null = null;
   if (values['tls-self-signed']) {
     try {
       tls = await generateSelfSignedCert({ names: [host] });
@@ -81,6 +86,11 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`sockeye: ${(err as Error).message}\n`);
       return EXIT_FAILURE;
     }
+    // The certificate (not the key) is kept in a file while the server runs, so that a client can trust it.
+    const dir = mkdtempSync(join(tmpdir(), 'sockeye-cert-'));
+    selfSignedPath = join(dir, 'cert.pem');
+    writeFileSync(selfSignedPath, tls.cert);
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
 
   const report = (error: unknown) => io.stderr.write(`sockeye: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -97,6 +107,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   }
   const where = `${urlHost(address.address)}:${address.port}/`;
   io.stdout.write(`sockeye: demo page at ${tls ? 'https' : 'http'}://${where} (dumb-increment-protocol, lws-mirror-protocol, lws-status)\n`);
+  if (selfSignedPath !== null) io.stdout.write(`sockeye: self-signed certificate at ${selfSignedPath} (sockeye connect --ca ${selfSignedPath} wss://${where})\n`);
   // This line last, and unchanged from the echo-only server: scripts wait for it.
   io.stdout.write(`sockeye: echo server listening on ${tls ? 'wss' : 'ws'}://${where}\n`);
 

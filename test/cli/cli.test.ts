@@ -499,4 +499,133 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
       await within(server.close(), 'server close');
     }
   });
+
+  it('short flags: -p offers a subprotocol, -H adds a header, -k accepts a self-signed certificate', async () => {
+    const cert = testCert();
+    const seen = deferred<UpgradeRequest>();
+    const server = createServer({
+      keepalive: null,
+      tls: { key: cert.key, cert: cert.cert },
+      verifyClient(req) {
+        seen.resolve(req);
+        return true;
+      },
+      protocols: { chat: {} },
+    });
+    const a = await server.listen(0, '127.0.0.1');
+    try {
+      const c = cli(['connect', `wss://127.0.0.1:${a.port}/`, '-p', 'chat', '-H', 'X-Token: t1', '-k']);
+      assert.equal(await c.exited(), 0, c.stderr());
+      const req = await within(seen.promise, 'verifyClient');
+      assert.deepEqual(req.protocols, ['chat']);
+      assert.deepEqual(req.headers.get('x-token'), ['t1']);
+      assert.match(c.stderr(), /\(subprotocol chat\)/);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--newline sends each line with its line feed; without it, the line alone', async () => {
+    for (const [flags, want] of [[['-n'], ['reset\n', 'closeme\n']], [[], ['reset', 'closeme']]] as const) {
+      const got: string[] = [];
+      const { server, url } = await ourServer({ handler: { onMessage: (_s, m) => void got.push(m.text) } });
+      try {
+        const c = cli(['connect', url, ...flags], { stdin: 'reset\ncloseme\n' });
+        assert.equal(await c.exited(), 0, c.stderr());
+        assert.deepEqual(got, want);
+      } finally {
+        await within(server.close(), 'server close');
+      }
+    }
+  });
+
+  it('--binary hex and base64: each line is one binary message; a line that does not decode is refused and counted', async () => {
+    for (const [format, input] of [['hex', '00ff10\nzz\n'], ['base64', 'AP8Q\n*\n']] as const) {
+      const got: Message[] = [];
+      const { server, url } = await ourServer({ handler: { onMessage: (_s, m) => void got.push(m) } });
+      try {
+        const c = cli(['connect', url, '--binary', format], { stdin: input });
+        assert.equal(await c.exited(), 0, c.stderr());
+        assert.equal(got.length, 1, format);
+        assert.equal(got[0].binary, true);
+        assert.deepEqual(got[0].data, Buffer.from([0x00, 0xff, 0x10]));
+        assert.match(c.stderr(), new RegExp(`line not sent: not ${format}`));
+        assert.match(c.stderr(), /1 message was not sent/);
+      } finally {
+        await within(server.close(), 'server close');
+      }
+    }
+  });
+
+  it('--show-control prints pings and pongs and the close; --ping sends pings on a timer', async () => {
+    let pingsSeen = 0;
+    const { server, url } = await ourServer({
+      handler: {
+        onOpen(s) {
+          s.ping(Buffer.from('hi'));
+        },
+        onPing() {
+          if (++pingsSeen === 2) for (const s of server.clients) s.close(4000, 'enough');
+        },
+      },
+    });
+    try {
+      const c = cli(['connect', url, '--show-control', '--ping', '0.05'], { stdin: null });
+      assert.equal(await c.exited(), 1, c.stderr());
+      const out = c.stdout();
+      assert.match(out, /^<ping 6869>$/m);
+      assert.match(out, /^<pong >$/m);
+      assert.match(out, /^<close 4000 enough>$/m);
+      assert.equal(pingsSeen, 2);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--deflate offers permessage-deflate and says it was agreed', async () => {
+    const got: string[] = [];
+    const { server, url } = await ourServer({ perMessageDeflate: true, handler: { onMessage: (_s, m) => void got.push(m.text) } });
+    try {
+      const text = 'compress me '.repeat(200);
+      const c = cli(['connect', url, '--deflate'], { stdin: text + '\n' });
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.match(c.stderr(), /\(extensions permessage-deflate\)/);
+      assert.deepEqual(got, [text]);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--handshake-timeout gives up on a server that never answers', async () => {
+    const sockets: Array<import('node:net').Socket> = [];
+    const silent = createNetServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as { port: number }).port;
+      const started = Date.now();
+      const c = cli(['connect', `ws://127.0.0.1:${port}/`, '--handshake-timeout', '300'], { stdin: null });
+      assert.equal(await c.exited(), 1);
+      assert.match(c.stderr(), /opening handshake not finished within 300 ms/);
+      assert.ok(Date.now() - started < WAIT_MS);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await within(new Promise<void>((resolve) => silent.close(() => resolve())), 'the silent server to close');
+    }
+  });
+
+  it('the new options check their values: a bad one is a usage error, exit 2', async () => {
+    for (const [args, re] of [
+      [['--binary', 'octal'], /--binary takes hex or base64/],
+      [['--binary', 'hex', '-n'], /--newline applies to text lines/],
+      [['--ping', '0'], /--ping takes a number of seconds above 0/],
+      [['--handshake-timeout', 'soon'], /--handshake-timeout takes a whole number of milliseconds/],
+    ] as const) {
+      const c = cli(['connect', 'ws://127.0.0.1:1/', ...args]);
+      assert.equal(await c.exited(), 2, args.join(' '));
+      assert.match(c.stderr(), re);
+    }
+  });
 });

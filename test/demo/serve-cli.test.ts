@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -124,6 +124,25 @@ describe('sockeye serve: the demo server', () => {
       assert.equal((await withTimeout(c.messages().next(), WAIT_MS, 'a number')).value?.text, '0');
       await stop(s);
       await withTimeout(c.closed, WAIT_MS, 'the close');
+    } finally {
+      reap(s);
+    }
+  });
+
+  it('--tls-self-signed prints where its certificate is; a client trusting that file connects; the file goes when the server exits', async () => {
+    const s = await serve(['--tls-self-signed']);
+    try {
+      const m = /^sockeye: self-signed certificate at (\S+) \(sockeye connect --ca \1 wss:\/\/127\.0\.0\.1:(\d+)\/\)$/m.exec(s.out());
+      assert.ok(m, s.out());
+      assert.equal(Number(m[2]), s.port);
+      const ca = readFileSync(m[1]);
+      assert.match(ca.toString(), /^-----BEGIN CERTIFICATE-----/);
+      const c = await connect(`wss://127.0.0.1:${s.port}/`, { protocol: 'dumb-increment-protocol', tls: { ca } });
+      assert.equal((await withTimeout(c.messages().next(), WAIT_MS, 'a number')).value?.text, '0');
+      await stop(s);
+      await withTimeout(c.closed, WAIT_MS, 'the close');
+      await withTimeout(s.exited, WAIT_MS, 'the exit');
+      assert.equal(existsSync(m[1]), false, 'the certificate file is removed at exit');
     } finally {
       reap(s);
     }
