@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './cli-io.js';
 
 /**
@@ -13,6 +14,15 @@ export function withUsage<R>(parse: () => R, usage: string): R {
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((err as Error).message, usage);
     throw err;
   }
+}
+
+/** A command's arguments: its options (strict) and positionals, a parse error being a UsageError with `usage`. */
+export function parseCommand<const O extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  options: O,
+  usage: string,
+): ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: true; options: O }>> {
+  return withUsage(() => parseArgs({ args: argv, strict: true, allowPositionals: true, options }), usage);
 }
 
 /** A TCP port: decimal digits only, 0-65535 (0 lets the system pick). */

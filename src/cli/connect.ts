@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { createInterface, type Interface } from 'node:readline';
 import { connect, parseWebSocketUrl, type ClientHandler, type ClientSession } from '../client/connect.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Message } from '../transport/types.js';
-import { withUsage, parseHeader } from './args.js';
+import { parseCommand, parseHeader } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
 
 export const CONNECT_USAGE = `Usage: sockeye connect URL [options]
@@ -44,6 +43,10 @@ Options:
   --handshake-timeout MS
                      give up if the opening handshake takes longer (default
                      10000)
+  --once             at the end of stdin, keep printing what arrives until the
+                     server closes, or until --wait MS pass with nothing
+                     arriving (default 2000), then close
+  --wait MS          how long --once waits for more after the last message
   --echo             send every received message back with the same type;
                      stdin is not read, and the client exits once the
                      connection has closed (by either side)
@@ -80,27 +83,24 @@ export function formatMessage(message: Message): string {
 const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
 
 export async function runConnect(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = withUsage(
-    () =>
-      parseArgs({
-        args: argv,
-        strict: true,
-        allowPositionals: true,
-        options: {
-          protocol: { type: 'string', multiple: true, short: 'p' },
-          header: { type: 'string', multiple: true, short: 'H' },
-          ca: { type: 'string' },
-          insecure: { type: 'boolean', short: 'k' },
-          newline: { type: 'boolean', short: 'n' },
-          binary: { type: 'string' },
-          'show-control': { type: 'boolean' },
-          ping: { type: 'string' },
-          deflate: { type: 'boolean' },
-          'handshake-timeout': { type: 'string' },
-          echo: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }),
+  const { values, positionals } = parseCommand(
+    argv,
+    {
+      protocol: { type: 'string', multiple: true, short: 'p' },
+      header: { type: 'string', multiple: true, short: 'H' },
+      ca: { type: 'string' },
+      insecure: { type: 'boolean', short: 'k' },
+      newline: { type: 'boolean', short: 'n' },
+      binary: { type: 'string' },
+      'show-control': { type: 'boolean' },
+      ping: { type: 'string' },
+      deflate: { type: 'boolean' },
+      'handshake-timeout': { type: 'string' },
+      once: { type: 'boolean' },
+      wait: { type: 'string' },
+      echo: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     CONNECT_USAGE,
   );
   if (values.help) {
@@ -126,6 +126,12 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     }
   }
   const echo = values.echo ?? false;
+  const once = values.once ?? false;
+  const waitMs = values.wait === undefined ? 2000 : Number(values.wait);
+  if (values.wait !== undefined && !once) throw new UsageError('--wait goes with --once', CONNECT_USAGE);
+  if (!(Number.isInteger(waitMs) && waitMs > 0)) throw new UsageError(`--wait takes a whole number of milliseconds above 0, not ${JSON.stringify(values.wait)}`, CONNECT_USAGE);
+  if (once && echo) throw new UsageError('--once reads stdin, --echo does not: not both', CONNECT_USAGE);
+  let idle: NodeJS.Timeout | null = null;
   const binary = values.binary ?? null;
   if (binary !== null && binary !== 'hex' && binary !== 'base64') throw new UsageError(`--binary takes hex or base64, not ${JSON.stringify(binary)}`, CONNECT_USAGE);
   if (binary !== null && values.newline) throw new UsageError('--newline applies to text lines, not to --binary input', CONNECT_USAGE);
@@ -146,6 +152,8 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   const handler: ClientHandler = {
     onMessage(session, message) {
       io.stdout.write(formatMessage(message));
+      // --once after the end of stdin: each message restarts the wait for the next.
+      idle?.refresh();
       if (echo) {
         const status = session.send(message.data, { binary: message.binary });
         if (status === 'dropped' && session.state === 'open') {
@@ -232,8 +240,9 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
         // Pace stdin on the socket: read on only once what was sent has gone out.
         else if (status === 'backpressure') await waitWritable();
       }
-      // End of input: the closing handshake goes after every line sent (S4).
-      session.close(1000);
+      // End of input: the closing handshake goes after every line sent (S4); with --once, after the replies.
+      if (once && session.state === 'open') idle = setTimeout(() => session.close(1000), waitMs);
+      else session.close(1000);
     })().catch((err: unknown) => {
       io.stderr.write(`sockeye: reading stdin: ${(err as Error).message}\n`);
       session.close(1000);
@@ -241,6 +250,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   }
 
   const info = await session.closed;
+  if (idle !== null) clearTimeout(idle);
   if (pinger !== null) clearInterval(pinger);
   offSignal();
   if (showControl) io.stdout.write(`<close ${info.code}${info.reason !== '' ? ' ' + info.reason : ''}>\n`);

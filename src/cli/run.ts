@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo } from './cli-io.js';
 import { CONNECT_USAGE, runConnect } from './connect.js';
 import { SERVE_USAGE, runServe } from './serve.js';
+import { LISTEN_USAGE, runListen } from './listen.js';
 
 export const MAIN_USAGE = `Usage: sockeye <command> [options]
 
 Commands:
   serve              run the demo server: demo page, test protocols, echo
   connect URL        connect to a server: stdin lines out, messages to stdout
+  listen             accept clients: their messages to stdout, stdin lines to all
   help [command]     show this help, or a command's
 
 Options:
@@ -27,6 +29,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: { usage: SERVE_USAGE, run: runServe },
   connect: { usage: CONNECT_USAGE, run: runConnect },
+  listen: { usage: LISTEN_USAGE, run: runListen },
 };
 
 function version(): string {

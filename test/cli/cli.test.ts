@@ -628,4 +628,89 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
       assert.match(c.stderr(), re);
     }
   });
+
+  it('--once: after stdin, replies are still printed until --wait passes with nothing new; then a clean close', async () => {
+    const { server, url } = await ourServer({
+      handler: {
+        onMessage(session, m) {
+          // Late replies: a plain connect would have closed before them.
+          setTimeout(() => session.state === 'open' && session.send(`re: ${m.text}`), 150);
+        },
+      },
+    });
+    try {
+      const c = cli(['connect', url, '--once', '--wait', '600'], { stdin: 'a\nb\n' });
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(c.stdout(), 're: a\nre: b\n');
+      assert.match(c.stderr(), /closed 1000/);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--once ends as soon as the server closes', async () => {
+    const { server, url } = await ourServer({ handler: { onMessage: (s) => s.close(1000, 'done') } });
+    try {
+      const started = Date.now();
+      const c = cli(['connect', url, '--once', '--wait', '10000'], { stdin: 'hi\n' });
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.ok(Date.now() - started < 9000, 'did not wait for --wait');
+      assert.match(c.stderr(), /closed 1000 "done"/);
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('listen: prints what clients send, sends each stdin line to all of them, closes them with 1001 on SIGTERM', async () => {
+    const c = cli(['listen', '--port', '0', '--show-control'], { stdin: null });
+    try {
+      const m = await c.waitFor(/^sockeye: listening on (ws:\/\/127\.0\.0\.1:\d+\/)$/m);
+      const a = await connect(m[1], { keepalive: null });
+      const b = await connect(m[1], { keepalive: null });
+      a.send('from a');
+      b.send(Buffer.from([1, 2, 3]));
+      await c.waitFor(/^from a$/m);
+      await c.waitFor(/^<binary 3 bytes: 010203>$/m);
+      await c.waitFor(/client 2 connected/, 'stderr');
+      c.child.stdin.write('to all\n');
+      for (const client of [a, b]) {
+        const got = await within(client.messages().next(), 'the line');
+        assert.equal(got.value?.text, 'to all');
+      }
+      c.child.kill('SIGTERM');
+      for (const client of [a, b]) assert.equal((await within(client.closed, 'close')).code, 1001);
+      assert.equal(await c.exited(), 0, c.stderr());
+      // Each client's close as the server saw it: the client's answer, which repeats the code.
+      assert.equal(c.stdout().match(/^<close 1001>$/gm)?.length, 2);
+    } finally {
+      reap(c);
+    }
+  });
+
+  it('listen -p: only clients offering one of its subprotocols are accepted', async () => {
+    const c = cli(['listen', '--port', '0', '-p', 'chat'], { stdin: null });
+    try {
+      const m = await c.waitFor(/^sockeye: listening on (ws:\/\/127\.0\.0\.1:\d+\/)$/m);
+      await assert.rejects(connect(m[1]), /400/);
+      const ok = await connect(m[1], { protocol: 'chat', keepalive: null });
+      assert.equal(ok.protocol, 'chat');
+      ok.send('in chat');
+      await c.waitFor(/^in chat$/m);
+      ok.close();
+      await within(ok.closed, 'close');
+      c.child.kill('SIGTERM');
+      assert.equal(await c.exited(), 0, c.stderr());
+    } finally {
+      reap(c);
+    }
+  });
+
+  it('--wait without --once, and a bad --binary for listen, are usage errors', async () => {
+    const a = cli(['connect', 'ws://127.0.0.1:1/', '--wait', '100']);
+    assert.equal(await a.exited(), 2);
+    assert.match(a.stderr(), /--wait goes with --once/);
+    const b = cli(['listen', '--binary', 'octal']);
+    assert.equal(await b.exited(), 2);
+    assert.match(b.stderr(), /--binary takes hex or base64/);
+  });
 });

@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { createServer } from '../server/server.js';
+import type { ServerSession } from '../server/server-session.js';
+import type { Handler } from '../transport/types.js';
+import { formatMessage, lineToMessage } from './connect.js';
+import { parsePort, urlHost, parseCommand } from './args.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
+
+export const LISTEN_USAGE = `Usage: sockeye listen [options]
+
+Listens for WebSocket clients and prints every message any of them sends on
+its own line on stdout (text as it is, binary as <binary N bytes: HEX...>).
+Every stdin line is sent to every connected client. Clients coming and
+going, and errors, go to stderr. It prints "sockeye: listening on URL" once
+it listens. SIGINT or SIGTERM closes every client with 1001 and exits 0.
+
+Options:
+  --port N           port to listen on (default: $PORT, else 7681; 0 picks a
+                     free one)
+  --host H           address to listen on (default 127.0.0.1)
+  -p, --protocol P   accept clients that offer subprotocol P (repeatable);
+                     without it, any client, whatever it offers
+  --tls-cert FILE    serve wss:// with this PEM certificate (needs --tls-key)
+  --tls-key FILE     the PEM private key of --tls-cert
+  -n, --newline      send each stdin line with its line feed
+  --binary FORMAT    each stdin line is one binary message in FORMAT: hex or
+                     base64
+  --show-control     print pings, pongs and each client's close
+  -h, --help         show this help
+
+Examples:
+  sockeye listen --port 8080
+  echo 'to everyone' | sockeye listen --port 8080 -p chat
+`;
+
+export async function runListen(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand(
+    argv,
+    {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      protocol: { type: 'string', multiple: true, short: 'p' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      newline: { type: 'boolean', short: 'n' },
+      binary: { type: 'string' },
+      'show-control': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    LISTEN_USAGE,
+  );
+  if (values.help) {
+    io.stdout.write(LISTEN_USAGE);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0) throw new UsageError(`listen takes no arguments, got ${JSON.stringify(positionals[0])}`, LISTEN_USAGE);
+  const port = values.port !== undefined ? parsePort(values.port, '--port', LISTEN_USAGE) : io.env.PORT !== undefined ? parsePort(io.env.PORT, 'PORT', LISTEN_USAGE) : 7681;
+  const host = values.host ?? '127.0.0.1';
+  const binary = values.binary ?? null;
+  if (binary !== null && binary !== 'hex' && binary !== 'base64') throw new UsageError(`--binary takes hex or base64, not ${JSON.stringify(binary)}`, LISTEN_USAGE);
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together', LISTEN_USAGE);
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
+    try {
+      tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']) };
+    } catch (err) {
+      io.stderr.write(`sockeye: cannot read the TLS files: ${(err as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+  }
+  const showControl = values['show-control'] ?? false;
+
+  let next = 1;
+  const names = new WeakMap<ServerSession, number>();
+  const handler: Handler<ServerSession> = {
+    onOpen(session) {
+      names.set(session, next);
+      io.stderr.write(`sockeye: client ${next++} connected from ${session.remoteAddress ?? 'unknown'}${session.protocol !== undefined ? ` (subprotocol ${session.protocol})` : ''}\n`);
+    },
+    onMessage(_session, message) {
+      io.stdout.write(formatMessage(message));
+    },
+    onPing(_session, data) {
+      if (showControl) io.stdout.write(`<ping ${data.toString('hex')}>\n`);
+    },
+    onPong(_session, data) {
+      if (showControl) io.stdout.write(`<pong ${data.toString('hex')}>\n`);
+    },
+    onClose(session, info) {
+      if (showControl) io.stdout.write(`<close ${info.code}${info.reason !== '' ? ' ' + info.reason : ''}>\n`);
+      io.stderr.write(`sockeye: client ${names.get(session) ?? '?'} closed (${info.code})\n`);
+    },
+  };
+  const server = createServer({
+    tls,
+    keepalive: null,
+    ...(values.protocol ? { protocols: Object.fromEntries(values.protocol.map((p) => [p, handler])) } : { handler }),
+    onError: (err) => io.stderr.write(`sockeye: ${err instanceof Error ? err.message : String(err)}\n`),
+  });
+  let address;
+  try {
+    address = await server.listen(port, host);
+  } catch (err) {
+    io.stderr.write(`sockeye: cannot listen on ${urlHost(host)}:${port}: ${(err as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
+  io.stdout.write(`sockeye: listening on ${tls ? 'wss' : 'ws'}://${urlHost(address.address)}:${address.port}/\n`);
+
+  // stdin lines go to every client, as one broadcast each (a frame built once).
+  const input = createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false });
+  input.on('line', (line) => {
+    let message: string | Buffer;
+    try {
+      message = lineToMessage(line, binary, values.newline ?? false);
+    } catch (err) {
+      io.stderr.write(`sockeye: line not sent: ${(err as Error).message}\n`);
+      return;
+    }
+    const r = server.broadcast(message);
+    if (r.dropped > 0) io.stderr.write(`sockeye: ${r.dropped} client${r.dropped === 1 ? '' : 's'} did not take a line (outbound queue full)\n`);
+  });
+
+  return new Promise<number>((resolve) => {
+    const off = io.onSignal((signal) => {
+      off();
+      io.stderr.write(`sockeye: ${signal}, closing ${server.clients.size} connection${server.clients.size === 1 ? '' : 's'} with 1001\n`);
+      input.close();
+      server.close(1001, 'server shutting down').then(
+        () => resolve(EXIT_OK),
+        () => resolve(EXIT_FAILURE),
+      );
+    });
+  });
+}
