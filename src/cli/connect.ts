@@ -35,6 +35,8 @@ Options:
   -n, --newline      send each line with its line feed ("reset\n", not "reset")
   --binary FORMAT    each stdin line is one binary message, written in FORMAT:
                      hex or base64 (a line that does not decode is refused)
+  --output FORMAT    print each binary message whole, in FORMAT (hex or base64),
+                     alone on its line, instead of <binary N bytes: ...>
   --show-control     print pings, pongs and the close code and reason to stdout,
                      as <ping HEX>, <pong HEX>, <close CODE REASON>
   --ping SECONDS     send a ping every SECONDS (and print the pongs with
@@ -59,6 +61,13 @@ Examples:
   echo 00ff10 | sockeye connect ws://127.0.0.1:7681/ --binary hex --show-control
 `;
 
+/** The --output option: hex, base64, or not given. */
+export function parseOutput(value: string | undefined, usage: string): 'hex' | 'base64' | null {
+  if (value === undefined) return null;
+  if (value !== 'hex' && value !== 'base64') throw new UsageError(`--output takes hex or base64, not ${JSON.stringify(value)}`, usage);
+  return value;
+}
+
 /** The stdin line as the message it stands for (--binary, --newline), or an error that names the line. */
 export function lineToMessage(line: string, binary: 'hex' | 'base64' | null, newline: boolean): string | Buffer {
   if (binary === null) return newline ? line + '\n' : line;
@@ -71,9 +80,14 @@ export function lineToMessage(line: string, binary: 'hex' | 'base64' | null, new
 /** Bytes of a binary message shown in hex. */
 const HEX_PREVIEW_BYTES = 32;
 
-/** One line per message (see CONNECT_USAGE). */
-export function formatMessage(message: Message): string {
+/**
+ * One line per message (see CONNECT_USAGE). With `output` (--output), a
+ * binary message is printed whole, in hex or base64, alone on its line: the
+ * form --binary reads back.
+ */
+export function formatMessage(message: Message, output: 'hex' | 'base64' | null = null): string {
   if (!message.binary) return message.text + '\n';
+  if (output !== null) return message.data.toString(output) + '\n';
   const d = message.data;
   const more = d.length > HEX_PREVIEW_BYTES ? '...' : '';
   return `<binary ${d.length} byte${d.length === 1 ? '' : 's'}: ${d.subarray(0, HEX_PREVIEW_BYTES).toString('hex')}${more}>\n`;
@@ -92,6 +106,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       insecure: { type: 'boolean', short: 'k' },
       newline: { type: 'boolean', short: 'n' },
       binary: { type: 'string' },
+      output: { type: 'string' },
       'show-control': { type: 'boolean' },
       ping: { type: 'string' },
       deflate: { type: 'boolean' },
@@ -135,6 +150,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   const binary = values.binary ?? null;
   if (binary !== null && binary !== 'hex' && binary !== 'base64') throw new UsageError(`--binary takes hex or base64, not ${JSON.stringify(binary)}`, CONNECT_USAGE);
   if (binary !== null && values.newline) throw new UsageError('--newline applies to text lines, not to --binary input', CONNECT_USAGE);
+  const output = parseOutput(values.output, CONNECT_USAGE);
   const showControl = values['show-control'] ?? false;
   const pingSeconds = values.ping === undefined ? null : Number(values.ping);
   if (pingSeconds !== null && !(Number.isFinite(pingSeconds) && pingSeconds > 0)) throw new UsageError(`--ping takes a number of seconds above 0, not ${JSON.stringify(values.ping)}`, CONNECT_USAGE);
@@ -151,7 +167,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   };
   const handler: ClientHandler = {
     onMessage(session, message) {
-      io.stdout.write(formatMessage(message));
+      io.stdout.write(formatMessage(message, output));
       // --once after the end of stdin: each message restarts the wait for the next.
       idle?.refresh();
       if (echo) {

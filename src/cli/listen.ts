@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { createServer } from '../server/server.js';
 import type { ServerSession } from '../server/server-session.js';
 import type { Handler } from '../transport/types.js';
-import { formatMessage, lineToMessage } from './connect.js';
+import { formatMessage, lineToMessage, parseOutput } from './connect.js';
 import { parsePort, urlHost, parseCommand } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
 
@@ -26,6 +26,7 @@ Options:
   -n, --newline      send each stdin line with its line feed
   --binary FORMAT    each stdin line is one binary message in FORMAT: hex or
                      base64
+  --output FORMAT    print each binary message whole, in hex or base64
   --show-control     print pings, pongs and each client's close
   -h, --help         show this help
 
@@ -45,6 +46,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       'tls-key': { type: 'string' },
       newline: { type: 'boolean', short: 'n' },
       binary: { type: 'string' },
+      output: { type: 'string' },
       'show-control': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -69,6 +71,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       return EXIT_FAILURE;
     }
   }
+  const output = parseOutput(values.output, LISTEN_USAGE);
   const showControl = values['show-control'] ?? false;
 
   let next = 1;
@@ -79,7 +82,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`sockeye: client ${next++} connected from ${session.remoteAddress ?? 'unknown'}${session.protocol !== undefined ? ` (subprotocol ${session.protocol})` : ''}\n`);
     },
     onMessage(_session, message) {
-      io.stdout.write(formatMessage(message));
+      io.stdout.write(formatMessage(message, output));
     },
     onPing(_session, data) {
       if (showControl) io.stdout.write(`<ping ${data.toString('hex')}>\n`);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { parseHeader, parsePort, urlHost, withUsage } from '../../src/cli/args.js';
 import { UsageError, type CliIo } from '../../src/cli/cli-io.js';
-import { formatMessage } from '../../src/cli/connect.js';
+import { formatMessage, lineToMessage } from '../../src/cli/connect.js';
 import { run } from '../../src/cli/run.js';
 
 function fakeIo(env: Record<string, string> = {}): { io: CliIo; out: () => string; err: () => string } {
@@ -81,6 +81,13 @@ describe('formatMessage', () => {
     assert.equal(formatMessage(msg(true, Buffer.alloc(32, 0x11))), `<binary 32 bytes: ${'11'.repeat(32)}>\n`);
     const big = Buffer.alloc(1000, 0x22);
     assert.equal(formatMessage(msg(true, big)), `<binary 1000 bytes: ${'22'.repeat(32)}...>\n`);
+  });
+  it('--output prints a binary message whole, in hex or base64, as --binary reads it back; text is unchanged', () => {
+    const big = Buffer.alloc(1000, 0x22);
+    assert.equal(formatMessage(msg(true, big), 'hex'), '22'.repeat(1000) + '\n');
+    assert.equal(formatMessage(msg(true, Buffer.from([0, 0xff, 0x10])), 'base64'), 'AP8Q\n');
+    assert.equal(formatMessage(msg(false, Buffer.from('plain')), 'hex'), 'plain\n');
+    assert.deepEqual(lineToMessage(formatMessage(msg(true, big), 'base64').trimEnd(), 'base64', false), big);
   });
   it('text that merely looks like the binary form stays text', () => {
     // Ambiguity is the price of printing text raw; only the type decides.

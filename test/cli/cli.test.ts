@@ -622,6 +622,7 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
       [['--binary', 'hex', '-n'], /--newline applies to text lines/],
       [['--ping', '0'], /--ping takes a number of seconds above 0/],
       [['--handshake-timeout', 'soon'], /--handshake-timeout takes a whole number of milliseconds/],
+      [['--output', 'octal'], /--output takes hex or base64/],
     ] as const) {
       const c = cli(['connect', 'ws://127.0.0.1:1/', ...args]);
       assert.equal(await c.exited(), 2, args.join(' '));
@@ -684,6 +685,31 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
       assert.equal(c.stdout().match(/^<close 1001>$/gm)?.length, 2);
     } finally {
       reap(c);
+    }
+  });
+
+  it('connect --output base64 and listen --output hex print binary messages whole', async () => {
+    const payload = Buffer.alloc(100, 0xab);
+    const { server, url } = await ourServer({ handler: { onOpen: (s) => void s.send(payload) } });
+    try {
+      const c = cli(['connect', url, '--output', 'base64', '--once', '--wait', '300'], { stdin: '' });
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(c.stdout(), payload.toString('base64') + '\n');
+    } finally {
+      await within(server.close(), 'server close');
+    }
+    const l = cli(['listen', '--port', '0', '--output', 'hex'], { stdin: null });
+    try {
+      const m = await l.waitFor(/^sockeye: listening on (ws:\/\/127\.0\.0\.1:\d+\/)$/m);
+      const a = await connect(m[1], { keepalive: null });
+      a.send(payload);
+      await l.waitFor(new RegExp(`^${'ab'.repeat(100)}$`, 'm'));
+      a.close();
+      await within(a.closed, 'close');
+      l.child.kill('SIGTERM');
+      assert.equal(await l.exited(), 0, l.stderr());
+    } finally {
+      reap(l);
     }
   });
 
