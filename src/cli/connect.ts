@@ -61,11 +61,19 @@ Examples:
   echo 00ff10 | sockeye connect ws://127.0.0.1:7681/ --binary hex --show-control
 `;
 
-/** The --output option: hex, base64, or not given. */
-export function parseOutput(value: string | undefined, usage: string): 'hex' | 'base64' | null {
+/** The value of --binary or --output (`option`): hex, base64, or not given. */
+export function parseNotation(value: string | undefined, option: string, usage: string): 'hex' | 'base64' | null {
   if (value === undefined) return null;
-  if (value !== 'hex' && value !== 'base64') throw new UsageError(`--output takes hex or base64, not ${JSON.stringify(value)}`, usage);
+  if (value !== 'hex' && value !== 'base64') throw new UsageError(`${option} takes hex or base64, not ${JSON.stringify(value)}`, usage);
   return value;
+}
+
+/** What --show-control prints for a ping or a pong, and for the close. */
+export function formatControl(kind: 'ping' | 'pong', data: Buffer): string {
+  return `<${kind} ${data.toString('hex')}>\n`;
+}
+export function formatClose(code: number, reason: string): string {
+  return `<close ${code}${reason !== '' ? ' ' + reason : ''}>\n`;
 }
 
 /** The stdin line as the message it stands for (--binary, --newline), or an error that names the line. */
@@ -147,10 +155,9 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   if (!(Number.isInteger(waitMs) && waitMs > 0)) throw new UsageError(`--wait takes a whole number of milliseconds above 0, not ${JSON.stringify(values.wait)}`, CONNECT_USAGE);
   if (once && echo) throw new UsageError('--once reads stdin, --echo does not: not both', CONNECT_USAGE);
   let idle: NodeJS.Timeout | null = null;
-  const binary = values.binary ?? null;
-  if (binary !== null && binary !== 'hex' && binary !== 'base64') throw new UsageError(`--binary takes hex or base64, not ${JSON.stringify(binary)}`, CONNECT_USAGE);
+  const binary = parseNotation(values.binary, '--binary', CONNECT_USAGE);
   if (binary !== null && values.newline) throw new UsageError('--newline applies to text lines, not to --binary input', CONNECT_USAGE);
-  const output = parseOutput(values.output, CONNECT_USAGE);
+  const output = parseNotation(values.output, '--output', CONNECT_USAGE);
   const showControl = values['show-control'] ?? false;
   const pingSeconds = values.ping === undefined ? null : Number(values.ping);
   if (pingSeconds !== null && !(Number.isFinite(pingSeconds) && pingSeconds > 0)) throw new UsageError(`--ping takes a number of seconds above 0, not ${JSON.stringify(values.ping)}`, CONNECT_USAGE);
@@ -182,10 +189,10 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     ...(showControl
       ? {
           onPing(_session: ClientSession, data: Buffer) {
-            io.stdout.write(`<ping ${data.toString('hex')}>\n`);
+            io.stdout.write(formatControl('ping', data));
           },
           onPong(_session: ClientSession, data: Buffer) {
-            io.stdout.write(`<pong ${data.toString('hex')}>\n`);
+            io.stdout.write(formatControl('pong', data));
           },
         }
       : {}),
@@ -269,7 +276,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   if (idle !== null) clearTimeout(idle);
   if (pinger !== null) clearInterval(pinger);
   offSignal();
-  if (showControl) io.stdout.write(`<close ${info.code}${info.reason !== '' ? ' ' + info.reason : ''}>\n`);
+  if (showControl) io.stdout.write(formatClose(info.code, info.reason));
   // The server may close first while stdin is still open: stop reading it.
   input?.close();
   if (input) io.stdin.destroy();

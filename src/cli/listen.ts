@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { createServer } from '../server/server.js';
 import type { ServerSession } from '../server/server-session.js';
 import type { Handler } from '../transport/types.js';
-import { formatMessage, lineToMessage, parseOutput } from './connect.js';
+import { formatClose, formatControl, formatMessage, lineToMessage, parseNotation } from './connect.js';
 import { parsePort, urlHost, parseCommand } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
 
@@ -59,8 +59,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`listen takes no arguments, got ${JSON.stringify(positionals[0])}`, LISTEN_USAGE);
   const port = values.port !== undefined ? parsePort(values.port, '--port', LISTEN_USAGE) : io.env.PORT !== undefined ? parsePort(io.env.PORT, 'PORT', LISTEN_USAGE) : 7681;
   const host = values.host ?? '127.0.0.1';
-  const binary = values.binary ?? null;
-  if (binary !== null && binary !== 'hex' && binary !== 'base64') throw new UsageError(`--binary takes hex or base64, not ${JSON.stringify(binary)}`, LISTEN_USAGE);
+  const binary = parseNotation(values.binary, '--binary', LISTEN_USAGE);
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together', LISTEN_USAGE);
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
@@ -71,7 +70,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       return EXIT_FAILURE;
     }
   }
-  const output = parseOutput(values.output, LISTEN_USAGE);
+  const output = parseNotation(values.output, '--output', LISTEN_USAGE);
   const showControl = values['show-control'] ?? false;
 
   let next = 1;
@@ -85,13 +84,13 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(formatMessage(message, output));
     },
     onPing(_session, data) {
-      if (showControl) io.stdout.write(`<ping ${data.toString('hex')}>\n`);
+      if (showControl) io.stdout.write(formatControl('ping', data));
     },
     onPong(_session, data) {
-      if (showControl) io.stdout.write(`<pong ${data.toString('hex')}>\n`);
+      if (showControl) io.stdout.write(formatControl('pong', data));
     },
     onClose(session, info) {
-      if (showControl) io.stdout.write(`<close ${info.code}${info.reason !== '' ? ' ' + info.reason : ''}>\n`);
+      if (showControl) io.stdout.write(formatClose(info.code, info.reason));
       io.stderr.write(`sockeye: client ${names.get(session) ?? '?'} closed (${info.code})\n`);
     },
   };

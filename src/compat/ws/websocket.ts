@@ -8,6 +8,7 @@ import { isValidWireCloseCode } from '../../core/close-codes.js';
 import type { MessageCodec } from '../../core/message-codec.js';
 import type { Context } from '../../transport/context.js';
 import { Session, type MessageWriter } from '../../transport/session.js';
+import { toBytes as engineBytes } from '../../transport/message-writer.js';
 import type { CloseInfo, Handler, Message } from '../../transport/types.js';
 import { toWsError } from './errors.js';
 import { addEventListener, attributeListener, removeEventListener, setAttributeListener, WAS_CLEAN, type EventListenerLike } from './event-target.js';
@@ -68,14 +69,16 @@ function notOpen(state: number): Error {
   return new Error(`WebSocket is not open: readyState ${state} (${STATE_NAMES[state]})`);
 }
 
-/** Bytes of what send() takes, as ws converts it (a TypeError for what Buffer.from() refuses). */
+/**
+ * Bytes of what send() takes, as ws converts it: what the engine takes, by
+ * the engine's own conversion; beyond it, nothing as empty, a number as its
+ * text, and arrays or objects as Buffer.from() takes them (a TypeError for
+ * what it refuses).
+ */
 export function toBytes(data: Exclude<WsData, Blob> | undefined): Buffer {
-  if (Buffer.isBuffer(data)) return data;
   if (data === undefined) return EMPTY;
-  if (typeof data === 'string') return Buffer.from(data);
-  if (data instanceof ArrayBuffer) return Buffer.from(data);
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (typeof data === 'number') return Buffer.from(String(data));
+  if (typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return engineBytes(data);
   return Buffer.from(data as never);
 }
 
@@ -532,7 +535,7 @@ export class WebSocket extends EventEmitter {
       return;
     }
     if (isBlob(data)) {
-      // A Blob is read first; its ping goes in order with the sends queued behind Blobs.
+      // A Blob is read first; the ping or pong goes out once it has been read.
       void data.arrayBuffer().then((ab) => this.#control(kind, Buffer.from(ab), undefined, cb));
       return;
     }
@@ -646,21 +649,23 @@ export class WebSocket extends EventEmitter {
   }
 
   #sendFrame(frame: Buffer | readonly Buffer[], cb: SendCallback | undefined): void {
-    const parts = Buffer.isBuffer(frame) ? [frame] : [...frame];
-    const head = parts.length === 1 ? parts[0] : Buffer.concat(parts.slice(0, 1).concat(parts[1].subarray(0, Math.min(parts[1].length, 14))));
+    let parts = Buffer.isBuffer(frame) ? [frame] : [...frame];
+    // The header's first two bytes are read from the first part (joined first in the odd case they are split).
+    if (parts[0].length < 2) parts = [Buffer.concat(parts)];
+    const head = parts[0];
     const opcode = head[0] & 0x0f;
-    const len7 = head[1] & 0x7f;
-    // A prebuilt frame is a whole, unmasked data frame (a server's); anything else is sent as a message of its payload.
-    if (this.readyState !== OPEN || this.#session!.state !== 'open' || (head[0] & 0xf0) !== 0x80 || (head[1] & 0x80) !== 0 || (opcode !== 1 && opcode !== 2)) {
-      if (this.readyState !== OPEN) this.#late(Buffer.concat(parts), cb);
-      else throw new TypeError('sendFrame takes a whole, unmasked text or binary frame');
+    // A prebuilt frame is a whole, unmasked data frame (a server's); anything else is refused.
+    if (this.readyState !== OPEN || this.#session!.state !== 'open') {
+      this.#late(Buffer.concat(parts), cb);
       return;
     }
+    if ((head[0] & 0xf0) !== 0x80 || (head[1] & 0x80) !== 0 || (opcode !== 1 && opcode !== 2)) throw new TypeError('sendFrame takes a whole, unmasked text or binary frame');
+    const len7 = head[1] & 0x7f;
     const headerLength = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
     let total = 0;
     for (const p of parts) total += p.length;
-    const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
-    const payload = whole.subarray(headerLength);
+    // ws's frame() gives [header, payload]: the payload is then its own part, with nothing to join.
+    const payload = parts.length === 2 && head.length === headerLength ? parts[1] : Buffer.concat(parts, total).subarray(headerLength);
     const status = this.#session!.sendShared(parts, total, payload, opcode === 2, false);
     this.#messages++;
     if (status === 'dropped') {

@@ -17,34 +17,12 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as EioServer, type ServerOptions, type Socket as EioSocket } from 'engine.io';
-import { NodeWebSocket, NodeXHR, Socket as EioClient } from 'engine.io-client';
-import { WebSocket, WebSocketServer, type WebSocketClientOptions, type WebSocketServerOptions } from '../../../src/compat/ws/index.js';
+import { NodeXHR, Socket as EioClient } from 'engine.io-client';
+import { WebSocket, WebSocketServer, type WebSocketServerOptions } from '../../../src/compat/ws/index.js';
 import { pseudoRandomBytes, waitUntil, withTimeout } from '../../helpers/ws-pair.js';
-import { bytesOf, next, WAIT } from '../../helpers/engine-io.js';
+import { bytesOf, next, sockeyeClients, sockeyeSocketOf, SockeyeTransport, WAIT } from '../../helpers/engine-io.js';
 
 const TEST = { timeout: 20_000 };
-
-/** The sockeye socket under engine.io's websocket transport (its `socket` property), or a failure. */
-function sockeyeSocketOf(socket: EioSocket): WebSocket {
-  const transport = socket.transport;
-  assert.equal(transport.name, 'websocket');
-  assert.ok('socket' in transport, 'the websocket transport keeps its socket');
-  const ws = transport.socket;
-  assert.ok(ws instanceof WebSocket, 'the server-side socket is a sockeye/ws WebSocket');
-  return ws;
-}
-
-/** Clients made by SockeyeTransport. */
-const sockeyeClients: WebSocket[] = [];
-
-/** engine.io-client's Node websocket transport with sockeye/ws's client in place of the ws package's. */
-class SockeyeTransport extends NodeWebSocket {
-  override createSocket(uri: string, protocols: string | string[] | undefined, opts: Record<string, unknown>): WebSocket {
-    const ws = new WebSocket(uri, protocols, opts as WebSocketClientOptions);
-    sockeyeClients.push(ws);
-    return ws;
-  }
-}
 
 /** A server socket's session id (engine.io's typings keep `id` private). */
 function idOf(socket: EioSocket): string {

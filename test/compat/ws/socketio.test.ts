@@ -17,34 +17,12 @@ import { Socket as NetSocket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as IoServer, type ServerOptions, type Socket as ServerSocket } from 'socket.io';
 import { io as ioClient, type ManagerOptions, type Socket as ClientSocket, type SocketOptions } from 'socket.io-client';
-import { NodeWebSocket, NodeXHR } from 'engine.io-client';
-import { WebSocket, WebSocketServer, type WebSocketClientOptions, type WebSocketServerOptions } from '../../../src/compat/ws/index.js';
+import { NodeXHR } from 'engine.io-client';
+import { WebSocket, WebSocketServer, type WebSocketServerOptions } from '../../../src/compat/ws/index.js';
 import { pseudoRandomBytes, waitUntil, withTimeout } from '../../helpers/ws-pair.js';
-import { bytesOf, next, WAIT } from '../../helpers/engine-io.js';
+import { bytesOf, next, sockeyeClients, sockeyeSocketOf, SockeyeTransport, WAIT } from '../../helpers/engine-io.js';
 
 const TEST = { timeout: 20_000 };
-
-/** The sockeye socket engine.io's websocket transport runs on (its `socket` property), or a failure. */
-function sockeyeSocketOf(server: ServerSocket): WebSocket {
-  const transport = server.conn.transport;
-  assert.equal(transport.name, 'websocket');
-  assert.ok('socket' in transport, 'the websocket transport keeps its socket');
-  const ws = transport.socket;
-  assert.ok(ws instanceof WebSocket, 'the server-side socket is a sockeye/ws WebSocket');
-  return ws;
-}
-
-/** Clients made by SockeyeTransport. */
-const sockeyeClients: WebSocket[] = [];
-
-/** engine.io-client's Node websocket transport with sockeye/ws's client in place of the ws package's. */
-class SockeyeTransport extends NodeWebSocket {
-  override createSocket(uri: string, protocols: string | string[] | undefined, opts: Record<string, unknown>): WebSocket {
-    const ws = new WebSocket(uri, protocols, opts as WebSocketClientOptions);
-    sockeyeClients.push(ws);
-    return ws;
-  }
-}
 
 interface Upgrade {
   ws: WebSocket;
@@ -130,7 +108,7 @@ async function start(options: Partial<ServerOptions> = {}): Promise<Fixture> {
         await waitUntil(() => server.conn.transport.name === 'websocket', WAIT, 'the server to upgrade');
       }
       assert.equal(engine.transport.name, 'websocket');
-      const ws = sockeyeSocketOf(server);
+      const ws = sockeyeSocketOf(server.conn);
       assert.ok(upgrades.some((u) => u.ws === ws), 'the socket came from the engine\'s handleUpgrade');
       return { client, server, ws };
     },
