@@ -156,6 +156,13 @@ export interface ConnectionOptions {
   streamMessages?: boolean;
   /** Client only: returns 4 fresh random bytes per frame (S5: the core has no randomness of its own). */
   maskSource?: () => Uint8Array;
+  /**
+   * Allocates the buffer an outgoing frame is built in when send() copies a
+   * payload (invariant S2). Default Buffer.allocUnsafe. A host that knows
+   * when its stream has written a buffer may lend reused ones (the
+   * transport's FramePool); the buffer must not be shared with anything else.
+   */
+  allocFrame?: (size: number) => Buffer;
   /** The current time in ms, as the host measures it. */
   now: number;
   /** A negotiated per-message extension (permessage-deflate), or none. */

@@ -71,7 +71,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     const codec = options.codec ?? null;
     const maskSource = this.role === 'client' ? options.maskSource! : null;
     this.codecs = codec ? new CodecQueues(codec, this, host, maskSource) : null;
-    this.sender = new FrameSender(host, this.codecs, maskSource);
+    this.sender = new FrameSender(host, this.codecs, maskSource, options.allocFrame ?? null);
     this.assembler = new MessageAssembler(this, this.limits, codec, options.streamMessages ?? false);
     this.parser = new FrameParser(this.assembler, {
       role: this.role,

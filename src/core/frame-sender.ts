@@ -25,8 +25,12 @@ export class FrameSender {
   /** Bits of STREAMING, STREAM_BINARY, STREAM_COMPRESSED and CLOSE_SENT (one field: thousands of connections each have one). */
   private flags = 0;
 
-  constructor(host: ConnectionHost, codecs: CodecQueues | null, maskSource: (() => Uint8Array) | null) {
+  /** Where copied frames are built (ConnectionOptions.allocFrame); null: Buffer.allocUnsafe. */
+  private readonly alloc: ((size: number) => Buffer) | null;
+
+  constructor(host: ConnectionHost, codecs: CodecQueues | null, maskSource: (() => Uint8Array) | null, alloc: ((size: number) => Buffer) | null = null) {
     this.host = host;
+    this.alloc = alloc;
     this.codecs = codecs;
     this.maskSource = maskSource;
   }
@@ -62,7 +66,7 @@ export class FrameSender {
       this.codecs!.compress(opcode, data, owned, true, true);
       return;
     }
-    const opts = { mask: this.mask() };
+    const opts = { mask: this.mask(), alloc: this.alloc };
     this.emit(owned && Buffer.isBuffer(data) ? encodeOwnedFrame(opcode, data, opts) : encodeFrame(opcode, data, opts), true, opcode);
   }
 
@@ -89,7 +93,7 @@ export class FrameSender {
       this.codecs!.compress(opcode, data, false, first, last);
       return;
     }
-    this.emit(encodeFrame(opcode, data, { fin: last, mask: this.mask() }), last, opcode);
+    this.emit(encodeFrame(opcode, data, { fin: last, mask: this.mask(), alloc: this.alloc }), last, opcode);
   }
 
   /** A ping or pong: urgent, it may pass queued data frames but never enters one (S2). */

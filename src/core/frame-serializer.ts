@@ -6,6 +6,8 @@ export interface EncodeOptions {
   rsv?: number;
   /** 4 fresh random bytes for a client frame (RFC 6455 section 5.3), null for a server frame. */
   mask: Uint8Array | null;
+  /** Allocates the frame's buffer when the payload is copied (default Buffer.allocUnsafe). */
+  alloc?: ((size: number) => Buffer) | null;
 }
 
 /** Size of a frame header for a payload of `length` bytes (RFC 6455 section 5.2). */
@@ -53,7 +55,7 @@ function writeHeader(target: Buffer, opcode: number, length: number, opts: Encod
 export function encodeFrame(opcode: number, payload: Uint8Array, opts: EncodeOptions): Buffer[] {
   const length = payload.length;
   const hsize = headerSize(length, opts.mask !== null);
-  const out = Buffer.allocUnsafe(hsize + length);
+  const out = opts.alloc ? opts.alloc(hsize + length) : Buffer.allocUnsafe(hsize + length);
   writeHeader(out, opcode, length, opts);
   out.set(payload, hsize);
   if (opts.mask) applyMask(out, opts.mask, 0, hsize, hsize + length);

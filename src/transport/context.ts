@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { FramePool } from './frame-pool.js';
 import { Limiter } from './limiter.js';
 import { TimerWheel } from './timer-wheel.js';
 
@@ -18,12 +19,15 @@ export class Context {
   readonly timers: TimerWheel;
   /** Bounds concurrent zlib work of every session of this context. */
   readonly zlib: Limiter;
+  /** Reused buffers for large outgoing frames (see FramePool). */
+  readonly frames: FramePool;
   private pool = Buffer.alloc(0);
   private poolPos = 0;
 
   constructor(options: ContextOptions = {}) {
     this.timers = new TimerWheel(options.timerResolutionMs ?? 10);
     this.zlib = new Limiter(options.zlibConcurrency ?? 8);
+    this.frames = new FramePool(this.timers);
   }
 
   now(): number {
@@ -50,6 +54,8 @@ export class Context {
   }
 
   close(): void {
+    this.timers.cancel(this.frames);
+    this.frames.clear();
     this.timers.stop();
   }
 }

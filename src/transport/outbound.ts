@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { FramePool } from './frame-pool.js';
 import { FrameQueue, joinSmallFrames } from './frame-queue.js';
 import { compactHead } from './head-list.js';
 
@@ -77,10 +78,26 @@ export class Outbound {
    */
   private unconfirmed: number[] | null = null;
   private unconfirmedHead = 0;
+  /**
+   * Where frame buffers lent by the context's FramePool go back once the
+   * stream has written them; null for a stream that may hold on to a
+   * buffer after writing it (see SessionBinding).
+   */
+  private readonly pool: FramePool | null;
+  /**
+   * Lent frame buffers handed to stream.write() whose bytes have not all
+   * reached the kernel, with the writtenBytes count at their last byte, in
+   * write order (read from `lentHead`). Given back by settle(), never while
+   * the stream may still read them (invariant S2).
+   */
+  private lentEnds: number[] | null = null;
+  private lentBufs: (Buffer | null)[] | null = null;
+  private lentHead = 0;
 
-  constructor(stream: Duplex, tls: boolean) {
+  constructor(stream: Duplex, tls: boolean, pool: FramePool | null = null) {
     this.stream = stream;
     this.tls = tls;
+    this.pool = pool;
     this.writtenBytes = stream.writableLength;
   }
 
@@ -191,6 +208,7 @@ export class Outbound {
   private writeToStream(chunks: Buffer[], messages: number): void {
     const s = this.stream;
     let ok: boolean;
+    const start = this.writtenBytes;
     let bytes: number;
     if (chunks.length === 1) {
       bytes = chunks[0].length;
@@ -210,13 +228,36 @@ export class Outbound {
       if (corked) s.uncork();
     }
     this.writtenBytes += bytes;
+    if (this.pool !== null) this.trackLent(chunks, start);
     // The usual case needs no entry: the write went to the kernel at once, and with it everything before it.
     if (messages > 0 && (s.writableLength > 0 || s.destroyed)) {
       (this.unconfirmed ??= []).push(this.writtenBytes, messages);
       this.unconfirmedMessages += messages;
     }
-    if (this.unconfirmedMessages > 0) this.settle();
+    if (this.unconfirmedMessages > 0 || this.lentCount > 0) this.settle();
     if (!ok) this.blocked = true;
+  }
+
+  /** Something for settle() to confirm or give back. */
+  get unsettled(): boolean {
+    return this.unconfirmedMessages > 0 || this.lentCount > 0;
+  }
+
+  private get lentCount(): number {
+    return this.lentBufs === null ? 0 : this.lentBufs.length - this.lentHead;
+  }
+
+  /** Notes the lent frame buffers among `chunks`, written from byte `start` on, for settle() to give back. */
+  private trackLent(chunks: Buffer[], start: number): void {
+    const pool = this.pool!;
+    let end = start;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i];
+      end += c.length;
+      if (!pool.isLent(c)) continue;
+      (this.lentEnds ??= []).push(end);
+      (this.lentBufs ??= []).push(c);
+    }
   }
 
   /**
@@ -229,22 +270,44 @@ export class Outbound {
    * counts as unsent (over-reporting, never under-reporting).
    */
   settle(): void {
-    const q = this.unconfirmed;
-    if (q === null || this.unconfirmedMessages === 0 || this.stream.destroyed) return;
+    if (this.stream.destroyed) return;
     const pending = this.stream.writableLength;
-    if (pending === 0) {
-      q.length = 0;
-      this.unconfirmedHead = 0;
-      this.unconfirmedMessages = 0;
-      return;
-    }
     const done = this.writtenBytes - pending;
-    let i = this.unconfirmedHead;
-    while (i < q.length && q[i] <= done) {
-      this.unconfirmedMessages -= q[i + 1];
-      i += 2;
+    const q = this.unconfirmed;
+    if (q !== null && this.unconfirmedMessages > 0) {
+      if (pending === 0) {
+        q.length = 0;
+        this.unconfirmedHead = 0;
+        this.unconfirmedMessages = 0;
+      } else {
+        let i = this.unconfirmedHead;
+        while (i < q.length && q[i] <= done) {
+          this.unconfirmedMessages -= q[i + 1];
+          i += 2;
+        }
+        this.unconfirmedHead = compactHead(q, i);
+      }
     }
-    this.unconfirmedHead = compactHead(q, i);
+    if (this.lentCount > 0) this.giveBackWritten(done);
+  }
+
+  /** Gives the pool back the lent buffers whose last byte is at or before `done` (they reached the kernel). */
+  private giveBackWritten(done: number): void {
+    const ends = this.lentEnds!;
+    const bufs = this.lentBufs!;
+    let i = this.lentHead;
+    while (i < bufs.length && ends[i] <= done) {
+      this.pool!.giveBack(bufs[i]!);
+      bufs[i] = null;
+      i++;
+    }
+    if (i === bufs.length) {
+      ends.length = 0;
+      bufs.length = 0;
+      this.lentHead = 0;
+    } else {
+      this.lentHead = i;
+    }
   }
 
   /**
@@ -264,6 +327,10 @@ export class Outbound {
     this.batchBytes = 0;
     this.batchMessages = 0;
     this.unconfirmed = null;
+    // Lent buffers still in a write are not given back: a destroyed stream may not be done with them.
+    this.lentEnds = null;
+    this.lentBufs = null;
+    this.lentHead = 0;
     return unsent;
   }
 }

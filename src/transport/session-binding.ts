@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Connection, type ClosedEvent, type ConnectionEvent, type ConnectionHost, type KeepaliveOptions, type Role } from '../core/connection.js';
 import type { MessageCodec } from '../core/message-codec.js';
@@ -96,7 +97,11 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   constructor(init: SessionInit<T>) {
     this.socket = init.socket;
     // The adapter is looked up where it is needed (shared per kind of stream): no field for it.
-    this.out = new Outbound(init.socket, StreamAdapter.for(init.socket, init.role).encrypted);
+    // Reused frame buffers only over node:net sockets (TLS ones included): a write there is done with
+    // its buffer once writableLength has passed it. Another Duplex may keep the very buffer it was
+    // given (an in-memory pair hands it to its reader), so it gets fresh ones (frame-pool.ts).
+    const pool = init.socket instanceof Socket ? init.context.frames : null;
+    this.out = new Outbound(init.socket, StreamAdapter.for(init.socket, init.role).encrypted, pool);
     this.gate = new ReadGate(init.socket, this);
     this.context = init.context;
     this.handler = init.handler as unknown as Handler<this>;
@@ -116,6 +121,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       now: init.context.now(),
       codec: init.codec ?? null,
       autoPong: init.autoPong,
+      allocFrame: pool === null ? undefined : pool.alloc,
     });
   }
 
@@ -343,7 +349,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       this.gate.defer(chunk);
       return;
     }
-    if (this.out.unconfirmedMessages > 0) this.out.settle();
+    if (this.out.unsettled) this.out.settle();
     // Replies produced by one read (pongs, echoes) leave in one write (see Outbound's batch).
     this.out.beginBatch();
     let used: number;

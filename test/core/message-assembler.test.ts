@@ -238,6 +238,121 @@ describe('MessageAssembler: whole messages', () => {
 
 // ------------------------------------------------------------------ limits
 
+/** A deterministic generator (xorshift32), so a failing case can be replayed. */
+function rng(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}
+
+/** `data` cut at random places, with runs of 1-byte pieces (the merge path) among larger ones. */
+function randomChop(data: Buffer, rand: (n: number) => number): Buffer[] {
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < data.length) {
+    const kind = rand(4);
+    const size = kind === 0 ? 1 : kind === 1 ? 1 + rand(200) : 1 + rand(20_000);
+    if (kind === 0) {
+      for (let k = rand(150); k > 0 && i < data.length; k--) out.push(data.subarray(i, ++i));
+      continue;
+    }
+    out.push(data.subarray(i, i + size));
+    i += size;
+  }
+  return out;
+}
+
+/** Runs `fn` while recording the sizes Buffer.allocUnsafe is asked for. */
+function recordAllocations(fn: () => void): number[] {
+  const sizes: number[] = [];
+  const original = Buffer.allocUnsafe;
+  Buffer.allocUnsafe = (size: number) => {
+    sizes.push(size);
+    return original(size);
+  };
+  try {
+    fn();
+  } finally {
+    Buffer.allocUnsafe = original;
+  }
+  return sizes;
+}
+
+describe('MessageAssembler: a frame that spans reads', () => {
+  it('is copied into one buffer of its size as it arrives: the message is exact and no piece is kept', () => {
+    const data = testBytes(200_000, 3);
+    const pieces = chop(data, 65_536);
+    const { rec, asm } = make();
+    feedFrame(asm, Op.Binary, pieces);
+    const msg = rec.messages[0].data;
+    assert.deepEqual(msg, data);
+    assert.equal(msg.length, data.length);
+    for (const p of pieces) assert.notEqual(msg.buffer, p.buffer, 'a copy, not a view of a read');
+    // The copy is the message's own: the reads' buffers may be reused afterwards.
+    for (const p of pieces) p.fill(0);
+    assert.deepEqual(msg, testBytes(200_000, 3));
+  });
+
+  it('any cut, any frames: messages of random frames in random pieces are exact', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rand = rng(seed);
+      const { rec, asm } = make({ limits: { maxMessageBytes: 4 << 20, maxFrameBytes: 4 << 20 } });
+      const frames = 1 + rand(5);
+      const whole: Buffer[] = [];
+      for (let f = 0; f < frames; f++) {
+        const len = rand(4) === 0 ? rand(300) : rand(120_000);
+        const payload = testBytes(len, seed * 7 + f);
+        whole.push(payload);
+        feedFrame(asm, f === 0 ? Op.Binary : Op.Continuation, randomChop(payload, rand), f === frames - 1);
+      }
+      assert.equal(rec.messages.length, 1, `seed ${seed}`);
+      assert.deepEqual(rec.messages[0].data, Buffer.concat(whole), `seed ${seed}`);
+    }
+  });
+
+  it('a merged run of small pieces that began in the previous frame is split where the frame starts', () => {
+    const { rec, asm } = make();
+    const a = testBytes(100, 1);
+    const b = testBytes(4000, 2);
+    // 100 one-byte pieces of frame a, then frame b's first 40 bytes one by one: merge runs of 64 cross the boundary.
+    feedFrame(asm, Op.Binary, chop(a, 1), false);
+    feedFrame(asm, Op.Continuation, [...chop(b.subarray(0, 600), 1), b.subarray(600)], true);
+    assert.deepEqual(rec.messages[0].data, Buffer.concat([a, b]));
+  });
+
+  it('the buffer of a frame is made only once an eighth of it has arrived (S3: a peer that announces much and sends little)', () => {
+    const length = 8 << 20;
+    const { rec, asm } = make({ limits: { maxMessageBytes: 16 << 20, maxFrameBytes: 16 << 20 } });
+    const data = testBytes(length, 9);
+    const pieces = chop(data, 65_536);
+    asm.onDataFrameStart(Op.Binary, true, 0, length);
+    let got = 0;
+    for (const p of pieces) {
+      const sizes = recordAllocations(() => asm.onDataPayload(p, length - got - p.length));
+      got += p.length;
+      const big = sizes.filter((n) => n >= 1 << 20);
+      if (got * 8 < length) assert.deepEqual(big, [], `no large buffer at ${got} bytes received`);
+      else if (got - p.length < length / 8) assert.deepEqual(big, [length], `the frame's buffer once ${got} bytes arrived`);
+      else assert.deepEqual(big, [], 'made once');
+    }
+    asm.onDataFrameEnd(true);
+    assert.deepEqual(rec.messages[0].data, data);
+  });
+
+  it('a frame that arrives whole in one piece is still delivered as a view (no copy), among frames that span reads', () => {
+    const { rec, asm } = make();
+    const whole = testBytes(50_000, 4);
+    feedFrame(asm, Op.Binary, [whole]);
+    assert.equal(rec.messages[0].data, whole);
+  });
+});
+
 describe('MessageAssembler: limits (S3)', () => {
   it('a message of exactly maxMessageBytes passes; one byte more fails with 1009 at the header', () => {
     const { rec, asm } = make({ limits: { maxMessageBytes: 1000 } });

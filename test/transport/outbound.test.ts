@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { Outbound } from '../../src/transport/outbound.js';
+import { FramePool } from '../../src/transport/frame-pool.js';
 
 /** A stream that holds every write until complete() is called: what it "sent" is in `sent`. */
 class HeldStream extends Duplex {
@@ -147,5 +148,82 @@ describe('Outbound', () => {
       s.completeAll();
       assert.equal(s.writes, writes, `tls ${tls}, payload ${payload}`);
     }
+  });
+});
+
+describe('Outbound: frame buffers lent by a FramePool (S2: never reused while the stream may still read them)', () => {
+  const SIZE = 100_000;
+  /** A lent frame buffer filled with `byte`. */
+  const lentFrame = (pool: FramePool, byte: number): Buffer => pool.alloc(SIZE).fill(byte);
+
+  it('a written frame is given back only once its write has completed', () => {
+    const pool = new FramePool(null);
+    const s = new HeldStream(1 << 30);
+    const out = new Outbound(s, false, pool);
+    const frame = lentFrame(pool, 1);
+    assert.equal(out.write([frame], false, true, false, MAX, 0), 'written');
+    out.settle();
+    assert.ok(pool.isLent(frame), 'still in a write: not given back');
+    assert.notEqual(pool.alloc(SIZE).buffer, frame.buffer);
+    s.completeAll();
+    out.settle();
+    assert.equal(pool.isLent(frame), false, 'written: given back');
+    assert.equal(s.sent[0], frame);
+    assert.equal(s.sent[0][0], 1);
+  });
+
+  it('a queued frame is not given back before it is written; frames behind an unfinished write wait for it', () => {
+    const pool = new FramePool(null);
+    const s = new HeldStream(SIZE);
+    const out = new Outbound(s, false, pool);
+    const a = lentFrame(pool, 1);
+    const b = lentFrame(pool, 2);
+    const c = lentFrame(pool, 3);
+    assert.equal(out.write([a], false, true, false, MAX, 0), 'written');
+    assert.equal(out.write([b], false, true, false, MAX, 0), 'queued');
+    assert.equal(out.write([c], false, true, false, MAX, 0), 'queued');
+    out.settle();
+    for (const x of [a, b, c]) assert.ok(pool.isLent(x));
+    s.completeAll();
+    out.drained(); // b goes to the stream
+    assert.equal(pool.isLent(a), false, 'a is through');
+    assert.ok(pool.isLent(b), 'b is in a write');
+    assert.ok(pool.isLent(c), 'c is queued');
+    flushAll(s, out);
+    out.settle();
+    assert.equal(pool.isLent(b), false);
+    assert.equal(pool.isLent(c), false);
+    assert.deepEqual(s.sent.map((x) => x[0]), [1, 2, 3], 'each went out with its own bytes');
+  });
+
+  it("a frame in a read's batch is given back once the batch's write completes", () => {
+    const pool = new FramePool(null);
+    const s = new HeldStream(1 << 30);
+    const out = new Outbound(s, false, pool);
+    out.beginBatch();
+    const a = lentFrame(pool, 7);
+    assert.equal(out.write([Buffer.from([0x82, 0x7f]), a], false, true, false, MAX, 0), 'batched');
+    out.settle();
+    assert.ok(pool.isLent(a), 'batched, not written yet');
+    out.endBatch();
+    out.settle();
+    assert.ok(pool.isLent(a), 'in a write');
+    s.completeAll();
+    out.settle();
+    assert.equal(pool.isLent(a), false);
+  });
+
+  it('frames in a write when the stream is destroyed are never given back', () => {
+    const pool = new FramePool(null);
+    const s = new HeldStream(1 << 30);
+    const out = new Outbound(s, false, pool);
+    const a = lentFrame(pool, 1);
+    out.write([a], false, true, false, MAX, 0);
+    s.destroy();
+    out.settle();
+    out.release(false);
+    out.settle();
+    assert.ok(pool.isLent(a), 'the destroyed stream may still hold it');
+    assert.equal(pool.idleBytes, 0);
   });
 });
