@@ -1,12 +1,44 @@
+import { MASK_SIMD_WASM_BASE64 } from './mask-simd-bytes.js';
+
 /** True on little-endian hosts, where a word read from bytes b0..b7 is b0 | b1 << 8 | ... */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** Below this many bytes the 32-bit path's view is not worth creating. */
-const WORD_PATH_MIN = 64;
-/** From this many bytes on, the 64-bit path (see applyMaskKey). */
-const WIDE_PATH_MIN = 1024;
+// Where each path starts (see applyMaskKey): the length from which it no longer loses to the paths
+// below it, both on a whole view (the frame parser's case) and on a range of a larger buffer (the
+// frame serializer's). `node bench/mask.mjs --paths [--range]` times every path at every size.
+/** Below this many bytes, the byte loop: the 32-bit path's typed-array view costs more than its wider words save. */
+const WORD_PATH_MIN = 256;
+/** From this many bytes on, the 64-bit path rather than the 32-bit one. */
+const WIDE_PATH_MIN = 512;
+/**
+ * From this many bytes on, the WebAssembly SIMD path when the runtime has it:
+ * below it, the copies in and out and the call into WebAssembly cost more
+ * than the 16-byte XOR saves.
+ */
+const SIMD_PATH_MIN = 192;
+/**
+ * Bytes masked per trip through the WebAssembly scratch (copy in, XOR, copy
+ * out), so that the scratch stays small and in cache however long the range.
+ * A multiple of 4, so every block starts at the mask phase of the first; it
+ * must fit in mask-simd.wat's memory with the 63 bytes its loop runs past a
+ * length (mask-simd.wat says how big that memory is). A socket chunk of up to
+ * 64 KiB makes one trip.
+ */
+const SIMD_BLOCK = 65536;
 // Every path must give the bytes of RFC 6455 section 5.3's formula, at every alignment, mask phase
-// and length: test/core/mask.test.ts.
+// and length, and around every threshold and block boundary: test/core/mask.test.ts.
+
+/**
+ * For tests and the benchmark only (test/core/mask.test.ts, bench/mask.mjs;
+ * src/core/index.ts does not export it): the constants above, so that the
+ * tests check the lengths around each of them.
+ */
+export const MASK_THRESHOLDS: Readonly<{ wordPathMin: number; widePathMin: number; simdPathMin: number; simdBlock: number }> = Object.freeze({
+  wordPathMin: WORD_PATH_MIN,
+  widePathMin: WIDE_PATH_MIN,
+  simdPathMin: SIMD_PATH_MIN,
+  simdBlock: SIMD_BLOCK,
+});
 
 /**
  * A 4-byte masking key as one number: byte k of the key is (key >>> 8k) & 255.
@@ -51,41 +83,122 @@ function wideKey(word: number): bigint {
 }
 
 /**
- * applyMask() with the key packed by packMask(). Long runs are XORed a word at
- * a time through a typed-array view of the aligned middle of the range (the
- * key rotated to the byte it starts on):
- * - from 1 KiB, 64 bits at a time through a BigUint64Array: V8 (Node 20 and
- *   later) compiles the XOR of a BigUint64Array element with a BigInt to plain
- *   64-bit instructions, the widest XOR JavaScript has (xorWords);
- * - from 64 bytes, 32 bits at a time through an Int32Array (below about
- *   1 KiB the 64-bit path's longer alignment prefix costs more than its wider
- *   words save);
+ * applyMask() with the key packed by packMask(). The range is XORed by one of
+ * four paths, chosen by its length (pathFor):
+ * - from SIMD_PATH_MIN, 16 bytes at a time by WebAssembly SIMD (maskSimd),
+ *   when the runtime has WebAssembly and its SIMD (otherwise the paths below
+ *   take every length);
+ * - from WIDE_PATH_MIN, 64 bits at a time through a BigUint64Array: V8 (Node
+ *   20 and later) compiles the XOR of a BigUint64Array element with a BigInt
+ *   to plain 64-bit instructions, the widest XOR JavaScript has (maskWords64);
+ * - from WORD_PATH_MIN, 32 bits at a time through an Int32Array (below
+ *   WIDE_PATH_MIN the 64-bit path's longer alignment prefix costs about what
+ *   its wider words save);
  * - below that, a byte at a time, four per loop turn.
  */
 export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 0, end = data.length): void {
-  let i = start;
-  let m = offset & 3;
-  if (end - i >= WIDE_PATH_MIN && LITTLE_ENDIAN) {
-    // Bytes up to the first 8-byte-aligned offset of the underlying ArrayBuffer.
-    while (((data.byteOffset + i) & 7) !== 0) {
-      data[i] ^= key >>> (m << 3);
-      i++;
-      m = (m + 1) & 3;
-    }
-    const words = (end - i) >>> 3;
-    xorWords(new BigUint64Array(data.buffer, data.byteOffset + i, words), wideKey(rotateKey(key, m)), words);
-    maskTail(data, i + (words << 3), end, key, m);
-    return;
+  runPath(pathFor(end - start, true), data, key, offset & 3, start, end);
+}
+
+/** The paths of applyMaskKey, by name. */
+export type MaskPath = 'bytes' | 'words32' | 'words64' | 'simd';
+
+/** The paths by number, as pathFor() and runPath() name them. */
+const PATH_NAMES: readonly MaskPath[] = ['bytes', 'words32', 'words64', 'simd'];
+const BYTES = 0;
+const WORDS32 = 1;
+const WORDS64 = 2;
+const SIMD = 3;
+
+/**
+ * The path for a range of `length` bytes (with `simd` false: the path where
+ * WebAssembly SIMD is missing). The one place where the thresholds are
+ * applied: applyMaskKey and maskPathFor both ask it, so the tests of
+ * maskPathFor check applyMaskKey's choice.
+ */
+function pathFor(length: number, simd: boolean): number {
+  if (simd && length >= SIMD_PATH_MIN && simdMasker() !== null) return SIMD;
+  if (length >= WIDE_PATH_MIN && LITTLE_ENDIAN) return WORDS64;
+  if (length >= WORD_PATH_MIN && LITTLE_ENDIAN) return WORDS32;
+  return BYTES;
+}
+
+/** Masks [start, end) from mask phase m through the path numbered `path`; false (nothing touched) when it cannot run here. */
+function runPath(path: number, data: Uint8Array, key: number, m: number, start: number, end: number): boolean {
+  if (path === SIMD) {
+    const simd = simdMasker();
+    if (simd === null) return false;
+    maskSimd(simd, data, key, m, start, end);
+  } else if (path === WORDS64) {
+    if (!LITTLE_ENDIAN) return false;
+    maskWords64(data, key, m, start, end);
+  } else if (path === WORDS32) {
+    if (!LITTLE_ENDIAN) return false;
+    maskWords32(data, key, m, start, end);
+  } else {
+    maskBytes(data, key, m, start, end);
   }
-  if (end - i >= WORD_PATH_MIN && LITTLE_ENDIAN) {
-    // Bytes up to the first 4-byte-aligned offset of the underlying ArrayBuffer. (Not to 8, to share
-    // this loop with the path above: the longer prefix costs more than it saves below 1 KiB.)
-    while (((data.byteOffset + i) & 3) !== 0) {
-      data[i] ^= key >>> (m << 3);
-      i++;
-      m = (m + 1) & 3;
-    }
-    const words = (end - i) >>> 2;
+  return true;
+}
+
+/**
+ * For tests and the benchmark only (test/core/mask.test.ts, bench/mask.mjs;
+ * src/core/index.ts does not export it): the path applyMaskKey takes for a
+ * range of `length` bytes on this runtime, or with `simd` false, the one it
+ * takes where WebAssembly SIMD is missing.
+ */
+export function maskPathFor(length: number, simd = true): MaskPath {
+  return PATH_NAMES[pathFor(length, simd)];
+}
+
+/**
+ * For tests and the benchmark only (test/core/mask.test.ts, bench/mask.mjs;
+ * src/core/index.ts does not export it): applyMaskKey through the named path
+ * whatever the length, so that each path is checked at every length. Returns
+ * false, touching nothing, when that path cannot run here ('simd' without
+ * WebAssembly SIMD; the word paths on a big-endian host).
+ */
+export function applyMaskKeyByPath(path: MaskPath, data: Uint8Array, key: number, offset = 0, start = 0, end = data.length): boolean {
+  return runPath(PATH_NAMES.indexOf(path), data, key, offset & 3, start, end);
+}
+
+/**
+ * The bytes [i, end) from mask phase m, a byte at a time: the mask cycle is
+ * first brought to phase 0, so the main loop can unroll four bytes at a time.
+ */
+function maskBytes(data: Uint8Array, key: number, m: number, i: number, end: number): void {
+  while (i < end && m !== 0) {
+    data[i] ^= key >>> (m << 3);
+    i++;
+    m = (m + 1) & 3;
+  }
+  const m0 = key & 0xff, m1 = (key >>> 8) & 0xff, m2 = (key >>> 16) & 0xff, m3 = key >>> 24;
+  const limit = end - 3;
+  for (; i < limit; i += 4) {
+    data[i] ^= m0;
+    data[i + 1] ^= m1;
+    data[i + 2] ^= m2;
+    data[i + 3] ^= m3;
+  }
+  for (let k = 0; i < end; i++, k++) data[i] ^= key >>> (k << 3);
+}
+
+/**
+ * The bytes [i, end) from mask phase m, 32 bits at a time through an
+ * Int32Array view of the 4-byte-aligned middle (the key rotated to the byte it
+ * starts on). Little-endian hosts only.
+ */
+function maskWords32(data: Uint8Array, key: number, m: number, i: number, end: number): void {
+  // Bytes up to the first 4-byte-aligned offset of the underlying ArrayBuffer. (Not to 8, as
+  // maskWords64 does: below WIDE_PATH_MIN the longer prefix costs about what it saves.)
+  while (i < end && ((data.byteOffset + i) & 3) !== 0) {
+    data[i] ^= key >>> (m << 3);
+    i++;
+    m = (m + 1) & 3;
+  }
+  const words = (end - i) >>> 2;
+  // (No words: i may be unaligned at the end, where no Int32Array view can start.)
+  if (words > 0) {
     const word = rotateKey(key, m);
     const view = new Int32Array(data.buffer, data.byteOffset + i, words);
     // Unrolled by 8: fewer loop checks per word.
@@ -101,24 +214,26 @@ export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 
       view[w + 7] ^= word;
     }
     for (; w < words; w++) view[w] ^= word;
-    maskTail(data, i + (words << 2), end, key, m);
-    return;
   }
-  // Align the mask cycle to 0 so the main loop can unroll four bytes at a time.
-  while (i < end && m !== 0) {
+  maskTail(data, i + (words << 2), end, key, m);
+}
+
+/**
+ * The bytes [i, end) from mask phase m, 64 bits at a time through a
+ * BigUint64Array view of the 8-byte-aligned middle (xorWords). Little-endian
+ * hosts only.
+ */
+function maskWords64(data: Uint8Array, key: number, m: number, i: number, end: number): void {
+  // Bytes up to the first 8-byte-aligned offset of the underlying ArrayBuffer.
+  while (i < end && ((data.byteOffset + i) & 7) !== 0) {
     data[i] ^= key >>> (m << 3);
     i++;
     m = (m + 1) & 3;
   }
-  const m0 = key & 0xff, m1 = (key >>> 8) & 0xff, m2 = (key >>> 16) & 0xff, m3 = key >>> 24;
-  const limit = end - 3;
-  for (; i < limit; i += 4) {
-    data[i] ^= m0;
-    data[i + 1] ^= m1;
-    data[i + 2] ^= m2;
-    data[i + 3] ^= m3;
-  }
-  for (let k = 0; i < end; i++, k++) data[i] ^= key >>> (k << 3);
+  const words = (end - i) >>> 3;
+  // (No words: i may be unaligned at the end, where no BigUint64Array view can start.)
+  if (words > 0) xorWords(new BigUint64Array(data.buffer, data.byteOffset + i, words), wideKey(rotateKey(key, m)), words);
+  maskTail(data, i + (words << 3), end, key, m);
 }
 
 /**
@@ -157,5 +272,88 @@ function maskTail(data: Uint8Array, start: number, end: number, key: number, m: 
   for (let i = start; i < end; i++) {
     data[i] ^= key >>> (m << 3);
     m = (m + 1) & 3;
+  }
+}
+
+/** An instance of mask-simd.wat. */
+export interface SimdMasker {
+  /** mask-simd.wat's $mask: XORs the memory's bytes [0, length rounded up to 64) with the (rotated) key. */
+  readonly mask: (length: number, key: number) => void;
+  /** The module's memory, which never grows (so this is never detached). */
+  readonly memory: ArrayBuffer;
+  /** Its first SIMD_BLOCK bytes: the scratch block. */
+  readonly block: Uint8Array;
+}
+
+/** The part of the WebAssembly JavaScript API used here (the TypeScript lib of the library, without DOM, does not declare it). */
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object) => { readonly exports: Readonly<Record<string, unknown>> };
+}
+
+/**
+ * Compiles and instantiates `bytes` as mask-simd.wat, synchronously (the
+ * module is a few hundred bytes). Null when the runtime has no WebAssembly
+ * (node --jitless, --no-expose-wasm) or rejects the module (no SIMD: a
+ * CompileError), or when the module lacks what mask.ts needs; applyMaskKey
+ * then keeps to its JavaScript paths. Exported for test/core/mask.test.ts,
+ * which feeds it modules that must be refused.
+ */
+export function compileSimdMasker(bytes: Uint8Array): SimdMasker | null {
+  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  if (api === undefined) return null;
+  let exports: Readonly<Record<string, unknown>>;
+  try {
+    exports = new api.Instance(new api.Module(bytes)).exports;
+  } catch {
+    return null;
+  }
+  const mask = exports.mask;
+  const memory = (exports.memory as { buffer?: unknown } | undefined)?.buffer;
+  if (typeof mask !== 'function' || !(memory instanceof ArrayBuffer) || memory.byteLength < SIMD_BLOCK + 64) return null;
+  return { mask: mask as (length: number, key: number) => void, memory, block: new Uint8Array(memory, 0, SIMD_BLOCK) };
+}
+
+/**
+ * The instance applyMaskKey uses: made on first use, then kept for the life
+ * of the process (undefined: not tried yet; null: this runtime cannot run it).
+ * Its memory is scratch only: maskSimd writes a block in, masks it and reads
+ * it back out within one synchronous call that runs no other code, so nothing
+ * in it carries from one call to the next (whatever a call leaves there is
+ * overwritten before it is read again), and no connection can see another's
+ * bytes through it.
+ */
+let simdInstance: SimdMasker | null | undefined;
+
+function simdMasker(): SimdMasker | null {
+  if (simdInstance === undefined) simdInstance = compileSimdMasker(Buffer.from(MASK_SIMD_WASM_BASE64, 'base64'));
+  return simdInstance;
+}
+
+/**
+ * The bytes [i, end) from mask phase m through the WebAssembly scratch, a block
+ * at a time: WebAssembly code reaches only its own memory, so each block is
+ * copied in (Uint8Array.prototype.set, a memcpy), XORed 16 bytes at a time with
+ * the key rotated to phase m, and copied back out. Any byteOffset: the copies
+ * take unaligned bytes, and the scratch starts 16-byte aligned.
+ */
+function maskSimd(simd: SimdMasker, data: Uint8Array, key: number, m: number, i: number, end: number): void {
+  const word = rotateKey(key, m);
+  if (i === 0 && end === data.length && end <= SIMD_BLOCK) {
+    // The whole view in one block (the frame parser's case: a piece of a socket chunk) is copied
+    // in as it is, without a typed-array view of its own: a large part of the cost of a short range.
+    simd.block.set(data);
+    simd.mask(end, word);
+    data.set(end === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, end));
+    return;
+  }
+  const buffer = data.buffer;
+  const base = data.byteOffset;
+  while (i < end) {
+    const n = end - i < SIMD_BLOCK ? end - i : SIMD_BLOCK;
+    simd.block.set(new Uint8Array(buffer, base + i, n));
+    simd.mask(n, word);
+    data.set(n === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, n), i);
+    i += n;
   }
 }
