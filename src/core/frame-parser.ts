@@ -14,6 +14,15 @@ export interface FrameSink {
   /** An unmasked piece of the current data frame's payload; `remaining` is what is still to come of this frame. */
   onDataPayload(data: Buffer, remaining: number): void;
   onDataFrameEnd(fin: boolean): void;
+  /**
+   * Optional: offered a still-masked piece of the current data frame's
+   * payload (`offset` payload bytes of the frame came before it). A sink that
+   * copies the piece anyway may unmask it straight into its own memory
+   * (copyMasked) and return true, leaving `data` untouched: onDataPayload is
+   * then not called for it. False: the parser unmasks in place and calls
+   * onDataPayload.
+   */
+  onMaskedPayload?(data: Buffer, key: number, offset: number, remaining: number): boolean;
   onControlFrame(opcode: number, payload: Buffer): void;
 }
 
@@ -124,10 +133,21 @@ export class FrameParser {
       const take = Math.min(this.remaining, len - pos);
       if (take > 0 || this.remaining === 0) {
         const piece = chunk.subarray(pos, pos + take);
-        if (this.masked && take > 0) applyMaskKey(piece, this.maskKey, this.consumed);
+        const offset = this.consumed;
         pos += take;
         this.consumed += take;
         this.remaining -= take;
+        if (this.masked && take > 0) {
+          if (!isControlOpcode(this.opcode) && this.sink.onMaskedPayload !== undefined && this.sink.onMaskedPayload(piece, this.maskKey, offset, this.remaining)) {
+            if (this.remaining === 0) {
+              this.state = State.Header;
+              this.framesParsed++;
+              this.sink.onDataFrameEnd(this.fin);
+            }
+            continue;
+          }
+          applyMaskKey(piece, this.maskKey, offset);
+        }
         if (isControlOpcode(this.opcode)) {
           if (this.remaining === 0 && this.controlParts === null) {
             // The whole control frame in this chunk (the usual case): no parts list.

@@ -100,6 +100,32 @@ export function applyMaskKey(data: Uint8Array, key: number, offset = 0, start = 
   runPath(pathFor(end - start, true), data, key, offset & 3, start, end);
 }
 
+/**
+ * Writes `src` unmasked into `dst` from `dstAt` on, leaving `src` as it was:
+ * applyMaskKey and a copy in one. Through WebAssembly the block copied out of
+ * the scratch goes straight to `dst`, one copy fewer than unmasking in place
+ * and then copying (the frame parser's way into a message being joined,
+ * test/core/mask.test.ts "copyMasked").
+ */
+export function copyMasked(src: Uint8Array, key: number, offset: number, dst: Uint8Array, dstAt: number): void {
+  const n = src.length;
+  const m = offset & 3;
+  const simd = n >= SIMD_PATH_MIN ? simdMasker() : null;
+  if (simd === null) {
+    dst.set(src, dstAt);
+    runPath(pathFor(n, false), dst, key, m, dstAt, dstAt + n);
+    return;
+  }
+  const word = rotateKey(key, m);
+  for (let i = 0; i < n; ) {
+    const len = n - i < SIMD_BLOCK ? n - i : SIMD_BLOCK;
+    simd.block.set(i === 0 && len === n ? src : src.subarray(i, i + len));
+    simd.mask(len, word);
+    dst.set(len === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, len), dstAt + i);
+    i += len;
+  }
+}
+
 /** The paths of applyMaskKey, by name. */
 export type MaskPath = 'bytes' | 'words32' | 'words64' | 'simd';
 

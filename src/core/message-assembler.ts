@@ -3,6 +3,7 @@ import { InvalidUtf8Error, LimitExceededError, ProtocolError } from './errors.js
 import type { FrameSink } from './frame-parser.js';
 import { MIN_FRAME_CHARGE, type ConnectionLimits } from './connection-types.js';
 import type { MessageCodec } from './message-codec.js';
+import { copyMasked } from './mask.js';
 import { Opcode } from './opcodes.js';
 import { Utf8Validator } from './utf8-validator.js';
 
@@ -154,16 +155,39 @@ export class MessageAssembler implements FrameSink {
     this.frameBuf = null;
   }
 
+  /**
+   * A masked piece of a frame whose buffer is already made (see keepPayload)
+   * is unmasked straight into that buffer: one copy, no pass over the read.
+   */
+  onMaskedPayload(data: Buffer, key: number, offset: number, remaining: number): boolean {
+    const buf = this.frameBuf;
+    if (buf === null || this.streamMessages) return false;
+    const at = this.frameGot;
+    copyMasked(data, key, offset, buf, at);
+    this.frameGot = at + data.length;
+    this.checkText(buf.subarray(at, at + data.length), remaining);
+    if (remaining === 0) {
+      this.frameBuf = null;
+      this.pushPart(buf);
+    }
+    return true;
+  }
+
+  /** RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8. */
+  private checkText(data: Buffer, remaining: number): void {
+    if (this.binary) return;
+    if (!this.utf8!.write(data)) throw new InvalidUtf8Error('invalid UTF-8 in a text message');
+    if (this.frameFin && remaining === 0 && !this.utf8!.isComplete()) throw new InvalidUtf8Error('text message ends inside a UTF-8 sequence');
+  }
+
   onDataPayload(data: Buffer, remaining: number): void {
     if (this.compressed) {
       // Compressed bytes are kept whole (bounded by maxMessageBytes) and inflated at the end, under the same limit.
       this.pushPart(data);
       return;
     }
-    // RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8.
-    if (!this.binary && !this.utf8!.write(data)) throw new InvalidUtf8Error('invalid UTF-8 in a text message');
+    this.checkText(data, remaining);
     const last = this.frameFin && remaining === 0;
-    if (last && !this.binary && !this.utf8!.isComplete()) throw new InvalidUtf8Error('text message ends inside a UTF-8 sequence');
     if (this.streamMessages) {
       const first = this.firstPending;
       this.firstPending = false;

@@ -7,6 +7,7 @@ import {
   applyMaskKey,
   applyMaskKeyByPath,
   compileSimdMasker,
+  copyMasked,
   MASK_THRESHOLDS,
   maskPathFor,
   packMask,
@@ -319,4 +320,31 @@ describe('applyMaskKey paths: bytes, 32-bit, 64-bit and WebAssembly SIMD (RFC 64
       assert.deepEqual(out.wrong, []);
     });
   }
+});
+
+describe('copyMasked: unmasking into another buffer (RFC 6455 section 5.3)', () => {
+  it('writes the formula\'s bytes at dstAt, touches nothing else of dst, and leaves src as it was', () => {
+    const { simdPathMin, simdBlock } = MASK_THRESHOLDS;
+    const lengths = [0, 1, 3, 64, simdPathMin - 1, simdPathMin, simdPathMin + 1, 4096, simdBlock - 1, simdBlock, simdBlock + 1, 2 * simdBlock + 7];
+    for (const key of KEYS) {
+      for (const n of lengths) {
+        for (const offset of [0, 1, 2, 3, 5]) {
+          for (const srcAlign of [0, 3]) {
+            const data = bytes(n, n + offset);
+            const src = Buffer.alloc(n + srcAlign);
+            data.copy(src, srcAlign);
+            const view = src.subarray(srcAlign);
+            const dstAt = 7 + offset;
+            const dst = Buffer.alloc(n + dstAt + 9, 0xaa);
+            copyMasked(view, packMask(key), offset, dst, dstAt);
+            const what = `key ${key.toString('hex')} length ${n} offset ${offset} src alignment ${srcAlign}`;
+            assert.deepEqual(dst.subarray(dstAt, dstAt + n), xorMask(data, key, offset), what);
+            assert.ok(dst.subarray(0, dstAt).every((b) => b === 0xaa), `${what}: nothing before dstAt`);
+            assert.ok(dst.subarray(dstAt + n).every((b) => b === 0xaa), `${what}: nothing after`);
+            assert.deepEqual(view, data, `${what}: src untouched`);
+          }
+        }
+      }
+    }
+  });
 });

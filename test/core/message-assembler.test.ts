@@ -793,6 +793,36 @@ describe('MessageAssembler behind a FrameParser', () => {
     assert.deepEqual(p.rec.messages[0].data, data);
   });
 
+  it('a masked frame that spans reads is unmasked straight into its buffer: exact, and the later reads are left as they came', () => {
+    const data = testBytes(300_000, 21);
+    const stream = wire('server', Op.Binary, data);
+    const p = parsing('server');
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += 65_536) chunks.push(Buffer.from(stream.subarray(i, i + 65_536)));
+    const copies = chunks.map((c) => Buffer.from(c));
+    for (const c of chunks) p.parser.push(c);
+    assert.deepEqual(p.rec.messages[0].data, data);
+    // The first read is unmasked in place (the frame's buffer is made during it); the later ones are copied from, unchanged.
+    for (let i = 1; i < chunks.length; i++) assert.deepEqual(chunks[i], copies[i], `read ${i} untouched`);
+  });
+
+  it('text unmasked straight into its buffer is still checked as it arrives (RFC 6455 section 8.1)', () => {
+    const good = Buffer.alloc(200_000, 0x61);
+    const bad = Buffer.from(good);
+    bad[150_000] = 0xff;
+    const okRun = parsing('server');
+    feedChunks(okRun.parser, wire('server', Op.Text, good), 65_536);
+    assert.equal(okRun.rec.messages[0].data.length, 200_000);
+    const p = parsing('server');
+    const stream = wire('server', Op.Text, bad);
+    assert.throws(() => feedChunks(p.parser, stream, 65_536), InvalidUtf8Error);
+    // Cut inside a sequence at the frame's end: fails at the last piece, not before.
+    const truncated = Buffer.concat([Buffer.alloc(199_998, 0x61), Buffer.from([0xe2, 0x82])]);
+    const q = parsing('server');
+    assert.throws(() => feedChunks(q.parser, wire('server', Op.Text, truncated), 65_536), InvalidUtf8Error);
+    assert.equal(q.rec.messages.length, 0);
+  });
+
   it('a one-frame message read in one chunk is a view of that chunk, not a copy', () => {
     const p = parsing('client');
     const chunk = wire('client', Op.Binary, testBytes(300, 13));
