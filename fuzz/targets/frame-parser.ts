@@ -15,7 +15,9 @@
  *   1. Nothing but a WebSocketError escapes FrameParser.push; nothing at all
  *      escapes Connection.receive (it turns WebSocketErrors into a close).
  *   2. The sink contract: payload pieces add up to the announced length,
- *      data frames never exceed maxFrameBytes, control frames never exceed
+ *      data frames never exceed maxFrameBytes (compressedBound of it in a
+ *      message whose first frame has an allowed RSV bit: an extension
+ *      transformed it), control frames never exceed
  *      125 bytes, opcodes and RSV bits are ones the parser may pass on,
  *      continuations only continue a message (section 5.4).
  *   3. Chunking does not matter: the input parsed whole and parsed in random
@@ -36,6 +38,7 @@
 import { WebSocketError } from '../../src/core/errors.js';
 import { FrameParser, type FrameSink } from '../../src/core/frame-parser.js';
 import { encodeFrame } from '../../src/core/frame-serializer.js';
+import { compressedBound } from '../../src/core/message-codec.js';
 import { Connection, decodeClosePayload, type ConnectionEvent, type ConnectionLimits, type Role } from '../../src/core/connection.js';
 import { Rng, splitChunks } from '../rng.js';
 import { check, copy, errorKey, expectOnlyWebSocketErrors, FuzzFinding, isUtf8RoundTrip, type FuzzTarget } from './common.js';
@@ -94,6 +97,7 @@ class RecordingSink implements FrameSink {
   private pieces: Buffer[] = [];
   private got = 0;
   private inMessage = false;
+  private transformed = false;
 
   constructor(
     private readonly maxFrameBytes: number,
@@ -104,10 +108,13 @@ class RecordingSink implements FrameSink {
     check(this.current === null, 'data frame started before the previous one ended');
     check(opcode === 0 || opcode === 1 || opcode === 2, `data frame with opcode ${opcode}`);
     check((rsv & ~this.allowedRsv) === 0, `data frame with RSV ${rsv} passed on (allowed ${this.allowedRsv})`);
-    check(Number.isSafeInteger(length) && length >= 0 && length <= this.maxFrameBytes, `data frame length ${length} (limit ${this.maxFrameBytes})`);
+    const transformed = opcode === 0 ? this.transformed : (rsv & this.allowedRsv) !== 0;
+    const limit = transformed ? compressedBound(this.maxFrameBytes) : this.maxFrameBytes;
+    check(Number.isSafeInteger(length) && length >= 0 && length <= limit, `data frame length ${length} (limit ${limit})`);
     // Section 5.4: a continuation continues a message; a new message does not interrupt one.
     check(opcode === 0 ? this.inMessage : !this.inMessage, `opcode ${opcode} passed on while ${this.inMessage ? 'inside' : 'outside'} a message`);
     this.inMessage = !fin;
+    this.transformed = !fin && transformed;
     this.current = { control: false, opcode, fin, rsv, length, payload: Buffer.alloc(0), complete: false };
     this.frames.push(this.current);
     this.pieces = [];

@@ -1,5 +1,6 @@
 import { LimitExceededError, ProtocolError } from './errors.js';
 import { applyMaskKey, packMask } from './mask.js';
+import { compressedBound } from './message-codec.js';
 import { isControlOpcode, isKnownOpcode, MAX_CONTROL_PAYLOAD, Opcode } from './opcodes.js';
 
 /**
@@ -76,6 +77,8 @@ export class FrameParser {
   framesParsed = 0;
   /** Opcode of the data message being continued, 0 when between messages. */
   private messageOpcode = 0;
+  /** The message being received has an allowed RSV bit on its first frame: an extension transformed it (compressed). */
+  private messageTransformed = false;
   private readonly sink: FrameSink;
 
   constructor(sink: FrameSink, options: FrameParserOptions) {
@@ -275,7 +278,13 @@ export class FrameParser {
     if (isControlOpcode(opcode) && length > MAX_CONTROL_PAYLOAD) {
       throw new ProtocolError('ERR_CONTROL_TOO_LONG', `control frame payload of ${length} bytes (max 125)`);
     }
-    if (length > this.maxFrameBytes) {
+    let transformed = false;
+    if (!isControlOpcode(opcode)) {
+      transformed = opcode === Opcode.Continuation ? this.messageTransformed : ((b0 >> 4) & this.allowedRsv) !== 0;
+    }
+    // A compressed frame of content that does not compress is a little longer than the content.
+    const maxFrame = transformed ? compressedBound(this.maxFrameBytes) : this.maxFrameBytes;
+    if (length > maxFrame) {
       throw new LimitExceededError(this.frameLimitName, `frame of ${length} bytes exceeds the ${this.frameLimitName} limit of ${this.maxFrameBytes}`);
     }
     this.masked = (b1 & 0x80) !== 0;
@@ -292,6 +301,7 @@ export class FrameParser {
       const rsv = (b0 >> 4) & 0x7;
       const messageOpcode = opcode === Opcode.Continuation ? this.messageOpcode : opcode;
       this.messageOpcode = fin ? 0 : messageOpcode;
+      this.messageTransformed = !fin && transformed;
       this.sink.onDataFrameStart(opcode, fin, rsv, length);
     }
     return size;

@@ -2,7 +2,7 @@ import { CloseCode } from './close-codes.js';
 import { InvalidUtf8Error, LimitExceededError, ProtocolError } from './errors.js';
 import type { FrameSink } from './frame-parser.js';
 import { MIN_FRAME_CHARGE, type ConnectionLimits } from './connection-types.js';
-import type { MessageCodec } from './message-codec.js';
+import { compressedBound, type MessageCodec } from './message-codec.js';
 import { copyMasked } from './mask.js';
 import { Opcode } from './opcodes.js';
 import { Utf8Validator } from './utf8-validator.js';
@@ -128,13 +128,16 @@ export class MessageAssembler implements FrameSink {
       throw new ProtocolError('ERR_RSV1_ON_CONTINUATION', `${this.codec.name}: compression bit set on a continuation frame`);
     }
     this.frames++;
-    const max = this.limits.maxMessageBytes;
+    // A compressed message is limited on the wire to what the limit's worth of content may deflate to,
+    // and inflated to the limit itself (CodecQueues.decompress).
+    const limit = this.limits.maxMessageBytes;
+    const max = this.compressed ? compressedBound(limit) : limit;
     if (this.frames > this.limits.maxFragments) {
       throw new LimitExceededError('maxFragments', `message of more than ${this.limits.maxFragments} frames`, CloseCode.PolicyViolation);
     }
     // Refuse before the payload arrives: the header already tells the size.
     if (this.bytes + length > max) {
-      throw new LimitExceededError('maxMessageBytes', `message of more than ${max} bytes`);
+      throw new LimitExceededError('maxMessageBytes', max === limit ? `message of more than ${max} bytes` : `compressed message of more than ${max} bytes, more than a message of maxMessageBytes (${limit}) deflates to`);
     }
     // Each frame counts as at least MIN_FRAME_CHARGE bytes (see there): a flood of tiny or empty
     // continuations is a policy violation (1008, RFC 6455 section 7.4.1), not a message too big for

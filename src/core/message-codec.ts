@@ -36,3 +36,16 @@ export interface MessageCodec {
   /** Releases zlib state; pending callbacks may still fire and are ignored. */
   close(): void;
 }
+
+/**
+ * The most bytes a compressed message whose content is `n` bytes may take on
+ * the wire: zlib's deflateBound() for raw deflate. Content that does not
+ * compress (random bytes, media) grows a little when deflated, so a message
+ * of exactly the size limit arrives as slightly more. A compressed message's
+ * wire bytes are held to this bound of the limit instead of the limit itself,
+ * and its inflated size to the limit (test/core/message-assembler.test.ts,
+ * "a compressed message of incompressible bytes at the limit").
+ */
+export function compressedBound(n: number): number {
+  return n + Math.floor(n / 4096) + Math.floor(n / 16384) + Math.floor(n / 33554432) + 13;
+}

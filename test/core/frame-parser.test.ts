@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameParser, type FrameSink } from '../../src/core/frame-parser.js';
 import { LimitExceededError, ProtocolError, WebSocketError } from '../../src/core/errors.js';
+import { compressedBound } from '../../src/core/message-codec.js';
 import { concat, frame, Op, peerFrame, RSV1, RSV2, RSV3, testBytes } from '../helpers/frames.js';
 
 type Role = 'server' | 'client';
@@ -249,6 +250,22 @@ describe('FrameParser: valid input in any chunking', () => {
     parser.allowedRsv = RSV1;
     parser.push(peer('server', { opcode: Op.Text, rsv: RSV1, payload: 'q' }));
     assert.deepEqual(merged(sink.calls), [start(Op.Text, 1, true, RSV1), data('q'), end()]);
+  });
+
+  it("frames of a message an extension transformed (RSV1 on its first frame) may pass maxFrameBytes by deflate's bound, others may not", () => {
+    const max = 10_000;
+    const bound = compressedBound(max);
+    const first = peer('server', { opcode: Op.Binary, rsv: RSV1, fin: false, payload: Buffer.alloc(bound, 1) });
+    const cont = peer('server', { opcode: Op.Continuation, payload: Buffer.alloc(bound, 2) });
+    const ok = feed('server', [concat(first, cont)], { maxFrameBytes: max, allowedRsv: RSV1 });
+    assert.equal(ok.error, undefined, 'a compressed message: its frames, continuation included, up to the bound');
+    const over = feed('server', [peer('server', { opcode: Op.Binary, rsv: RSV1, payload: Buffer.alloc(bound + 1) })], { maxFrameBytes: max, allowedRsv: RSV1 });
+    assert.ok(over.error instanceof LimitExceededError, 'past the bound');
+    const plain = feed('server', [peer('server', { opcode: Op.Binary, payload: Buffer.alloc(max + 1) })], { maxFrameBytes: max, allowedRsv: RSV1 });
+    assert.ok(plain.error instanceof LimitExceededError, 'an untransformed frame: the limit itself');
+    // The allowance ends with the message: the next, untransformed one is held to the limit.
+    const after = feed('server', [concat(first, peer('server', { opcode: Op.Continuation, payload: 'x' }), peer('server', { opcode: Op.Binary, payload: Buffer.alloc(max + 1) }))], { maxFrameBytes: max, allowedRsv: RSV1 });
+    assert.ok(after.error instanceof LimitExceededError);
   });
 });
 

@@ -17,7 +17,7 @@ import { FrameParser } from '../../src/core/frame-parser.js';
 import { encodeFrame } from '../../src/core/frame-serializer.js';
 import { MIN_FRAME_CHARGE, type ConnectionLimits } from '../../src/core/connection-types.js';
 import { InvalidUtf8Error, LimitExceededError, ProtocolError } from '../../src/core/errors.js';
-import type { MessageCodec } from '../../src/core/message-codec.js';
+import { compressedBound, type MessageCodec } from '../../src/core/message-codec.js';
 import { Op, RSV1, testBytes, utf8 } from '../helpers/frames.js';
 
 // ------------------------------------------------------------------ recorder
@@ -448,10 +448,23 @@ describe('MessageAssembler: limits (S3)', () => {
     assert.ok(rec.messages.every((m) => m.data.length === 200));
   });
 
-  it('compressed messages are limited by their bytes on the wire the same way', () => {
-    const { asm } = make({ codec: new StubCodec(), limits: { maxMessageBytes: 100 } });
-    feedFrame(asm, Op.Binary, [testBytes(60, 1)], false, RSV1);
-    assertLimit(() => asm.onDataFrameStart(Op.Continuation, true, 0, 41), 'maxMessageBytes', 1009);
+  it('compressed messages are limited by their bytes on the wire: to what maxMessageBytes of content may deflate to', () => {
+    const max = 100_000;
+    const bound = compressedBound(max);
+    assert.ok(bound > max && bound < max * 1.001 + 16, `deflate's bound for ${max} bytes is a little more: ${bound}`);
+    const { asm } = make({ codec: new StubCodec(), limits: { maxMessageBytes: max } });
+    feedFrame(asm, Op.Binary, [testBytes(60_000, 1)], false, RSV1);
+    assertLimit(() => asm.onDataFrameStart(Op.Continuation, true, 0, bound - 60_000 + 1), 'maxMessageBytes', 1009);
+  });
+
+  it('a compressed message of incompressible bytes at the limit passes: its frames may be deflate\'s bound long', () => {
+    const max = 100_000;
+    const { rec, asm } = make({ codec: new StubCodec(), limits: { maxMessageBytes: max } });
+    feedFrame(asm, Op.Binary, [testBytes(compressedBound(max), 2)], true, RSV1);
+    assert.equal(rec.compressed.length, 1, 'handed to the codec (which inflates under maxMessageBytes itself)');
+    // An uncompressed message gets no such allowance.
+    const plain = make({ limits: { maxMessageBytes: max } });
+    assertLimit(() => plain.asm.onDataFrameStart(Op.Binary, true, 0, max + 1), 'maxMessageBytes', 1009);
   });
 });
 
