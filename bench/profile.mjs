@@ -20,7 +20,7 @@
 // --node-flag F (repeatable) passes F to the server's node, e.g. --trace-gc
 // (its lines go to the server's stdout, printed before the profile).
 //
-// Servers: sockeye, sockeye-copy, ws, ws-native, raw. Scenarios: the echo,
+// Servers: sockeye, sockeye-transfer, ws, ws-native, raw. Scenarios: the echo,
 // handshake and fan-out ids of bench/lib/scenarios.mjs; in a TLS scenario (wss-...) the
 // server's TLS variant runs with a certificate made here by openssl.
 // Profiles go to .tmp/profiles/.

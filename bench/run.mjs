@@ -1,5 +1,5 @@
-// The benchmark harness: starts the sockeye (forwarding with transfer, and sockeye-copy with
-// send()'s default copy), ws, ws-native, raw and the framing floor servers
+// The benchmark harness: starts the sockeye (send()'s default copy, and sockeye-transfer
+// forwarding with { transfer: true }), ws, ws-native, raw and the framing floor servers
 // (each in its own process, a fresh one for every cell), then runs every scenario against every server
 // with the same load generator (its own process), servers interleaved within
 // each round, and prints Markdown tables of medians, spreads and ratios.

@@ -17,9 +17,9 @@ const ECHO = ['sockeye', 'sockeye-ws', 'ws', 'ws-native', 'raw'];
 // Where messages are small, the framing floor runs too (servers/floor.mjs: frames parsed and written back
 // with nothing else a server needs), between raw (no framing) and the libraries: what framing alone costs.
 const SMALL = [...ECHO, 'floor'];
-// Where messages are large, the sockeye server that copies every echo (send()'s default) runs too, so the
-// cost of that copy (invariant S2) is in the same table as the forwarding one (send(..., { transfer: true })).
-const LARGE = ['sockeye', 'sockeye-copy', 'sockeye-ws', 'ws', 'ws-native', 'raw'];
+// Where messages are large, the sockeye server that forwards every echo without a copy (send(..., { transfer:
+// true })) runs too, beside the headline row's default copying send() (invariant S2): what the copy costs.
+const LARGE = ['sockeye', 'sockeye-transfer', 'sockeye-ws', 'ws', 'ws-native', 'raw'];
 
 export const SCENARIOS = [
   {
@@ -100,7 +100,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 1,
     depth: 4,
-    servers: ['sockeye', 'sockeye-copy', 'sockeye-ws', 'ws', 'raw'],
+    servers: ['sockeye', 'sockeye-transfer', 'sockeye-ws', 'ws', 'raw'],
     vsRaw: true,
     // The C generator (OpenSSL) by default, as every echo scenario; --generator node selects the Node one.
     measures: 'bulk over TLS (node:tls in the servers): the cost of encryption plus the write path of a TLS socket',
@@ -155,20 +155,20 @@ export const IDLE_NODE_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-si
 
 export const SERVERS = [
   { name: 'sockeye', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [] },
-  { name: 'sockeye-copy', family: 'sockeye-copy', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--copy'] },
+  { name: 'sockeye-transfer', family: 'sockeye-transfer', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--transfer'] },
   { name: 'ws', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [] },
   { name: 'ws-native', family: 'ws-native', file: 'servers/ws.mjs', mode: 'ws', args: ['--native'] },
   { name: 'sockeye-ws', family: 'sockeye-ws', file: 'servers/ws.mjs', mode: 'ws', args: ['--sockeye'] },
   { name: 'raw', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [] },
   { name: 'floor', family: 'floor', file: 'servers/floor.mjs', mode: 'ws', args: [] },
   { name: 'sockeye-tls', family: 'sockeye', file: 'servers/sockeye.mjs', mode: 'ws', args: [], tls: true },
-  { name: 'sockeye-copy-tls', family: 'sockeye-copy', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--copy'], tls: true },
+  { name: 'sockeye-transfer-tls', family: 'sockeye-transfer', file: 'servers/sockeye.mjs', mode: 'ws', args: ['--transfer'], tls: true },
   { name: 'ws-tls', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [], tls: true },
   { name: 'sockeye-ws-tls', family: 'sockeye-ws', file: 'servers/ws.mjs', mode: 'ws', args: ['--sockeye'], tls: true },
   { name: 'raw-tls', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [], tls: true },
 ];
 
-export const FAMILIES = ['sockeye', 'sockeye-copy', 'sockeye-ws', 'ws', 'ws-native', 'raw', 'floor'];
+export const FAMILIES = ['sockeye', 'sockeye-transfer', 'sockeye-ws', 'ws', 'ws-native', 'raw', 'floor'];
 
 /** The server that plays `family` in `scenario` (its TLS variant in a TLS scenario). */
 export function serverFor(scenario, family) {

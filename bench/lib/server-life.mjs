@@ -16,17 +16,16 @@ import { join } from 'node:path';
  *   --tls DIR    serve over TLS with DIR/key.pem and DIR/cert.pem
  *   --native     (ws only) use the optional native add-ons
  *   --sockeye    (ws only) the same ws program on sockeye/ws instead of ws (the sockeye-ws row)
- *   --copy       (sockeye only) echo with send()'s default copy instead of transfer: true
- *   --limits JSON (sockeye only) the server's `limits` option, replacing the benchmark's own
- *                ({"maxQueuedBytes": 67108864}); '{}' runs with the library's defaults
+ *   --transfer   (sockeye only) echo with send(data, { transfer: true }) instead of send()'s default copy
+ *   --limits JSON (sockeye only) the server's `limits` option instead of the library's defaults
  */
 export function serverOptions(argv = process.argv.slice(2)) {
-  const opts = { fanout: false, tls: null, native: false, sockeye: false, copy: false, limits: null };
+  const opts = { fanout: false, tls: null, native: false, sockeye: false, transfer: false, limits: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--fanout') opts.fanout = true;
     else if (argv[i] === '--native') opts.native = true;
     else if (argv[i] === '--sockeye') opts.sockeye = true;
-    else if (argv[i] === '--copy') opts.copy = true;
+    else if (argv[i] === '--transfer') opts.transfer = true;
     else if (argv[i] === '--limits' && argv[i + 1]) opts.limits = JSON.parse(argv[++i]);
     else if (argv[i] === '--tls' && argv[i + 1]) {
       const dir = argv[++i];

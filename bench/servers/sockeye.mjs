@@ -1,6 +1,6 @@
 // sockeye echo server for the benchmark: every message goes back as it came
-// (same bytes, same TEXT/BINARY type), with the library's shipped defaults,
-// forwarding each received buffer with send(data, { transfer: true }).
+// (same bytes, same TEXT/BINARY type), with the library's shipped defaults:
+// send(data) with its default copy, what an application gets.
 // --fanout: every message goes to every connected client instead
 // (server.broadcast when the library has it, else a loop over server.clients).
 // --tls DIR: wss with DIR/key.pem and DIR/cert.pem.
@@ -14,10 +14,10 @@ const opts = serverOptions();
 let dropped = 0;
 let server = null;
 
-// A received message's data belongs to the application, so an echo hands it
-// back without a copy (send()'s documented ownership transfer, as for any
-// forwarding). --copy: send() with its default copy, the sockeye-copy row.
-const transfer = !opts.copy;
+// --transfer: a received message's data belongs to the application, so an echo
+// may hand it back without a copy (send()'s documented ownership transfer, as
+// for any forwarding): the sockeye-transfer row.
+const transfer = opts.transfer;
 const echo = {
   onMessage(session, message) {
     // The generator bounds the messages in flight per connection, so the
@@ -39,12 +39,8 @@ const fanout = {
 server = createServer({
   port: 0,
   host: '127.0.0.1',
-  // The one change from the defaults: the default maxQueuedBytes (16 MiB)
-  // drops an echo of a 16 MiB message queued behind anything (a 'dropped'
-  // status, as documented), and the bulk16m scenario keeps two in flight. ws
-  // has no such limit; the generator bounds what is in flight (32 MiB here).
-  // --limits replaces this (bench/floods.mjs runs the library's defaults).
-  limits: opts.limits ?? { maxQueuedBytes: 64 * 1024 * 1024 },
+  // The library's defaults, which hold two maximum-size echoes in flight.
+  ...(opts.limits ? { limits: opts.limits } : {}),
   ...(opts.tls ? { tls: opts.tls } : {}),
   handler: opts.fanout ? fanout : echo,
   onError(error) {

@@ -1,10 +1,12 @@
 // echo-server: the smallest useful sockeye server. Every message a client
-// sends comes back to it with the same type (text or binary).
+// sends comes back to it with the same type (text or binary), at the speed
+// the client reads its echoes.
 //
 //   node dist/examples/echo-server/main.js [--port N]     runs until Ctrl-C
 //   node dist/examples/echo-server/main.js --self-test    runs a client against it and exits
 //
 // In your own project, import from 'sockeye' instead of '../../src/index.js'.
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { connect, createServer, type ServerHandler } from '../../src/index.js';
 
@@ -24,10 +26,28 @@ const echo: ServerHandler = {
     console.log(`echo-server: client connected from ${session.remoteAddress}`);
   },
   onMessage(session, message) {
-    // send() copies the payload and answers 'sent' | 'queued' | 'backpressure' | 'dropped'.
-    // A dropped echo (the client reads nothing and its queue is full) is also
-    // reported to onError; an echo server can only give up on such a client.
-    if (session.send(message.data, { binary: message.binary }) === 'dropped') session.close(1013, 'echo backlog full');
+    // send() answers 'sent' | 'queued' | 'backpressure' | 'dropped'. The received bytes are
+    // ours, so they are handed over (`transfer`) instead of copied.
+    const status = session.send(message.data, { binary: message.binary, transfer: true });
+    if (status === 'backpressure') {
+      // More than the high-water mark waits for this client: read nothing more from it until
+      // everything queued has gone out (onWritable below). A client with many messages in
+      // flight is served as fast as it reads, and what it has not read yet waits on its side,
+      // not in this server's memory. While paused, its pings wait too (docs/api.md,
+      // pauseReading()) until it reads its echoes.
+      session.pauseReading();
+      session.requestWritable();
+    } else if (status === 'dropped' && session.state === 'open') {
+      // Even so the echo did not fit (the queue would pass maxQueuedBytes); it is also reported
+      // to onError. An echo server can only give up on such a client; reading resumes so
+      // that the client's close frame is read.
+      session.close(1013, 'echo backlog full');
+      session.resumeReading();
+    }
+  },
+  onWritable(session) {
+    // Fires once per requestWritable(), when everything queued has gone to the kernel.
+    session.resumeReading();
   },
   onClose(_session, info) {
     console.log(`echo-server: client disconnected (${info.code}, ${info.wasClean ? 'clean' : 'not clean'})`);
@@ -61,6 +81,18 @@ if (selfTest) {
   if (bin.done) throw new Error('no echo');
   console.log(`self-test: received ${bin.value.binary ? 'binary' : 'text'} ${bin.value.data.toString('hex')}`);
 
+  // Two messages of the largest default size (16 MiB) in flight at once: the server reads the
+  // second only once the first echo has gone out, and the default queue limit holds both anyway.
+  const big = [randomBytes(16 * 1024 * 1024), randomBytes(16 * 1024 * 1024)];
+  for (const b of big) client.send(b);
+  console.log('self-test: sent 2 binary messages of 16 MiB at once');
+  let intact = 0;
+  for (const b of big) {
+    const echo = await replies.next();
+    if (!echo.done && echo.value.data.equals(b)) intact++;
+  }
+  console.log(`self-test: received ${intact} of 2 echoes of 16 MiB, intact and in order`);
+
   client.close(1000, 'bye');
   const info = await client.closed;
   await serverSawClose; // so that the server's line comes first, every time
@@ -70,7 +102,10 @@ if (selfTest) {
 } else {
   const stop = () => {
     console.log('echo-server: stopping, closing clients with 1001');
-    void server.close().then(() => console.log('echo-server: stopped'));
+    const closed = server.close();
+    // A session paused above must read its client's answer to the close (or it ends after the close timeout).
+    for (const session of server.clients) session.resumeReading();
+    void closed.then(() => console.log('echo-server: stopped'));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -34,7 +34,18 @@ const server = createServer({
       console.log(`tls-server: client connected, secure: ${session.request.secure}`);
     },
     onMessage(session, message) {
-      session.send(message.data, { binary: message.binary });
+      // Paced as examples/echo-server explains: read nothing more while echoes wait, give up on a client whose echo does not fit.
+      const status = session.send(message.data, { binary: message.binary, transfer: true });
+      if (status === 'backpressure') {
+        session.pauseReading();
+        session.requestWritable();
+      } else if (status === 'dropped' && session.state === 'open') {
+        session.close(1013, 'echo backlog full');
+        session.resumeReading();
+      }
+    },
+    onWritable(session) {
+      session.resumeReading();
     },
   },
   // Failed TLS handshakes land here (no session exists yet).
@@ -67,7 +78,12 @@ if (selfTest) {
   await server.close();
   console.log('tls-server: stopped');
 } else {
-  const stop = () => void server.close().then(() => console.log('tls-server: stopped'));
+  const stop = () => {
+    const closed = server.close();
+    // A session paused above must read its client's answer to the close.
+    for (const session of server.clients) session.resumeReading();
+    void closed.then(() => console.log('tls-server: stopped'));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

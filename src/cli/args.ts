@@ -32,6 +32,33 @@ export function parsePort(text: string, what: string, usage: string): number {
   return n;
 }
 
+/** What the size suffixes of parseByteSize() multiply by: powers of 1024, each with or without "iB". */
+const SIZE_UNITS: ReadonlyMap<string, number> = new Map([
+  ['', 1],
+  ['k', 1024],
+  ['kib', 1024],
+  ['m', 1024 ** 2],
+  ['mib', 1024 ** 2],
+  ['g', 1024 ** 3],
+  ['gib', 1024 ** 3],
+]);
+
+/**
+ * A size in bytes as typed on a command line: decimal digits, optionally
+ * followed by K, M or G (or KiB, MiB, GiB; any case), each a power of 1024:
+ * "16M" and "16MiB" are 16777216. At least 1. "16MB" is refused rather than
+ * guessed at (1000 or 1024?), as are fractions, signs and spaces.
+ */
+export function parseByteSize(text: string, what: string, usage: string): number {
+  const m = /^([0-9]{1,16})([a-zA-Z]*)$/.exec(text);
+  const unit = m ? SIZE_UNITS.get(m[2].toLowerCase()) : undefined;
+  const n = m && unit !== undefined ? Number(m[1]) * unit : NaN;
+  if (!(Number.isSafeInteger(n) && n >= 1)) {
+    throw new UsageError(`${what} takes a size in bytes, at least 1: digits, optionally followed by K, M or G (KiB, MiB, GiB), not ${JSON.stringify(text)}`, usage);
+  }
+  return n;
+}
+
 /**
  * `Name: value` as typed on a command line (curl's -H form). The name is
  * checked here only for being present; the handshake builder checks that it

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDemoServer, DEMO_PAGE_DIR } from '../demo/demo-server.js';
 import { generateSelfSignedCert } from '../demo/self-signed-cert.js';
-import { withUsage, parsePort, urlHost } from './args.js';
+import type { SessionLimits } from '../transport/types.js';
+import { parseByteSize, parsePort, urlHost, withUsage } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
 
 export const SERVE_USAGE = `Usage: sockeye serve [options]
@@ -31,7 +32,26 @@ Options:
                      certificate made by openssl (browsers will warn); its
                      path is printed, for a client's --ca, and the file is
                      removed when the server exits
+  --max-message BYTES
+                     the largest message a client may send to the echo and
+                     to lws-status (default 16M); a bigger one closes it
+                     with 1009. dumb-increment-protocol and
+                     lws-mirror-protocol keep their own limits (1K, 64K)
+  --max-queued BYTES
+                     the most bytes that may wait to be sent to one client
+                     (default 40M, or twice --max-message plus 8M when that
+                     is more). The echo stops reading from a client while
+                     more than 1M (at most a quarter of this) waits for it,
+                     so it serves a client as fast as that client reads; an
+                     echo that would still pass this closes the client with
+                     1013
+  --deflate          negotiate permessage-deflate on the echo (no
+                     subprotocol) and lws-status (the default)
+  --no-deflate       negotiate permessage-deflate on no protocol
   -h, --help         show this help
+
+BYTES is a whole number of bytes, or one with the suffix K, M or G (also
+KiB, MiB, GiB; powers of 1024): 512K, 16M, 64MiB.
 `;
 
 const DEFAULT_PORT = 7681;
@@ -49,6 +69,10 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
           'tls-cert': { type: 'string' },
           'tls-key': { type: 'string' },
           'tls-self-signed': { type: 'boolean' },
+          'max-message': { type: 'string' },
+          'max-queued': { type: 'string' },
+          deflate: { type: 'boolean' },
+          'no-deflate': { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
       }),
@@ -68,6 +92,11 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const keyPath = values['tls-key'];
   if ((certPath === undefined) !== (keyPath === undefined)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_USAGE);
   if (values['tls-self-signed'] && certPath !== undefined) throw new UsageError('--tls-self-signed or --tls-cert/--tls-key, not both', SERVE_USAGE);
+  const limits: Partial<SessionLimits> = {};
+  if (values['max-message'] !== undefined) limits.maxMessageBytes = parseByteSize(values['max-message'], '--max-message', SERVE_USAGE);
+  if (values['max-queued'] !== undefined) limits.maxQueuedBytes = parseByteSize(values['max-queued'], '--max-queued', SERVE_USAGE);
+  if (values.deflate && values['no-deflate']) throw new UsageError('--deflate or --no-deflate, not both', SERVE_USAGE);
+  const perMessageDeflate = values['no-deflate'] !== true;
 
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (certPath !== undefined && keyPath !== undefined) {
@@ -94,7 +123,8 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   }
 
   const report = (error: unknown) => io.stderr.write(`sockeye: ${error instanceof Error ? error.message : String(error)}\n`);
-  const demo = createDemoServer({ tls, onError: report });
+  // Limits not given stay unset: the demo server's defaults apply (maxQueuedBytes following --max-message).
+  const demo = createDemoServer({ tls, onError: report, limits, perMessageDeflate });
   const server = demo.server;
   if (!existsSync(DEMO_PAGE_DIR)) io.stderr.write(`sockeye: no demo page at ${DEMO_PAGE_DIR}: HTTP requests get 404\n`);
   let address;

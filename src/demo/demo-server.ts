@@ -6,9 +6,9 @@ import type { KeepaliveOptions } from '../core/connection.js';
 import { createMountHandler, type Mount } from '../server/mounts.js';
 import type { ServerSession } from '../server/server-session.js';
 import { createServer, type ServerHandler, type WebSocketServer } from '../server/server.js';
-import type { SessionLimits } from '../transport/types.js';
+import { DEFAULT_SESSION_LIMITS, type SessionLimits } from '../transport/types.js';
 import { DumbIncrementProtocol } from './dumb-increment.js';
-import { ECHO_NO_DEFLATE_PROTOCOL, echoHandler } from './echo.js';
+import { ECHO_NO_DEFLATE_PROTOCOL, EchoProtocol } from './echo.js';
 import { MirrorProtocol, type MirrorOptions } from './lws-mirror.js';
 import { StatusProtocol } from './lws-status.js';
 
@@ -36,10 +36,17 @@ export interface DemoServerOptions {
    * permessage-deflate for lws-status and the echo service (libwebsockets
    * accepts it on lws-status). Never on dumb-increment-protocol,
    * lws-mirror-protocol or the echo subprotocol sockeye-echo-nodeflate
-   * (ECHO_NO_DEFLATE_PROTOCOL). Default true.
+   * (ECHO_NO_DEFLATE_PROTOCOL). Default true; false declines it everywhere
+   * (`sockeye serve --no-deflate`).
    */
   perMessageDeflate?: boolean;
   keepalive?: KeepaliveOptions | null;
+  /**
+   * Every session's limits (dumb-increment-protocol and lws-mirror-protocol
+   * keep their own maxMessageBytes). With maxMessageBytes and no
+   * maxQueuedBytes, maxQueuedBytes follows it; a highWaterMark not given is
+   * at most a quarter of maxQueuedBytes (demoLimits()).
+   */
   limits?: Partial<SessionLimits>;
   /** Reported by lws-status as "version". Default "sockeye <package version>". */
   version?: string;
@@ -60,6 +67,10 @@ export class DemoServer {
   readonly dumbIncrement: DumbIncrementProtocol;
   readonly mirror: MirrorProtocol;
   readonly status: StatusProtocol;
+  /** The echo for clients that ask for no subprotocol. */
+  readonly echo: EchoProtocol;
+  /** The echo for sockeye-echo-nodeflate. */
+  readonly echoNoDeflate: EchoProtocol;
   private readonly options: DemoServerOptions;
 
   constructor(options: DemoServerOptions = {}) {
@@ -73,22 +84,22 @@ export class DemoServer {
       perMessageDeflate: options.perMessageDeflate ?? true,
     });
     const onEchoError = (m: string) => onError(new Error(m));
-    const echo = echoHandler({ perMessageDeflate: options.perMessageDeflate ?? true, onError: onEchoError });
-    const echoNoDeflate = echoHandler({ perMessageDeflate: false, onError: onEchoError });
+    this.echo = new EchoProtocol({ perMessageDeflate: options.perMessageDeflate ?? true, onError: onEchoError });
+    this.echoNoDeflate = new EchoProtocol({ perMessageDeflate: false, onError: onEchoError });
     const mounts = options.mounts ?? [{ mountpoint: '/', origin: options.staticDir ?? DEMO_PAGE_DIR, defaultFile: 'index.html' }];
     this.server = createServer({
       port: options.port ?? 7681,
       host: options.host ?? '127.0.0.1',
       tls: options.tls,
       keepalive: options.keepalive,
-      limits: options.limits,
+      limits: demoLimits(options.limits),
       protocols: {
         'dumb-increment-protocol': this.tracked(this.dumbIncrement.handler),
         'lws-mirror-protocol': this.tracked(this.mirror.handler),
         'lws-status': this.tracked(this.status.handler),
-        [ECHO_NO_DEFLATE_PROTOCOL]: this.tracked(echoNoDeflate),
+        [ECHO_NO_DEFLATE_PROTOCOL]: this.tracked(this.echoNoDeflate.handler),
       },
-      handler: this.tracked(echo),
+      handler: this.tracked(this.echo.handler),
       onHttpRequest: mounts.length > 0 ? createMountHandler(mounts, { onError }) : undefined,
       onError,
     });
@@ -106,7 +117,13 @@ export class DemoServer {
   /** Closes every connection with 1001 and stops the timers. */
   async close(code = 1001, reason = 'server shutting down'): Promise<void> {
     try {
-      await this.server.close(code, reason);
+      // server.close() closes every session before it returns its promise; an echo session paused
+      // for its backlog then reads again, so that the client's close frame is read
+      // (test/demo/echo.test.ts, "a shutdown").
+      const closed = this.server.close(code, reason);
+      this.echo.resumeAll();
+      this.echoNoDeflate.resumeAll();
+      await closed;
     } finally {
       this.dumbIncrement.stop();
     }
@@ -128,6 +145,34 @@ export class DemoServer {
       },
     };
   }
+}
+
+/**
+ * The outbound queue the echo needs for messages of `maxMessageBytes`: room
+ * for two of them (an echo waiting and one more read before reading paused,
+ * or still being inflated), their frame headers, the high-water mark and
+ * headroom. For the default 16 MiB that is the default maxQueuedBytes
+ * (40 MiB), never less than it.
+ */
+export function echoQueueBytes(maxMessageBytes: number): number {
+  return Math.max(DEFAULT_SESSION_LIMITS.maxQueuedBytes, 2 * maxMessageBytes + 8 * 1024 * 1024);
+}
+
+/**
+ * The limits the demo server runs with: `limits`, where maxQueuedBytes not
+ * given follows maxMessageBytes (echoQueueBytes()), and highWaterMark not
+ * given is at most a quarter of maxQueuedBytes, so that the echo pauses
+ * reading (at the high-water mark) well before its queue is full
+ * (test/demo/demo-server.test.ts, "limits").
+ */
+export function demoLimits(limits: Partial<SessionLimits> | undefined): Partial<SessionLimits> | undefined {
+  if (limits === undefined) return undefined;
+  const out = { ...limits };
+  if (out.maxQueuedBytes === undefined && out.maxMessageBytes !== undefined) out.maxQueuedBytes = echoQueueBytes(out.maxMessageBytes);
+  if (out.highWaterMark === undefined && out.maxQueuedBytes !== undefined) {
+    out.highWaterMark = Math.min(DEFAULT_SESSION_LIMITS.highWaterMark, Math.floor(out.maxQueuedBytes / 4));
+  }
+  return out;
 }
 
 export function createDemoServer(options: DemoServerOptions = {}): DemoServer {

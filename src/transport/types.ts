@@ -54,8 +54,16 @@ export interface SessionLimits extends ConnectionLimits {
   highWaterMark: number;
 }
 
+/**
+ * The transport's default limits. maxQueuedBytes is 40 MiB so that an
+ * application can echo or forward messages of the default maxMessageBytes
+ * (16 MiB) with two of them waiting at once: two 16 MiB messages with their
+ * frame headers, plus the 1 MiB high-water mark, plus headroom (a send is
+ * refused only when something is already queued). Guarded by
+ * test/demo/large-echo.test.ts.
+ */
 export const DEFAULT_SESSION_LIMITS: Pick<SessionLimits, 'maxQueuedBytes' | 'highWaterMark'> = {
-  maxQueuedBytes: 16 * 1024 * 1024,
+  maxQueuedBytes: 40 * 1024 * 1024,
   highWaterMark: 1024 * 1024,
 };
 

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { parseHeader, parsePort, urlHost, withUsage } from '../../src/cli/args.js';
+import { parseByteSize, parseHeader, parsePort, urlHost, withUsage } from '../../src/cli/args.js';
 import { UsageError, type CliIo } from '../../src/cli/cli-io.js';
 import { formatMessage, lineToMessage } from '../../src/cli/connect.js';
 import { run } from '../../src/cli/run.js';
@@ -31,6 +31,36 @@ describe('parsePort', () => {
         assert.ok(e instanceof UsageError);
         assert.equal(e.usage, 'USAGE');
         assert.match(e.message, /^the PORT environment variable must be a port number/);
+        return true;
+      }, JSON.stringify(bad));
+    }
+  });
+});
+
+describe('parseByteSize', () => {
+  it('takes whole bytes, or K, M, G (KiB, MiB, GiB, any case) as powers of 1024', () => {
+    const cases: Array<[string, number]> = [
+      ['1', 1],
+      ['1024', 1024],
+      ['512K', 512 * 1024],
+      ['512k', 512 * 1024],
+      ['512KiB', 512 * 1024],
+      ['16M', 16 * 1024 * 1024],
+      ['16MiB', 16 * 1024 * 1024],
+      ['64mib', 64 * 1024 * 1024],
+      ['2G', 2 * 1024 ** 3],
+      ['1GiB', 1024 ** 3],
+      ['0040M', 40 * 1024 * 1024],
+    ];
+    for (const [text, n] of cases) assert.equal(parseByteSize(text, '--max-queued', 'u'), n, text);
+  });
+  it('refuses anything else with a UsageError naming the option: zero, signs, fractions, spaces, decimal units, unknown suffixes, too large', () => {
+    for (const bad of ['', '0', '0K', '-1', '+1', '1.5M', '1e6', '0x10', ' 1', '1 ', '16 M', '16MB', '16mb', '1T', 'M', 'K16', '16Mi', 'lots', '9007199254740993', '99999999999G']) {
+      assert.throws(() => parseByteSize(bad, '--max-message', 'USAGE'), (e: unknown) => {
+        assert.ok(e instanceof UsageError);
+        assert.equal(e.usage, 'USAGE');
+        assert.match(e.message, /^--max-message takes a size in bytes/);
+        assert.ok(e.message.includes(JSON.stringify(bad)), e.message);
         return true;
       }, JSON.stringify(bad));
     }

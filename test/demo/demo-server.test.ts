@@ -9,7 +9,8 @@ import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { connect, type ClientSession } from '../../src/index.js';
-import { DEMO_PAGE_DIR } from '../../src/demo/demo-server.js';
+import { DEMO_PAGE_DIR, demoLimits, echoQueueBytes } from '../../src/demo/demo-server.js';
+import { DEFAULT_SESSION_LIMITS } from '../../src/index.js';
 import { PLACEHOLDER_HTML, startDemo } from './demo-fixture.js';
 import { testCert } from '../helpers/certs.js';
 import { RawClient, withTimeout } from '../helpers/ws-pair.js';
@@ -101,5 +102,18 @@ describe('demo server', () => {
     } finally {
       await fx.close();
     }
+  });
+
+  it('limits: none given are none set; maxQueuedBytes follows a raised maxMessageBytes; highWaterMark stays at most a quarter of maxQueuedBytes', () => {
+    const MiB = 1024 * 1024;
+    assert.equal(demoLimits(undefined), undefined);
+    // The library's default queue is what the echo needs for the default 16 MiB messages.
+    assert.equal(echoQueueBytes(16 * MiB), DEFAULT_SESSION_LIMITS.maxQueuedBytes);
+    assert.equal(echoQueueBytes(1024), DEFAULT_SESSION_LIMITS.maxQueuedBytes);
+    assert.deepEqual(demoLimits({ maxMessageBytes: 64 * MiB }), { maxMessageBytes: 64 * MiB, maxQueuedBytes: 136 * MiB, highWaterMark: DEFAULT_SESSION_LIMITS.highWaterMark });
+    assert.deepEqual(demoLimits({ maxMessageBytes: 1024 }), { maxMessageBytes: 1024, maxQueuedBytes: DEFAULT_SESSION_LIMITS.maxQueuedBytes, highWaterMark: DEFAULT_SESSION_LIMITS.highWaterMark });
+    assert.deepEqual(demoLimits({ maxMessageBytes: 64 * MiB, maxQueuedBytes: 2 * MiB }), { maxMessageBytes: 64 * MiB, maxQueuedBytes: 2 * MiB, highWaterMark: 512 * 1024 });
+    assert.deepEqual(demoLimits({ maxQueuedBytes: 2 * MiB, highWaterMark: 3 * MiB }), { maxQueuedBytes: 2 * MiB, highWaterMark: 3 * MiB }, 'a highWaterMark given is kept');
+    assert.deepEqual(demoLimits({ maxFragments: 10 }), { maxFragments: 10 });
   });
 });

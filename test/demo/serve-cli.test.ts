@@ -156,4 +156,62 @@ describe('sockeye serve: the demo server', () => {
     assert.equal(await withTimeout(help.exited, WAIT_MS, 'exit'), 0);
     for (const word of ['--tls-self-signed', 'dumb-increment-protocol', 'lws-mirror-protocol', 'lws-status', 'echo']) assert.ok(help.out().includes(word), word);
   });
+
+  it('--max-message is enforced on the echo: a message of that size comes back, one byte more closes with 1009', async () => {
+    const s = await serve(['--max-message', '1K', '--max-queued', '64MiB']);
+    try {
+      const c = await connect(`ws://127.0.0.1:${s.port}/`);
+      const it = c.messages();
+      c.send(Buffer.alloc(1024, 1));
+      assert.equal((await withTimeout(it.next(), WAIT_MS, 'the echo')).value?.data.length, 1024);
+      c.send(Buffer.alloc(1025, 2));
+      const info = await withTimeout(c.closed, WAIT_MS, 'the close');
+      assert.equal(info.code, 1009, `closed with ${info.code} ${info.reason}`);
+      // The server goes on: a message within the limit on a new connection still comes back.
+      const d = await connect(`ws://127.0.0.1:${s.port}/`);
+      d.send('still here');
+      assert.equal((await withTimeout(d.messages().next(), WAIT_MS, 'the echo')).value?.text, 'still here');
+      await stop(s);
+      await withTimeout(d.closed, WAIT_MS, 'the close');
+    } finally {
+      reap(s);
+    }
+  });
+
+  it('permessage-deflate on the echo and lws-status by default and with --deflate, on no protocol with --no-deflate', async () => {
+    for (const [args, expected] of [[[], ['permessage-deflate']], [['--deflate'], ['permessage-deflate']], [['--no-deflate'], []]] as const) {
+      const s = await serve([...args]);
+      try {
+        for (const protocol of [undefined, 'lws-status']) {
+          const c = await connect(`ws://127.0.0.1:${s.port}/`, { protocol, perMessageDeflate: true });
+          assert.deepEqual(c.extensions, expected, `${args.join(' ') || 'no option'}: ${protocol ?? 'echo'}`);
+          c.close();
+          await withTimeout(c.closed, WAIT_MS, 'the close');
+        }
+        await stop(s);
+      } finally {
+        reap(s);
+      }
+    }
+  });
+
+  it('refuses a size that is not one, or --deflate with --no-deflate, naming the option (exit 2); --help shows the options and the size syntax', async () => {
+    const bad: Array<[string[], RegExp]> = [
+      [['--max-message', '16MB'], /--max-message takes a size in bytes.*"16MB"/],
+      [['--max-message', '1.5M'], /--max-message takes a size in bytes/],
+      [['--max-queued', '0'], /--max-queued takes a size in bytes, at least 1/],
+      [['--max-queued=-5'], /--max-queued takes a size in bytes/],
+      [['--max-queued', 'lots'], /--max-queued takes a size in bytes/],
+      [['--deflate', '--no-deflate'], /--deflate or --no-deflate, not both/],
+    ];
+    for (const [args, message] of bad) {
+      const r = run(['serve', '--port', '0', ...args]);
+      assert.equal(await withTimeout(r.exited, WAIT_MS, 'exit'), 2, args.join(' '));
+      assert.match(r.err(), message);
+      assert.match(r.err(), /Usage: sockeye serve/);
+    }
+    const help = run(['serve', '--help']);
+    assert.equal(await withTimeout(help.exited, WAIT_MS, 'exit'), 0);
+    for (const word of ['--max-message BYTES', '--max-queued BYTES', '--deflate', '--no-deflate', 'default 16M', 'default 40M', '64MiB']) assert.ok(help.out().includes(word), word);
+  });
 });

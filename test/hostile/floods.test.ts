@@ -23,8 +23,8 @@
  * The floods (each bounded in frames and in time):
  * - 200,000 pings from a client reading its pongs slowly: closed with 1008
  *   (maxControlFramesPerSecond, default 1000 a second with a burst of 1000);
- * - 200,000 pings of 125 bytes, read slowly, with maxControlFramesPerSecond
- *   0: served; the pongs wait for the slow reader in the session's outbound
+ * - pings of 125 bytes, their pongs 1.5 times maxQueuedBytes in all, read
+ *   slowly, with maxControlFramesPerSecond 0: served; the pongs wait for the slow reader in the session's outbound
  *   queue at about their wire size, and a pong that would take the queue past
  *   maxQueuedBytes replaces the newest one waiting (RFC 6455 section 5.5.3),
  *   so the queue never passes maxQueuedBytes (by more than one pong); the
@@ -32,7 +32,8 @@
  * - 200,000 unsolicited pongs: closed with 1008;
  * - 1-byte binary messages from a client that reads its echoes: every echo
  *   comes back, in order;
- * - 1-byte binary messages from a client that never reads: the echoes wait
+ * - 1-byte binary messages from a client that never reads, their echoes
+ *   1.25 times maxQueuedBytes in all (as many as the write window allows): the echoes wait
  *   in the server's queue at about their wire size (small frames are merged),
  *   the queue stays under maxQueuedBytes, and every echo the queue could not
  *   take is reported as dropped: what the client reads afterwards plus what
@@ -41,7 +42,8 @@
  *   at least 64 bytes against maxMessageBytes, so the message is failed with
  *   1008 long before the flood ends;
  * - 100-byte messages sent faster than they can be echoed to a client that
- *   does not read: as for 1-byte messages, with drops once the queue is full.
+ *   does not read, their echoes 2.5 times maxQueuedBytes in all: as for
+ *   1-byte messages, with drops once the queue is full.
  *
  * The figures (canary p50/p99/max, RSS growth, what happened to the flooder)
  * are printed with t.diagnostic(). The flooders run in this process, so they
@@ -67,6 +69,8 @@ const RSS_SLACK = 16 * MiB;
 const MIN_WINDOW_MS = 1000;
 /** Every flood stops writing after this long, whatever is left. */
 const FLOOD_WRITE_MS = 6000;
+/** The write window of the 1-byte flood from a client that never reads, long enough for its echoes to fill maxQueuedBytes. */
+const TINY_SILENT_WRITE_MS = 20_000;
 /** How often the slow reader reads (one socket.read(), what the socket has buffered). */
 const SLOW_READ_EVERY_MS = 100;
 /** Bytes per write of a flood: many frames per write, and a turn of the event loop between writes. */
@@ -406,11 +410,11 @@ class Flooder {
 
   /**
    * Writes `total` frames, `batch(first, count)` making them, WRITE_BYTES at
-   * a time; stops early when the server closes or after FLOOD_WRITE_MS.
+   * a time; stops early when the server closes or after `writeMs`.
    */
-  async flood(total: number, frameBytes: number, batch: (first: number, count: number) => Buffer): Promise<void> {
+  async flood(total: number, frameBytes: number, batch: (first: number, count: number) => Buffer, writeMs = FLOOD_WRITE_MS): Promise<void> {
     const perWrite = Math.max(1, Math.floor(WRITE_BYTES / frameBytes));
-    const deadline = performance.now() + FLOOD_WRITE_MS;
+    const deadline = performance.now() + writeMs;
     while (this.written < total && !this.ended && !this.socket.destroyed && performance.now() < deadline) {
       const n = Math.min(perWrite, total - this.written);
       const ok = this.socket.write(batch(this.written, n));
@@ -635,12 +639,18 @@ const PINGS = 200_000;
 const BIG_PING = 125;
 /** What may wait for a blocked flooder at once: maxQueuedBytes, and one pong more (the first over it, when none waited to be replaced). */
 const BLOCKED_PONG_BOUND = DEFAULT_SESSION_LIMITS.maxQueuedBytes + 6 + BIG_PING;
+/** Pings whose pongs (2 + BIG_PING bytes each) come to 1.5 times maxQueuedBytes: the queue must reach its limit. */
+const ALLOWED_PINGS = Math.ceil((1.5 * DEFAULT_SESSION_LIMITS.maxQueuedBytes) / (2 + BIG_PING));
+/** Messages of `size` bytes whose echoes (2 + size bytes each) come to `times` maxQueuedBytes: drops must follow. */
+function pastTheQueue(size: number, times: number): number {
+  return Math.ceil((times * DEFAULT_SESSION_LIMITS.maxQueuedBytes) / (2 + size));
+}
 
 floodCase('flood: 200,000 pings, pongs read slowly (default limits)', undefined, 'closed with 1008 (maxControlFramesPerSecond); canary p99 and server memory bounded; new connections echo', async (t, b) => {
   await closedWith1008(t, b, { name: 'ping flood', path: '/flood-pings', mode: 'slow', total: PINGS, frameBytes: 10, batch: (first, n) => frames(PING, first, n, 4) });
 });
 
-floodCase('flood: 200,000 pings of 125 bytes, pongs read slowly, maxControlFramesPerSecond 0', { maxControlFramesPerSecond: 0 }, 'served: every ping read, the last pong answers the last ping, the queue within maxQueuedBytes; canary and memory bounded', async (t, b) => {
+floodCase(`flood: ${ALLOWED_PINGS} pings of 125 bytes (pongs 1.5 x maxQueuedBytes), pongs read slowly, maxControlFramesPerSecond 0`, { maxControlFramesPerSecond: 0 }, 'served: every ping read, the last pong answers the last ping, the queue within maxQueuedBytes; canary and memory bounded', async (t, b) => {
   const path = '/flood-pings-allowed';
   let lastPong = -1;
   let outOfOrder = 0;
@@ -656,20 +666,20 @@ floodCase('flood: 200,000 pings of 125 bytes, pongs read slowly, maxControlFrame
     const figures = await b.run(
       t,
       'ping flood, control limit off',
-      () => f.flood(PINGS, 6 + BIG_PING, (first, n) => frames(PING, first, n, BIG_PING)),
+      () => f.flood(ALLOWED_PINGS, 6 + BIG_PING, (first, n) => frames(PING, first, n, BIG_PING)),
       async () => {
         // Once every ping is written, the flooder reads everything: the newest pong must come.
         f.read('all');
-        await waitUntil(() => lastPong === PINGS - 1 || f.ended, 20_000, 'the pong for the last ping').catch(() => {});
+        await waitUntil(() => lastPong === ALLOWED_PINGS - 1 || f.ended, 20_000, 'the pong for the last ping').catch(() => {});
         st = await b.server.stats(path);
         return `${f.written} pings written, ${f.count(0xa)} pongs received (the last for ping ${lastPong}), ${outOfOrder} out of order; server saw ${st?.pings ?? 0} pings, bufferedAmount peaked at ${((st?.maxBuffered ?? 0) / 1024).toFixed(1)} KiB; close ${f.closeCode ?? 'none'}`;
       },
     );
-    assert.equal(f.written, PINGS, 'every ping was written');
+    assert.equal(f.written, ALLOWED_PINGS, 'every ping was written');
     assert.equal(f.closeCode, undefined, 'pinging with the limit off is no offence: no close');
-    assert.equal(st!.pings, PINGS, 'the server read every ping');
+    assert.equal(st!.pings, ALLOWED_PINGS, 'the server read every ping');
     assert.equal(st!.close, null, 'the session is still open');
-    assert.equal(lastPong, PINGS - 1, 'the last pong answers the last ping');
+    assert.equal(lastPong, ALLOWED_PINGS - 1, 'the last pong answers the last ping');
     assert.equal(outOfOrder, 0, 'pongs come in order');
     // Past maxQueuedBytes, a newer pong replaces the newest one waiting (RFC 6455 section 5.5.3).
     assert.ok(st!.maxBuffered <= BLOCKED_PONG_BOUND, `bufferedAmount reached ${st!.maxBuffered} bytes (bound ${BLOCKED_PONG_BOUND})`);
@@ -724,7 +734,7 @@ floodCase('flood: 1-byte binary messages from a client that reads its echoes (de
  * not take reported as dropped; then it reads, and what it gets plus what was
  * dropped is what it sent, in order.
  */
-async function nonReader(t: TestContext, b: FloodBench, name: string, path: string, total: number, size: number): Promise<void> {
+async function nonReader(t: TestContext, b: FloodBench, name: string, path: string, total: number, size: number, writeMs = FLOOD_WRITE_MS): Promise<void> {
   let echoes = 0;
   let last = -1;
   let wrong = 0;
@@ -745,7 +755,7 @@ async function nonReader(t: TestContext, b: FloodBench, name: string, path: stri
     const figures = await b.run(
       t,
       name,
-      () => f.flood(total, 6 + size, (first, n) => frames(BINARY, first, n, size)),
+      () => f.flood(total, 6 + size, (first, n) => frames(BINARY, first, n, size), writeMs),
       async () => {
         // Everything written reaches the server (reading never waits for writing, S1).
         const deadline = Date.now() + 20_000;
@@ -780,7 +790,8 @@ async function nonReader(t: TestContext, b: FloodBench, name: string, path: stri
 }
 
 floodCase('flood: 1-byte binary messages from a client that never reads (default limits)', undefined, 'served within maxQueuedBytes, drops reported, queued echoes cost about their size; canary p99 bounded', async (t, b) => {
-  await nonReader(t, b, '1-byte messages, never reading', '/flood-tiny-silent', 8_000_000, 1);
+  // Some 17 million messages: more than FLOOD_WRITE_MS lets the flooder write, hence a window of its own.
+  await nonReader(t, b, '1-byte messages, never reading', '/flood-tiny-silent', pastTheQueue(1, 1.25), 1, TINY_SILENT_WRITE_MS);
 });
 
 floodCase('flood: empty continuation frames within one message (default limits)', undefined, 'closed with 1008 (each frame counts 64 bytes against maxMessageBytes); canary p99 and server memory bounded', async (t, b) => {
@@ -799,5 +810,5 @@ floodCase('flood: empty continuation frames within one message (default limits)'
 });
 
 floodCase('flood: 100-byte messages to a client that does not read (default limits)', undefined, 'served within maxQueuedBytes, the echoes past it reported dropped; canary p99 and server memory bounded', async (t, b) => {
-  await nonReader(t, b, '100-byte messages, never reading', '/flood-small-silent', 400_000, 100);
+  await nonReader(t, b, '100-byte messages, never reading', '/flood-small-silent', pastTheQueue(100, 2.5), 100);
 });
