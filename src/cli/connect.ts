@@ -167,7 +167,13 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   }
 
   let writableWaiter: (() => void) | null = null;
-  const wakeWriter = () => {
+  /** --echo paused reading because its echoes wait: resumed once they have drained (onWritable). */
+  let echoPaused = false;
+  const wakeWriter = (session: ClientSession) => {
+    if (echoPaused) {
+      echoPaused = false;
+      session.resumeReading();
+    }
     const w = writableWaiter;
     writableWaiter = null;
     w?.();
@@ -179,7 +185,13 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       idle?.refresh();
       if (echo) {
         const status = session.send(message.data, { binary: message.binary });
-        if (status === 'dropped' && session.state === 'open') {
+        if (status === 'backpressure' && !echoPaused) {
+          // Pace the server to the speed it reads its echoes, as the demo's echo does, rather than
+          // queue without end: reading resumes when the queue has drained (test/cli/cli.test.ts, "--echo paces").
+          echoPaused = true;
+          session.pauseReading();
+          session.requestWritable();
+        } else if (status === 'dropped' && session.state === 'open') {
           io.stderr.write('sockeye: an echo was dropped (outbound queue full); closing\n');
           session.close(1013, 'echo backlog full');
         }
@@ -237,7 +249,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     input = createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false });
     const rl = input;
     // A wait for onWritable also ends when the session does (no callback comes then).
-    void session.closed.then(wakeWriter);
+    void session.closed.then(() => wakeWriter(session));
     const waitWritable = () =>
       new Promise<void>((resolve) => {
         if (session.state !== 'open') return resolve();

@@ -9,6 +9,7 @@ import { createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connect, createServer, type ServerSession, type WebSocketServer, type Message, type CloseInfo, type UpgradeRequest } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
+import { delay } from '../helpers/ws-pair.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** Upper bound for any one wait on a child: generous, the machine is shared and slow. */
@@ -360,6 +361,55 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
       assert.equal((await within(closed.promise, 'server onClose')).wasClean, true);
       assert.match(c.stderr(), /closed 1000 "done"/);
       assert.equal(c.stdout().split('\n').length, sent.length + 1);
+    } finally {
+      reap(c);
+      await within(server.close(), 'server close');
+    }
+  });
+
+  it('--echo paces: a server that sends more than maxQueuedBytes and reads its echoes late gets every echo, no 1013', { timeout: 60_000 }, async () => {
+    // 48 messages of 1 MiB: more than the client's default maxQueuedBytes (40 MiB) if it echoed without pacing.
+    const COUNT = 48;
+    const SIZE = 1 << 20;
+    const payload = (i: number) => Buffer.alloc(SIZE, i & 0xff);
+    let got = 0;
+    let wrong = 0;
+    const closed = deferred<CloseInfo>();
+    const { server, url } = await ourServer({
+      handler: {
+        onOpen(session) {
+          // The server reads none of its echoes for a second, then reads them slowly: an echo that did not
+          // pace would queue all 48 MiB meanwhile and pass maxQueuedBytes.
+          session.pauseReading();
+          setTimeout(() => session.resumeReading(), 1000);
+          void (async () => {
+            for (let i = 0; i < COUNT; i++) {
+              while (session.state === 'open' && session.bufferedAmount > 4 * SIZE) await delay(5);
+              session.send(payload(i));
+            }
+          })();
+        },
+        onMessage(session, m) {
+          if (!m.data.equals(payload(got))) wrong++;
+          got++;
+          if (got === COUNT) session.close(1000, 'done');
+          else if (got % 8 === 0) {
+            session.pauseReading();
+            setTimeout(() => session.resumeReading(), 20);
+          }
+        },
+        onClose(_s, info) {
+          closed.resolve(info);
+        },
+      },
+    });
+    const c = cli(['connect', url, '--echo'], { stdin: null });
+    try {
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(got, COUNT, 'every echo came back');
+      assert.equal(wrong, 0, 'each intact and in order');
+      assert.equal((await within(closed.promise, 'server onClose')).code, 1000, 'closed by the server, not with 1013');
+      assert.doesNotMatch(c.stderr(), /dropped|1013/);
     } finally {
       reap(c);
       await within(server.close(), 'server close');
