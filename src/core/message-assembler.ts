@@ -159,12 +159,14 @@ export class MessageAssembler implements FrameSink {
   }
 
   /**
-   * A masked piece of a frame whose buffer is already made (see keepPayload)
-   * is unmasked straight into that buffer: one copy, no pass over the read.
+   * A masked piece of a frame that spans reads, once the frame's buffer is
+   * due (see keepPayload), is unmasked straight into that buffer: one copy,
+   * no pass over the read.
    */
   onMaskedPayload(data: Buffer, key: number, offset: number, remaining: number): boolean {
-    const buf = this.frameBuf;
-    if (buf === null || this.streamMessages) return false;
+    if (this.compressed || this.streamMessages) return false;
+    const buf = this.frameBuffer(data.length, remaining);
+    if (buf === null) return false;
     const at = this.frameGot;
     copyMasked(data, key, offset, buf, at);
     this.frameGot = at + data.length;
@@ -175,6 +177,7 @@ export class MessageAssembler implements FrameSink {
     }
     return true;
   }
+
 
   /** RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8. */
   private checkText(data: Buffer, remaining: number): void {
@@ -213,29 +216,39 @@ export class MessageAssembler implements FrameSink {
    * ("a frame that spans reads").
    */
   private keepPayload(data: Buffer, remaining: number): void {
-    const got = this.frameGot + data.length;
-    this.frameGot = got;
-    let buf = this.frameBuf;
+    const buf = this.frameBuffer(data.length, remaining);
+    const at = this.frameGot;
+    this.frameGot = at + data.length;
     if (buf === null) {
-      if (remaining === 0 && got === data.length) {
-        // The whole frame in one piece.
-        this.pushPart(data);
-        return;
-      }
-      if (got * FRAME_BUFFER_RATIO < this.frameLength) {
-        this.pushPart(data);
-        return;
-      }
-      buf = this.frameBuf = Buffer.allocUnsafe(this.frameLength);
-      // The frame's earlier pieces are the last `got - data.length` bytes kept.
-      this.takeTail(buf, got - data.length);
+      this.pushPart(data);
+      return;
     }
-    data.copy(buf, got - data.length);
+    data.copy(buf, at);
     if (remaining === 0) {
       this.frameBuf = null;
       this.pushPart(buf);
     }
   }
+
+  /**
+   * The buffer the next piece (`length` bytes, `remaining` after it) of the
+   * current frame goes into, made here once the frame has spanned reads and
+   * an eighth of it has arrived (the pieces kept before are moved in); null
+   * while the piece is to be kept as it came: a frame whole in one piece, or
+   * too little of it yet (see keepPayload).
+   */
+  private frameBuffer(length: number, remaining: number): Buffer | null {
+    if (this.frameBuf !== null) return this.frameBuf;
+    const before = this.frameGot;
+    // The whole frame in one piece.
+    if (remaining === 0 && before === 0) return null;
+    if ((before + length) * FRAME_BUFFER_RATIO < this.frameLength) return null;
+    const buf = (this.frameBuf = Buffer.allocUnsafe(this.frameLength));
+    // The frame's earlier pieces are the last `before` bytes kept.
+    this.takeTail(buf, before);
+    return buf;
+  }
+
 
   /** Moves the last `n` bytes kept (first, then parts) into buf[0, n), removing them from the list. */
   private takeTail(buf: Buffer, n: number): void {
