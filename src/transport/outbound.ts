@@ -10,6 +10,13 @@ const BATCH_COPY_BYTES = 16 * 1024;
 /** Over TLS, writes ending in a buffer at least this large go one buffer at a time (see writeToSocket). */
 const TLS_SEPARATE_WRITE_BYTES = 16 * 1024;
 
+/** Lent frame buffers in writes not yet confirmed (see Outbound's `lent`). */
+interface LentLedger {
+  ends: number[];
+  bufs: (Buffer | null)[];
+  head: number;
+}
+
 /** What became of a frame handed to Outbound.write(). */
 export type WriteOutcome = 'written' | 'batched' | 'queued' | 'discarded';
 
@@ -87,12 +94,11 @@ export class Outbound {
   /**
    * Lent frame buffers handed to stream.write() whose bytes have not all
    * reached the kernel, with the writtenBytes count at their last byte, in
-   * write order (read from `lentHead`). Given back by settle(), never while
-   * the stream may still read them (invariant S2).
+   * write order (read from `head`). Given back by settle(), never while the
+   * stream may still read them (invariant S2). One field, made on the first
+   * large frame: an idle session holds none.
    */
-  private lentEnds: number[] | null = null;
-  private lentBufs: (Buffer | null)[] | null = null;
-  private lentHead = 0;
+  private lent: LentLedger | null = null;
 
   constructor(stream: Duplex, tls: boolean, pool: FramePool | null = null) {
     this.stream = stream;
@@ -244,7 +250,8 @@ export class Outbound {
   }
 
   private get lentCount(): number {
-    return this.lentBufs === null ? 0 : this.lentBufs.length - this.lentHead;
+    const l = this.lent;
+    return l === null ? 0 : l.bufs.length - l.head;
   }
 
   /** Notes the lent frame buffers among `chunks`, written from byte `start` on, for settle() to give back. */
@@ -255,8 +262,9 @@ export class Outbound {
       const c = chunks[i];
       end += c.length;
       if (!pool.isLent(c)) continue;
-      (this.lentEnds ??= []).push(end);
-      (this.lentBufs ??= []).push(c);
+      const l = (this.lent ??= { ends: [], bufs: [], head: 0 });
+      l.ends.push(end);
+      l.bufs.push(c);
     }
   }
 
@@ -293,9 +301,9 @@ export class Outbound {
 
   /** Gives the pool back the lent buffers whose last byte is at or before `done` (they reached the kernel). */
   private giveBackWritten(done: number): void {
-    const ends = this.lentEnds!;
-    const bufs = this.lentBufs!;
-    let i = this.lentHead;
+    const l = this.lent!;
+    const { ends, bufs } = l;
+    let i = l.head;
     while (i < bufs.length && ends[i] <= done) {
       this.pool!.giveBack(bufs[i]!);
       bufs[i] = null;
@@ -304,9 +312,9 @@ export class Outbound {
     if (i === bufs.length) {
       ends.length = 0;
       bufs.length = 0;
-      this.lentHead = 0;
+      l.head = 0;
     } else {
-      this.lentHead = i;
+      l.head = i;
     }
   }
 
@@ -328,9 +336,7 @@ export class Outbound {
     this.batchMessages = 0;
     this.unconfirmed = null;
     // Lent buffers still in a write are not given back: a destroyed stream may not be done with them.
-    this.lentEnds = null;
-    this.lentBufs = null;
-    this.lentHead = 0;
+    this.lent = null;
     return unsent;
   }
 }
