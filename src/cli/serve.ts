@@ -1,11 +1,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createDemoServer, DEMO_PAGE_DIR } from '../demo/demo-server.js';
 import { generateSelfSignedCert } from '../demo/self-signed-cert.js';
 import type { SessionLimits } from '../transport/types.js';
-import { parseByteSize, parsePort, urlHost, withUsage } from './args.js';
+import { parseByteSize, parseCommand, parsePort, urlHost } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
 
 export const SERVE_USAGE = `Usage: sockeye serve [options]
@@ -57,31 +56,27 @@ KiB, MiB, GiB; powers of 1024): 512K, 16M, 64MiB.
 const DEFAULT_PORT = 7681;
 
 export async function runServe(argv: string[], io: CliIo): Promise<number> {
-  const { values } = withUsage(
-    () =>
-      parseArgs({
-        args: argv,
-        strict: true,
-        allowPositionals: false,
-        options: {
-          port: { type: 'string' },
-          host: { type: 'string' },
-          'tls-cert': { type: 'string' },
-          'tls-key': { type: 'string' },
-          'tls-self-signed': { type: 'boolean' },
-          'max-message': { type: 'string' },
-          'max-queued': { type: 'string' },
-          deflate: { type: 'boolean' },
-          'no-deflate': { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }),
+  const { values, positionals } = parseCommand(
+    argv,
+    {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-self-signed': { type: 'boolean' },
+      'max-message': { type: 'string' },
+      'max-queued': { type: 'string' },
+      deflate: { type: 'boolean' },
+      'no-deflate': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     SERVE_USAGE,
   );
   if (values.help) {
     io.stdout.write(SERVE_USAGE);
     return EXIT_OK;
   }
+  if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got ${JSON.stringify(positionals[0])}`, SERVE_USAGE);
   // --port wins over $PORT, which is then not even looked at.
   let port = DEFAULT_PORT;
   if (values.port !== undefined) port = parsePort(values.port, '--port', SERVE_USAGE);

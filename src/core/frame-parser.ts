@@ -140,18 +140,11 @@ export class FrameParser {
         pos += take;
         this.consumed += take;
         this.remaining -= take;
-        if (this.masked && take > 0) {
-          if (!isControlOpcode(this.opcode) && this.sink.onMaskedPayload !== undefined && this.sink.onMaskedPayload(piece, this.maskKey, offset, this.remaining)) {
-            if (this.remaining === 0) {
-              this.state = State.Header;
-              this.framesParsed++;
-              this.sink.onDataFrameEnd(this.fin);
-            }
-            continue;
-          }
-          applyMaskKey(piece, this.maskKey, offset);
-        }
-        if (isControlOpcode(this.opcode)) {
+        const control = isControlOpcode(this.opcode);
+        // A data piece the sink unmasks into its own memory is not unmasked here, nor handed over again.
+        const taken = this.masked && take > 0 && !control && this.sink.onMaskedPayload !== undefined && this.sink.onMaskedPayload(piece, this.maskKey, offset, this.remaining);
+        if (this.masked && take > 0 && !taken) applyMaskKey(piece, this.maskKey, offset);
+        if (control) {
           if (this.remaining === 0 && this.controlParts === null) {
             // The whole control frame in this chunk (the usual case): no parts list.
             this.state = State.Header;
@@ -169,7 +162,7 @@ export class FrameParser {
             }
           }
         } else {
-          if (take > 0) this.sink.onDataPayload(piece, this.remaining);
+          if (take > 0 && !taken) this.sink.onDataPayload(piece, this.remaining);
           if (this.remaining === 0) {
             this.state = State.Header;
             this.framesParsed++;

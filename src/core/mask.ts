@@ -116,14 +116,7 @@ export function copyMasked(src: Uint8Array, key: number, offset: number, dst: Ui
     runPath(pathFor(n, false), dst, key, m, dstAt, dstAt + n);
     return;
   }
-  const word = rotateKey(key, m);
-  for (let i = 0; i < n; ) {
-    const len = n - i < SIMD_BLOCK ? n - i : SIMD_BLOCK;
-    simd.block.set(i === 0 && len === n ? src : src.subarray(i, i + len));
-    simd.mask(len, word);
-    dst.set(len === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, len), dstAt + i);
-    i += len;
-  }
+  simdCopy(simd, src, rotateKey(key, m), dst, dstAt);
 }
 
 /** The paths of applyMaskKey, by name. */
@@ -343,7 +336,7 @@ export function compileSimdMasker(bytes: Uint8Array): SimdMasker | null {
 /**
  * The instance applyMaskKey uses: made on first use, then kept for the life
  * of the process (undefined: not tried yet; null: this runtime cannot run it).
- * Its memory is scratch only: maskSimd writes a block in, masks it and reads
+ * Its memory is scratch only: simdCopy writes a block in, masks it and reads
  * it back out within one synchronous call that runs no other code, so nothing
  * in it carries from one call to the next (whatever a call leaves there is
  * overwritten before it is read again), and no connection can see another's
@@ -357,29 +350,30 @@ function simdMasker(): SimdMasker | null {
 }
 
 /**
- * The bytes [i, end) from mask phase m through the WebAssembly scratch, a block
- * at a time: WebAssembly code reaches only its own memory, so each block is
- * copied in (Uint8Array.prototype.set, a memcpy), XORed 16 bytes at a time with
- * the key rotated to phase m, and copied back out. Any byteOffset: the copies
- * take unaligned bytes, and the scratch starts 16-byte aligned.
+ * The bytes [i, end) from mask phase m through the WebAssembly scratch, in
+ * place (simdCopy into the very bytes it reads). A whole view (the frame
+ * parser's case: a piece of a socket chunk) is copied in as it is, without a
+ * typed-array view of its own: a large part of the cost of a short range.
  */
 function maskSimd(simd: SimdMasker, data: Uint8Array, key: number, m: number, i: number, end: number): void {
-  const word = rotateKey(key, m);
-  if (i === 0 && end === data.length && end <= SIMD_BLOCK) {
-    // The whole view in one block (the frame parser's case: a piece of a socket chunk) is copied
-    // in as it is, without a typed-array view of its own: a large part of the cost of a short range.
-    simd.block.set(data);
-    simd.mask(end, word);
-    data.set(end === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, end));
-    return;
-  }
-  const buffer = data.buffer;
-  const base = data.byteOffset;
-  while (i < end) {
-    const n = end - i < SIMD_BLOCK ? end - i : SIMD_BLOCK;
-    simd.block.set(new Uint8Array(buffer, base + i, n));
-    simd.mask(n, word);
-    data.set(n === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, n), i);
-    i += n;
+  simdCopy(simd, i === 0 && end === data.length ? data : data.subarray(i, end), rotateKey(key, m), data, i);
+}
+
+/**
+ * `src` XORed with `word` (the key already rotated to src's first byte) into
+ * dst from dstAt on, a block at a time: WebAssembly code reaches only its own
+ * memory, so each block is copied in (Uint8Array.prototype.set, a memcpy),
+ * XORed 16 bytes at a time, and copied out. `dst` may be `src` itself: a
+ * block is all in before any of it goes out. Any byteOffset: the copies take
+ * unaligned bytes, and the scratch starts 16-byte aligned.
+ */
+function simdCopy(simd: SimdMasker, src: Uint8Array, word: number, dst: Uint8Array, dstAt: number): void {
+  const n = src.length;
+  for (let i = 0; i < n; ) {
+    const len = n - i < SIMD_BLOCK ? n - i : SIMD_BLOCK;
+    simd.block.set(i === 0 && len === n ? src : src.subarray(i, i + len));
+    simd.mask(len, word);
+    dst.set(len === SIMD_BLOCK ? simd.block : new Uint8Array(simd.memory, 0, len), dstAt + i);
+    i += len;
   }
 }

@@ -23,7 +23,7 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * A frame whose payload spans several reads gets a buffer of its own once
- * this fraction of it has arrived (see onDataPayload): 1/FRAME_BUFFER_RATIO.
+ * this fraction of it has arrived (see keepPayload): 1/FRAME_BUFFER_RATIO.
  */
 const FRAME_BUFFER_RATIO = 8;
 
@@ -72,7 +72,7 @@ export class MessageAssembler implements FrameSink {
   private frameGot = 0;
   /**
    * The current frame's payload, filled as its pieces arrive (see
-   * onDataPayload), or null while its pieces are kept as they came.
+   * keepPayload), or null while its pieces are kept as they came.
    */
   private frameBuf: Buffer | null = null;
 
@@ -178,7 +178,6 @@ export class MessageAssembler implements FrameSink {
     return true;
   }
 
-
   /** RFC 6455 section 8.1: fail as soon as text is certainly not UTF-8. */
   private checkText(data: Buffer, remaining: number): void {
     if (this.binary) return;
@@ -248,7 +247,6 @@ export class MessageAssembler implements FrameSink {
     this.takeTail(buf, before);
     return buf;
   }
-
 
   /** Moves the last `n` bytes kept (first, then parts) into buf[0, n), removing them from the list. */
   private takeTail(buf: Buffer, n: number): void {

@@ -240,7 +240,7 @@ export class Outbound {
       (this.unconfirmed ??= []).push(this.writtenBytes, messages);
       this.unconfirmedMessages += messages;
     }
-    if (this.unconfirmedMessages > 0 || this.lentCount > 0) this.settle();
+    if (this.unsettled) this.settle();
     if (!ok) this.blocked = true;
   }
 
@@ -309,13 +309,9 @@ export class Outbound {
       bufs[i] = null;
       i++;
     }
-    if (i === bufs.length) {
-      ends.length = 0;
-      bufs.length = 0;
-      l.head = 0;
-    } else {
-      l.head = i;
-    }
+    // The two lists are the same length and read to the same place: they compact alike.
+    compactHead(ends, i);
+    l.head = compactHead(bufs, i);
   }
 
   /**

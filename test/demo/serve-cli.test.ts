@@ -195,7 +195,7 @@ describe('sockeye serve: the demo server', () => {
     }
   });
 
-  it('refuses a size that is not one, or --deflate with --no-deflate, naming the option (exit 2); --help shows the options and the size syntax', async () => {
+  it('refuses a size that is not one, --deflate with --no-deflate, or an argument, naming what is wrong (exit 2); --help shows the options and the size syntax', async () => {
     const bad: Array<[string[], RegExp]> = [
       [['--max-message', '16MB'], /--max-message takes a size in bytes.*"16MB"/],
       [['--max-message', '1.5M'], /--max-message takes a size in bytes/],
@@ -203,6 +203,7 @@ describe('sockeye serve: the demo server', () => {
       [['--max-queued=-5'], /--max-queued takes a size in bytes/],
       [['--max-queued', 'lots'], /--max-queued takes a size in bytes/],
       [['--deflate', '--no-deflate'], /--deflate or --no-deflate, not both/],
+      [['extra'], /serve takes no arguments, got "extra"/],
     ];
     for (const [args, message] of bad) {
       const r = run(['serve', '--port', '0', ...args]);
