@@ -30,6 +30,8 @@ Options:
   -p, --protocol P   offer subprotocol P (repeat for several, in order of
                      preference); the one the server picked is shown on stderr
   -H, --header K:V   add a request header to the opening handshake (repeatable)
+  -o, --origin O     send Origin: O with the opening handshake, as a browser
+                     page from O would
   --ca FILE          trust this PEM certificate (or CA bundle) for wss://
   -k, --insecure     accept any server certificate (self-signed test servers)
   -n, --newline      send each line with its line feed ("reset\n", not "reset")
@@ -110,6 +112,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     {
       protocol: { type: 'string', multiple: true, short: 'p' },
       header: { type: 'string', multiple: true, short: 'H' },
+      origin: { type: 'string', short: 'o' },
       ca: { type: 'string' },
       insecure: { type: 'boolean', short: 'k' },
       newline: { type: 'boolean', short: 'n' },
@@ -215,6 +218,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     session = await connect(url, {
       protocol: values.protocol,
       headers,
+      origin: values.origin,
       tls: ca ? { ca } : undefined,
       insecure: values.insecure ?? false,
       perMessageDeflate: values.deflate ?? false,

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createServer } from '../server/server.js';
 import type { ServerSession } from '../server/server-session.js';
@@ -6,6 +5,7 @@ import type { Handler } from '../transport/types.js';
 import { formatClose, formatControl, formatMessage, lineToMessage, parseNotation } from './connect.js';
 import { parsePort, urlHost, parseCommand } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
+import { checkTlsArgs, serverTls } from './tls-files.js';
 
 export const LISTEN_USAGE = `Usage: sockeye listen [options]
 
@@ -23,6 +23,9 @@ Options:
                      without it, any client, whatever it offers
   --tls-cert FILE    serve wss:// with this PEM certificate (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
+  --tls-self-signed  serve wss:// with a throw-away self-signed certificate
+                     made by openssl; its path is printed, for a client's
+                     --ca, and the file is removed when the listener exits
   -n, --newline      send each stdin line with its line feed
   --binary FORMAT    each stdin line is one binary message in FORMAT: hex or
                      base64
@@ -33,6 +36,7 @@ Options:
 Examples:
   sockeye listen --port 8080
   echo 'to everyone' | sockeye listen --port 8080 -p chat
+  sockeye listen --port 8443 --tls-self-signed --show-control
 `;
 
 export async function runListen(argv: string[], io: CliIo): Promise<number> {
@@ -44,6 +48,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       protocol: { type: 'string', multiple: true, short: 'p' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'tls-self-signed': { type: 'boolean' },
       newline: { type: 'boolean', short: 'n' },
       binary: { type: 'string' },
       output: { type: 'string' },
@@ -60,18 +65,12 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
   const port = values.port !== undefined ? parsePort(values.port, '--port', LISTEN_USAGE) : io.env.PORT !== undefined ? parsePort(io.env.PORT, 'PORT', LISTEN_USAGE) : 7681;
   const host = values.host ?? '127.0.0.1';
   const binary = parseNotation(values.binary, '--binary', LISTEN_USAGE);
-  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together', LISTEN_USAGE);
-  let tls: { cert: Buffer; key: Buffer } | undefined;
-  if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
-    try {
-      tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']) };
-    } catch (err) {
-      io.stderr.write(`sockeye: cannot read the TLS files: ${(err as Error).message}\n`);
-      return EXIT_FAILURE;
-    }
-  }
+  checkTlsArgs(values, LISTEN_USAGE);
   const output = parseNotation(values.output, '--output', LISTEN_USAGE);
   const showControl = values['show-control'] ?? false;
+  const made = await serverTls(values, host, io);
+  if (made === null) return EXIT_FAILURE;
+  const { tls, selfSignedPath } = made;
 
   let next = 1;
   const names = new WeakMap<ServerSession, number>();
@@ -107,7 +106,9 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`sockeye: cannot listen on ${urlHost(host)}:${port}: ${(err as Error).message}\n`);
     return EXIT_FAILURE;
   }
-  io.stdout.write(`sockeye: listening on ${tls ? 'wss' : 'ws'}://${urlHost(address.address)}:${address.port}/\n`);
+  const where = `${urlHost(address.address)}:${address.port}/`;
+  if (selfSignedPath !== null) io.stdout.write(`sockeye: self-signed certificate at ${selfSignedPath} (sockeye connect --ca ${selfSignedPath} wss://${where})\n`);
+  io.stdout.write(`sockeye: listening on ${tls ? 'wss' : 'ws'}://${where}\n`);
 
   // stdin lines go to every client, as one broadcast each (a frame built once).
   const input = createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false });

@@ -1,11 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { createDemoServer, DEMO_PAGE_DIR } from '../demo/demo-server.js';
-import { generateSelfSignedCert } from '../demo/self-signed-cert.js';
 import type { SessionLimits } from '../transport/types.js';
 import { parseByteSize, parseCommand, parsePort, urlHost } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CliIo } from './cli-io.js';
+import { checkTlsArgs, serverTls } from './tls-files.js';
 
 export const SERVE_USAGE = `Usage: sockeye serve [options]
 
@@ -83,39 +81,16 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   else if (io.env.PORT !== undefined && io.env.PORT !== '') port = parsePort(io.env.PORT, 'the PORT environment variable', SERVE_USAGE);
   const host = values.host ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host needs an address', SERVE_USAGE);
-  const certPath = values['tls-cert'];
-  const keyPath = values['tls-key'];
-  if ((certPath === undefined) !== (keyPath === undefined)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_USAGE);
-  if (values['tls-self-signed'] && certPath !== undefined) throw new UsageError('--tls-self-signed or --tls-cert/--tls-key, not both', SERVE_USAGE);
+  checkTlsArgs(values, SERVE_USAGE);
   const limits: Partial<SessionLimits> = {};
   if (values['max-message'] !== undefined) limits.maxMessageBytes = parseByteSize(values['max-message'], '--max-message', SERVE_USAGE);
   if (values['max-queued'] !== undefined) limits.maxQueuedBytes = parseByteSize(values['max-queued'], '--max-queued', SERVE_USAGE);
   if (values.deflate && values['no-deflate']) throw new UsageError('--deflate or --no-deflate, not both', SERVE_USAGE);
   const perMessageDeflate = values['no-deflate'] !== true;
 
-  let tls: { cert: Buffer; key: Buffer } | undefined;
-  if (certPath !== undefined && keyPath !== undefined) {
-    try {
-      tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
-    } catch (err) {
-      io.stderr.write(`sockeye: cannot read the TLS certificate or key: ${(err as Error).message}\n`);
-      return EXIT_FAILURE;
-    }
-  }
-  let selfSignedPath: string | null = null;
-  if (values['tls-self-signed']) {
-    try {
-      tls = await generateSelfSignedCert({ names: [host] });
-    } catch (err) {
-      io.stderr.write(`sockeye: ${(err as Error).message}\n`);
-      return EXIT_FAILURE;
-    }
-    // The certificate (not the key) is kept in a file while the server runs, so that a client can trust it.
-    const dir = mkdtempSync(join(tmpdir(), 'sockeye-cert-'));
-    selfSignedPath = join(dir, 'cert.pem');
-    writeFileSync(selfSignedPath, tls.cert);
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
+  const made = await serverTls(values, host, io);
+  if (made === null) return EXIT_FAILURE;
+  const { tls, selfSignedPath } = made;
 
   const report = (error: unknown) => io.stderr.write(`sockeye: ${error instanceof Error ? error.message : String(error)}\n`);
   // Limits not given stay unset: the demo server's defaults apply (maxQueuedBytes following --max-message).

@@ -3,92 +3,12 @@
 // status and a server or client of ours in this process.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { connect, createServer, type ServerSession, type WebSocketServer, type Message, type CloseInfo, type UpgradeRequest } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
 import { delay } from '../helpers/ws-pair.js';
-
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-/** Upper bound for any one wait on a child: generous, the machine is shared and slow. */
-const WAIT_MS = 15_000;
-
-interface Cli {
-  child: ChildProcessWithoutNullStreams;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the first match of `re` in stdout (or stderr), failing after WAIT_MS. */
-  waitFor(re: RegExp, stream?: 'stdout' | 'stderr'): Promise<RegExpMatchArray>;
-  /** Resolves with the exit status; fails (and kills the child) after WAIT_MS. */
-  exited(): Promise<number | null>;
-}
-
-function cli(args: string[], opts: { env?: Record<string, string>; stdin?: string | null } = {}): Cli {
-  const env = { ...process.env };
-  delete env.PORT;
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...env, ...opts.env }, stdio: 'pipe' });
-  let out = '';
-  let err = '';
-  const watchers: Array<() => void> = [];
-  child.stdout.setEncoding('utf8').on('data', (s: string) => {
-    out += s;
-    for (const w of [...watchers]) w();
-  });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    err += s;
-    for (const w of [...watchers]) w();
-  });
-  // stdin: a string is written and ended; null leaves the pipe open (an interactive user who types nothing).
-  if (opts.stdin !== null) child.stdin.end(opts.stdin ?? '');
-  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  const done = { value: false };
-  void exit.then(() => {
-    done.value = true;
-    for (const w of [...watchers]) w();
-  });
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    waitFor(re, stream = 'stdout') {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = (stream === 'stdout' ? out : err).match(re);
-          if (m) {
-            finish();
-            resolve(m);
-          } else if (done.value) {
-            finish();
-            reject(new Error(`exited before ${re} appeared on ${stream}\nstdout: ${out}\nstderr: ${err}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          finish();
-          child.kill('SIGKILL');
-          reject(new Error(`${re} did not appear on ${stream} within ${WAIT_MS} ms\nstdout: ${out}\nstderr: ${err}`));
-        }, WAIT_MS);
-        const finish = () => {
-          clearTimeout(timer);
-          const i = watchers.indexOf(check);
-          if (i !== -1) watchers.splice(i, 1);
-        };
-        watchers.push(check);
-        check();
-      });
-    },
-    exited() {
-      const timer = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
-      return exit.finally(() => clearTimeout(timer));
-    },
-  };
-}
-
-/** Kills the child if a test failed before it exited. */
-function reap(c: Cli): void {
-  if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-}
+import { cli, MAIN, reap, within, WAIT_MS, type Cli } from '../helpers/cli-child.js';
 
 /** Runs `sockeye serve ...` and resolves once it prints its listening line. */
 async function serve(args: string[], env?: Record<string, string>): Promise<{ c: Cli; url: string; port: number }> {
@@ -102,15 +22,6 @@ async function ourServer(options: Parameters<typeof createServer>[0]): Promise<{
   const server = createServer({ keepalive: null, ...options });
   const a = await server.listen(0, '127.0.0.1');
   return { server, url: `ws://127.0.0.1:${a.port}/` };
-}
-
-/** `p`, or a failure after WAIT_MS: no await in these tests can hang the run. */
-function within<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${WAIT_MS} ms`)), WAIT_MS);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
@@ -779,6 +690,57 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
     } finally {
       reap(c);
     }
+  });
+
+  it('listen --tls-self-signed prints its certificate path; a client trusting that file gets wss://; the file goes at exit', async () => {
+    const c = cli(['listen', '--port', '0', '--host', '127.0.0.1', '--tls-self-signed', '-n', '--binary', 'hex', '--show-control'], { stdin: null });
+    try {
+      const cert = await c.waitFor(/^sockeye: self-signed certificate at (\S+) \(sockeye connect --ca \1 wss:\/\/127\.0\.0\.1:\d+\/\)$/m);
+      const m = await c.waitFor(/^sockeye: listening on (wss:\/\/127\.0\.0\.1:\d+\/)$/m);
+      // Without the certificate the client refuses the server; with it, it connects.
+      await assert.rejects(connect(m[1], { keepalive: null }), /not trusted/);
+      const a = await connect(m[1], { keepalive: null, tls: { ca: readFileSync(cert[1]) } });
+      // --binary hex: each stdin line is one binary message (-n does not apply to binary lines).
+      c.child.stdin.write('00ff10\n');
+      const got = await within(a.messages().next(), 'the binary line');
+      assert.equal(got.value?.binary, true);
+      assert.deepEqual(got.value?.data, Buffer.from([0x00, 0xff, 0x10]));
+      a.ping(Buffer.from('hi'));
+      await c.waitFor(/^<ping 6869>$/m);
+      a.close(1000, 'bye');
+      await within(a.closed, 'close');
+      await c.waitFor(/^<close 1000 bye>$/m);
+      c.child.kill('SIGTERM');
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(existsSync(cert[1]), false, 'the certificate file is removed at exit');
+    } finally {
+      reap(c);
+    }
+    const both = cli(['listen', '--tls-self-signed', '--tls-cert', 'c.pem', '--tls-key', 'k.pem']);
+    assert.equal(await both.exited(), 2);
+    assert.match(both.stderr(), /--tls-self-signed or --tls-cert\/--tls-key, not both/);
+  });
+
+  it('listen --tls-cert/--tls-key serves wss://; -n sends each stdin line with its line feed', async () => {
+    const { cert, certPath, keyPath } = testCert();
+    const c = cli(['listen', '--port', '0', '--tls-cert', certPath, '--tls-key', keyPath, '-n'], { stdin: null });
+    try {
+      const m = await c.waitFor(/^sockeye: listening on (wss:\/\/127\.0\.0\.1:\d+\/)$/m);
+      const a = await connect(m[1], { keepalive: null, tls: { ca: cert } });
+      await c.waitFor(/client 1 connected/, 'stderr');
+      c.child.stdin.write('reset\n');
+      const got = await within(a.messages().next(), 'the line');
+      assert.equal(got.value?.text, 'reset\n');
+      a.close();
+      await within(a.closed, 'close');
+      c.child.kill('SIGTERM');
+      assert.equal(await c.exited(), 0, c.stderr());
+    } finally {
+      reap(c);
+    }
+    const missing = cli(['listen', '--port', '0', '--tls-cert', certPath + '.missing', '--tls-key', keyPath]);
+    assert.equal(await missing.exited(), 1);
+    assert.match(missing.stderr(), /cannot read the TLS certificate or key/);
   });
 
   it('--wait without --once, and a bad --binary for listen, are usage errors', async () => {

@@ -1,16 +1,23 @@
 /**
- * docs/api.md covers every name the package exports: each value and type of
- * 'sockeye' (src/index.ts) and 'sockeye/core' (src/core/index.ts), as the
- * compiler sees them, appears in the reference as code (`name`, `name()`,
- * `name<...>` or `name.member`). A name added to an entry without a word in
- * the reference fails here, naming it.
+ * docs/api.md covers the whole public API:
+ * - every name the package exports (each value and type of 'sockeye',
+ *   'sockeye/core' and 'sockeye/ws', as the compiler sees them) appears in
+ *   the reference as code (`name`, `name()`, `name<...>` or `name.member`);
+ * - every public member of their classes and interfaces (each option, each
+ *   handler method, that is each event, each property and method) appears as
+ *   code too, alone or as `x.member`, `member(...)` or `member: ...`;
+ * - every error code the library raises (each 'ERR_...' string in src/,
+ *   outside the command line and the demo, and each limit's ERR_LIMIT_...)
+ *   and each of ws's codes that sockeye/ws raises (WS_ERR_...).
+ * Anything added without a word in the reference fails here, naming it.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { declaredExports } from '../helpers/exports.js';
+import { readdirSync } from 'node:fs';
+import { declaredExports, declaredMembers } from '../helpers/exports.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DOC = readFileSync(join(ROOT, 'docs/api.md'), 'utf8');
@@ -21,6 +28,36 @@ const CODE = [...DOC.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]);
 function documented(name: string): boolean {
   const re = new RegExp(`^${name}(?:$|[(<.\\s])`);
   return CODE.some((c) => re.test(c) || c.split(/[\s,]+/).some((w) => re.test(w)));
+}
+
+/** A member is documented when it appears as code alone, or as `x.member`, `member(...)`, `member: T` or `member?`. */
+function documentedMember(name: string): boolean {
+  const re = new RegExp(`(?:^|[.\\s,{(])${name.replace(/\$/g, '\\$')}(?:$|[(<.:?\\s,=})\\]])`);
+  return CODE.some((c) => re.test(c));
+}
+
+/** Source files under `dir`, recursively. */
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+}
+
+/**
+ * The codes of the errors the library raises: 'ERR_...' and 'WS_ERR_...'
+ * string literals in src/ outside the command line and the demo (whose
+ * errors are printed, not thrown to users), less Node's own codes that the
+ * library only reads, plus ERR_LIMIT_ and each limit's name (errors.ts
+ * builds those).
+ */
+function raisedCodes(): string[] {
+  const NODE_CODES = new Set(['ERR_SSL_WRONG_VERSION_NUMBER']);
+  const codes = new Set<string>();
+  for (const file of sources(join(ROOT, 'src'))) {
+    if (/[\\/]src[\\/](cli|demo)[\\/]/.test(file)) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/'((?:WS_)?ERR_[A-Z0-9_]+)'/g)) if (!NODE_CODES.has(m[1])) codes.add(m[1]);
+    for (const m of text.matchAll(/new LimitExceededError\('([A-Za-z]+)'/g)) codes.add('ERR_LIMIT_' + m[1].replace(/[A-Z]/g, (c) => '_' + c).toUpperCase());
+  }
+  return [...codes].sort();
 }
 
 describe('docs/api.md covers the public API', () => {
@@ -36,11 +73,31 @@ describe('docs/api.md covers the public API', () => {
     });
   }
 
+  const members = declaredMembers(Object.values(files));
+  for (const [entry, file] of Object.entries(files)) {
+    it(`every public member of the classes and interfaces of '${entry}' is named in the reference`, () => {
+      const types = members.get(file) ?? new Map<string, string[]>();
+      assert.ok(types.size > 5, `${entry} exports ${types.size} classes and interfaces`);
+      const missing = [...types].flatMap(([type, names]) => names.filter((n) => !documentedMember(n)).map((n) => `${type}.${n}`));
+      assert.deepEqual(missing, [], `members of '${entry}' not in docs/api.md: ${missing.join(', ')}`);
+    });
+  }
+
+  it('every error code the library raises is in the reference', () => {
+    const codes = raisedCodes();
+    assert.ok(codes.length > 50, `${codes.length} codes found`);
+    const missing = codes.filter((c) => !DOC.includes(`\`${c}\``));
+    assert.deepEqual(missing, [], `error codes not in docs/api.md: ${missing.join(', ')}`);
+  });
+
   it('the check finds an undocumented name', () => {
     assert.equal(documented('createServer'), true);
     assert.equal(documented('NoSuchExportAnywhere'), false);
     assert.equal(documented('Session'), true);
     // A prefix of a documented name is not documented by it.
     assert.equal(documented('createServ'), false);
+    assert.equal(documentedMember('maxMessageBytes'), true);
+    assert.equal(documentedMember('maxMessageByte'), false);
+    assert.ok(raisedCodes().includes('ERR_LIMIT_MAX_MESSAGE_BYTES'));
   });
 });
