@@ -193,6 +193,25 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
     }
   });
 
+  it('serve --host listens on that address only; an empty --host is a usage error', async () => {
+    // Any 127/8 address is loopback on Linux: 127.0.0.2 is an address other than the default.
+    const c = cli(['serve', '--port', '0', '--host', '127.0.0.2'], { stdin: null });
+    try {
+      const m = await c.waitFor(/^sockeye: echo server listening on (ws:\/\/127\.0\.0\.2:(\d+)\/)$/m);
+      const client = await connect(m[1], { keepalive: null });
+      client.close();
+      await within(client.closed, 'close');
+      await assert.rejects(connect(`ws://127.0.0.1:${m[2]}/`), /ECONNREFUSED/);
+      c.child.kill('SIGTERM');
+      assert.equal(await c.exited(), 0, c.stderr());
+    } finally {
+      reap(c);
+    }
+    const empty = cli(['serve', '--host', '']);
+    assert.equal(await empty.exited(), 2);
+    assert.match(empty.stderr(), /--host needs an address/);
+  });
+
   it('PORT sets the port; --port wins over it; a bad PORT is a usage error', async () => {
     const port = await freePort();
     const s = await serve([], { PORT: String(port) });
