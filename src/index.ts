@@ -7,12 +7,22 @@
 export { createServer, WebSocketServer, type ServerOptions, type ServerHandler, type VerifyResult } from './server/server.js';
 export { ServerSession, type UpgradeRequest } from './server/server-session.js';
 export { connect, ClientSession, type ConnectOptions, type ClientHandler } from './client/connect.js';
+export { reconnect, retryable, type Reconnector, type ReconnectOptions, type ReconnectAttempt, type RetryPolicy, type RetryReason } from './client/reconnect.js';
+export { WebSocket, type WebSocketOptions } from './client/websocket.js';
+export { CloseEvent, type CloseEventInit } from './client/dom-events.js';
 
 // Sessions, handlers and what they receive.
 export { Session, MessageWriter, type SessionState } from './transport/session.js';
 export type { Handler, SendStatus, Message, Fragment, CloseInfo, WritableInfo, SessionLimits } from './transport/types.js';
 export type { FanOutOptions, FanOutResult } from './pubsub/fan-out.js';
 export { MAX_TOPIC_LENGTH } from './pubsub/topics.js';
+export type { ShutdownOptions, ShutdownResult } from './server/server.js';
+
+// Scaling out: a broker under server.publish() (docs/api.md#scaling-out-brokers).
+export { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type BrokerErrorCode, type Publication } from './pubsub/broker.js';
+export { LocalBrokerHub, type LocalBroker } from './pubsub/local-broker.js';
+export { createClusterBroker, clusterBrokerPrimary, type ClusterBroker, type ClusterBrokerOptions, type ClusterBrokerState } from './pubsub/cluster-broker.js';
+export type { ClusterRelay, ClusterRelayOptions, ClusterRelayStats } from './pubsub/cluster-relay.js';
 
 // Options and their defaults.
 export { DEFAULT_SESSION_LIMITS, DEFAULT_KEEPALIVE } from './transport/types.js';

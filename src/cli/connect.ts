@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline';
 import { connect, parseWebSocketUrl, type ClientHandler, type ClientSession } from '../client/connect.js';
+import { reconnect } from '../client/reconnect.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Message } from '../transport/types.js';
 import { parseCommand, parseHeader } from './args.js';
@@ -54,6 +55,17 @@ Options:
   --echo             send every received message back with the same type;
                      stdin is not read, and the client exits once the
                      connection has closed (by either side)
+  -L, --location     follow redirects (301, 302, 303, 307, 308; at most 10);
+                     Authorization and Cookie headers are not sent to
+                     another origin
+  --unix PATH        connect over the unix domain socket at PATH (the URL
+                     gives the request path and Host); a ws+unix URL says
+                     the same: ws+unix:///run/app.sock:/chat
+  --reconnect        when the connection fails or drops for a reason that
+                     may pass (refused, reset, HTTP 5xx, close 1001, 1006,
+                     1011, 1012, 1013), connect again after 250 ms, then
+                     twice as long each time up to 30 s; lines typed while
+                     disconnected are counted as not sent
   -h, --help         show this help
 
 Examples:
@@ -125,6 +137,9 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       once: { type: 'boolean' },
       wait: { type: 'string' },
       echo: { type: 'boolean' },
+      reconnect: { type: 'boolean' },
+      unix: { type: 'string' },
+      location: { type: 'boolean', short: 'L' },
       help: { type: 'boolean', short: 'h' },
     },
     CONNECT_USAGE,
@@ -213,47 +228,79 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       : {}),
   };
 
+  const connectOptions = {
+    protocol: values.protocol,
+    headers,
+    origin: values.origin,
+    tls: ca ? { ca } : undefined,
+    insecure: values.insecure ?? false,
+    perMessageDeflate: values.deflate ?? false,
+    handshakeTimeoutMs,
+    socketPath: values.unix,
+    followRedirects: values.location ?? false,
+    handler,
+  };
+  // With --reconnect, the connections come one after another from reconnect(); `session` is the current one.
+  const rc = values.reconnect
+    ? reconnect(url, {
+        ...connectOptions,
+        onAttempt(a) {
+          const why = a.reason.kind === 'closed' ? `connection closed (${a.reason.close.code})` : a.reason.error.message;
+          io.stderr.write(`sockeye: ${why}; reconnecting in ${a.delayMs} ms (attempt ${a.attempt})\n`);
+        },
+      })
+    : null;
+  const connections = rc?.[Symbol.asyncIterator]() ?? null;
   let session: ClientSession;
   try {
-    session = await connect(url, {
-      protocol: values.protocol,
-      headers,
-      origin: values.origin,
-      tls: ca ? { ca } : undefined,
-      insecure: values.insecure ?? false,
-      perMessageDeflate: values.deflate ?? false,
-      handshakeTimeoutMs,
-      handler,
-    });
+    if (connections) {
+      // Until the first connection opens, a signal stops the attempts.
+      const offEarly = io.onSignal(() => rc?.close());
+      const first = await connections.next().finally(offEarly);
+      if (first.done) {
+        io.stderr.write('sockeye: stopped before connecting\n');
+        return EXIT_FAILURE;
+      }
+      session = first.value;
+    } else {
+      session = await connect(url, connectOptions);
+    }
   } catch (err) {
     // connect() checks its arguments before any I/O: a bad --protocol or --header is a bad command line.
     if (err instanceof InvalidArgumentError) throw new UsageError(err.message, CONNECT_USAGE);
     io.stderr.write(`sockeye: ${(err as Error).message}\n`);
     return EXIT_FAILURE;
   }
-  io.stderr.write(
-    `sockeye: connected to ${session.url.href}${session.protocol !== undefined ? ` (subprotocol ${session.protocol})` : ''}${session.extensions.length > 0 ? ` (extensions ${session.extensions.join(', ')})` : ''}\n`,
-  );
-  const pinger = pingSeconds === null ? null : setInterval(() => session.ping(), pingSeconds * 1000);
-
+  const announce = (s: ClientSession, verb: string) => {
+    io.stderr.write(`sockeye: ${verb} ${s.url.href}${s.protocol !== undefined ? ` (subprotocol ${s.protocol})` : ''}${s.extensions.length > 0 ? ` (extensions ${s.extensions.join(', ')})` : ''}\n`);
+    // A wait for onWritable also ends when the session does (no callback comes then).
+    void s.closed.then(() => wakeWriter(s));
+  };
+  // Signals are handled before the line that says the client is connected: a script that waits for that
+  // line and then interrupts must get the clean close (test/cli/readme-table.test.ts).
   let signalled = false;
   const offSignal = io.onSignal((signal) => {
     if (!signalled) {
       signalled = true;
       io.stderr.write(`sockeye: ${signal}, closing\n`);
+      // Ends --reconnect too: a wait for the next attempt is cut short.
+      rc?.close();
       session.close(1000);
     } else {
       session.terminate();
     }
   });
+  announce(session, 'connected to');
+  const pinger = pingSeconds === null ? null : setInterval(() => session.state === 'open' && session.ping(), pingSeconds * 1000);
+
 
   let input: Interface | null = null;
   let unsentLines = 0;
+  /** stdin has ended (a later connection of --reconnect is closed at once). */
+  let ended = false;
   if (!echo) {
     input = createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false });
     const rl = input;
-    // A wait for onWritable also ends when the session does (no callback comes then).
-    void session.closed.then(() => wakeWriter(session));
     const waitWritable = () =>
       new Promise<void>((resolve) => {
         if (session.state !== 'open') return resolve();
@@ -280,15 +327,37 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
         else if (status === 'backpressure') await waitWritable();
       }
       // End of input: the closing handshake goes after every line sent (S4); with --once, after the replies.
+      // A close with 1000 also ends --reconnect.
       if (once && session.state === 'open') idle = setTimeout(() => session.close(1000), waitMs);
-      else session.close(1000);
+      else {
+        ended = true;
+        session.close(1000);
+      }
     })().catch((err: unknown) => {
       io.stderr.write(`sockeye: reading stdin: ${(err as Error).message}\n`);
       session.close(1000);
     });
   }
 
-  const info = await session.closed;
+  let info = await session.closed;
+  let gaveUp = false;
+  // --reconnect: the next connection after each drop worth retrying; the loop ends on a close that is not
+  // (1000 at the end of stdin or on a signal, a 1008 from the server...) or when it gives up (an error).
+  while (connections && !signalled) {
+    let next: IteratorResult<ClientSession>;
+    try {
+      next = await connections.next();
+    } catch (err) {
+      io.stderr.write(`sockeye: giving up: ${(err as Error).message}\n`);
+      gaveUp = true;
+      break;
+    }
+    if (next.done) break;
+    session = next.value;
+    announce(session, 'reconnected to');
+    if (ended) session.close(1000);
+    info = await session.closed;
+  }
   if (idle !== null) clearTimeout(idle);
   if (pinger !== null) clearInterval(pinger);
   offSignal();
@@ -300,6 +369,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   const unsent = info.unsentMessages + unsentLines;
   if (unsent > 0) io.stderr.write(`sockeye: ${unsent} message${unsent === 1 ? ' was' : 's were'} not sent\n`);
   const reason = info.reason !== '' ? ` ${JSON.stringify(info.reason)}` : '';
+  if (gaveUp) return EXIT_FAILURE;
   if (!info.wasClean) {
     io.stderr.write(`sockeye: connection closed abnormally (${info.code})${info.error ? `: ${info.error.message}` : ''}\n`);
     return EXIT_FAILURE;

@@ -19,6 +19,9 @@ Options:
   --port N           port to listen on (default: $PORT, else 7681; 0 picks a
                      free one)
   --host H           address to listen on (default 127.0.0.1)
+  --unix PATH        listen on a unix domain socket at PATH instead of a
+                     port (a stale socket file there is replaced); clients
+                     connect with ws+unix://PATH:/ or --unix PATH
   -p, --protocol P   accept clients that offer subprotocol P (repeatable);
                      without it, any client, whatever it offers
   --tls-cert FILE    serve wss:// with this PEM certificate (needs --tls-key)
@@ -45,6 +48,7 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
     {
       port: { type: 'string' },
       host: { type: 'string' },
+      unix: { type: 'string' },
       protocol: { type: 'string', multiple: true, short: 'p' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
@@ -62,6 +66,8 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
     return EXIT_OK;
   }
   if (positionals.length > 0) throw new UsageError(`listen takes no arguments, got ${JSON.stringify(positionals[0])}`, LISTEN_USAGE);
+  if (values.unix !== undefined && (values.port !== undefined || values.host !== undefined)) throw new UsageError('--unix or --port/--host, not both', LISTEN_USAGE);
+  if (values.unix === '') throw new UsageError('--unix needs a path', LISTEN_USAGE);
   const port = values.port !== undefined ? parsePort(values.port, '--port', LISTEN_USAGE) : io.env.PORT !== undefined ? parsePort(io.env.PORT, 'PORT', LISTEN_USAGE) : 7681;
   const host = values.host ?? '127.0.0.1';
   const binary = parseNotation(values.binary, '--binary', LISTEN_USAGE);
@@ -99,17 +105,24 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
     ...(values.protocol ? { protocols: Object.fromEntries(values.protocol.map((p) => [p, handler])) } : { handler }),
     onError: (err) => io.stderr.write(`sockeye: ${err instanceof Error ? err.message : String(err)}\n`),
   });
-  let address;
+  const unix = values.unix;
+  let where: string;
   try {
-    address = await server.listen(port, host);
+    if (unix !== undefined) {
+      await server.listen({ path: unix });
+      where = unix;
+    } else {
+      const address = await server.listen(port, host);
+      where = `${urlHost(address.address)}:${address.port}/`;
+    }
   } catch (err) {
-    io.stderr.write(`sockeye: cannot listen on ${urlHost(host)}:${port}: ${(err as Error).message}\n`);
+    io.stderr.write(`sockeye: cannot listen on ${unix ?? `${urlHost(host)}:${port}`}: ${(err as Error).message}\n`);
     return EXIT_FAILURE;
   }
-  const where = `${urlHost(address.address)}:${address.port}/`;
   if (selfSignedPath !== null) io.stdout.write(`sockeye: self-signed certificate at ${selfSignedPath} (sockeye connect --ca ${selfSignedPath} wss://${where})\n`);
-  io.stdout.write(`sockeye: listening on ${tls ? 'wss' : 'ws'}://${where}\n`);
-
+  // A unix socket's URL is ws's form, ws+unix://PATH:/ (the request path after the colon); over TLS, a
+  // client names it with --unix PATH and a wss:// URL.
+  const url = unix === undefined ? `${tls ? 'wss' : 'ws'}://${where}` : tls ? `wss://localhost/ (--unix ${unix})` : `ws+unix://${unix}:/`;
   // stdin lines go to every client, as one broadcast each (a frame built once).
   const input = createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false });
   input.on('line', (line) => {
@@ -124,7 +137,9 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
     if (r.dropped > 0) io.stderr.write(`sockeye: ${r.dropped} client${r.dropped === 1 ? '' : 's'} did not take a line (outbound queue full)\n`);
   });
 
-  return new Promise<number>((resolve) => {
+  // Signals are handled before the listening line goes out: a script that waits for it and then stops the
+  // listener must get the clean shutdown.
+  const done = new Promise<number>((resolve) => {
     const off = io.onSignal((signal) => {
       off();
       io.stderr.write(`sockeye: ${signal}, closing ${server.clients.size} connection${server.clients.size === 1 ? '' : 's'} with 1001\n`);
@@ -135,4 +150,6 @@ export async function runListen(argv: string[], io: CliIo): Promise<number> {
       );
     });
   });
+  io.stdout.write(`sockeye: listening on ${url}\n`);
+  return done;
 }

@@ -108,10 +108,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const where = `${urlHost(address.address)}:${address.port}/`;
   io.stdout.write(`sockeye: demo page at ${tls ? 'https' : 'http'}://${where} (dumb-increment-protocol, lws-mirror-protocol, lws-status)\n`);
   if (selfSignedPath !== null) io.stdout.write(`sockeye: self-signed certificate at ${selfSignedPath} (sockeye connect --ca ${selfSignedPath} wss://${where})\n`);
-  // This line last, and unchanged from the echo-only server: scripts wait for it.
-  io.stdout.write(`sockeye: echo server listening on ${tls ? 'wss' : 'ws'}://${where}\n`);
-
-  return new Promise<number>((resolve) => {
+  const done = new Promise<number>((resolve) => {
     let stopping = false;
     const off = io.onSignal((signal) => {
       if (stopping) {
@@ -137,4 +134,8 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       );
     });
   });
+  // This line last (after the signal handlers are in place), and unchanged from the echo-only server:
+  // scripts wait for it, and may stop the server as soon as they see it.
+  io.stdout.write(`sockeye: echo server listening on ${tls ? 'wss' : 'ws'}://${where}\n`);
+  return done;
 }

@@ -12,6 +12,7 @@ import { Context } from '../transport/context.js';
 import { Session } from '../transport/session.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
 import { setNoDelay } from '../transport/stream-adapter.js';
+import { openTunnel, selectProxy, type ProxyConfig } from './proxy.js';
 
 /**
  * A handler whose sessions carry `T` as `session.data` (an empty object until
@@ -38,8 +39,34 @@ export interface ConnectOptions<T = unknown> {
   /** Offer permessage-deflate (RFC 7692). Default false. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
   closeTimeoutMs?: number;
+  /** Aborts the opening handshake: connect() rejects with TransportError ERR_ABORTED. No effect once it has resolved. */
+  signal?: AbortSignal;
   /** Connect plus opening handshake must finish within this time. Default 10000 ms. */
   handshakeTimeoutMs?: number;
+  /**
+   * Connect over the unix domain socket at this path instead of TCP; the URL
+   * still gives the request path and the Host header. A ws+unix:// URL says
+   * the same in the URL (ws+unix:///run/app.sock:/chat).
+   */
+  socketPath?: string;
+  /**
+   * Follow 301, 302, 303, 307 and 308 answers to the opening handshake, up to
+   * maxRedirects of them. Default false: a redirect rejects with its Location.
+   * On a redirect to another origin, Authorization and Cookie headers are not
+   * sent on; a redirect from wss:// to ws:// is refused.
+   */
+  followRedirects?: boolean;
+  /** Most redirects followed for one connect() (with followRedirects). Default 10. */
+  maxRedirects?: number;
+  /**
+   * The proxy to go through: an http://, https://, socks5:// or socks5h://
+   * URL, with user:password@ for the proxy's own authentication. false (or
+   * '') goes direct whatever the environment says. Without it, the
+   * environment names the proxy, read as curl reads it (docs/api.md, "Proxies").
+   */
+  proxy?: string | URL | false;
+  /** TLS options for an https:// proxy (ca, ...); `tls` is the target's alone and never goes to the proxy. */
+  proxyTls?: TlsConnectionOptions;
   /** Largest HTTP head accepted from the server. Default 16384. */
   maxHeadBytes?: number;
   /** Share timers and randomness with other clients; by default each client has its own. */
@@ -67,6 +94,8 @@ interface Target {
   port: number;
   hostHeader: string;
   path: string;
+  /** A unix domain socket to dial instead of host and port (ws+unix:). */
+  socketPath?: string;
 }
 
 /** Parses and checks a ws:// or wss:// URL (RFC 6455 section 3). */
@@ -81,12 +110,18 @@ export function parseWebSocketUrl(input: string | URL): Target {
     throw new InvalidArgumentError('ERR_BAD_URL', `not a URL: ${String(input)} (a WebSocket URL looks like ws://host:port/path or wss://host/path)`);
   }
   let secure: boolean;
+  if (url.protocol === 'ws+unix:') return unixTarget(url, String(input));
   if (url.protocol === 'ws:' || url.protocol === 'http:') secure = false;
   else if (url.protocol === 'wss:' || url.protocol === 'https:') secure = true;
-  else throw new InvalidArgumentError('ERR_BAD_URL', `unsupported scheme ${url.protocol} in ${String(input)} (ws: or wss:; a WebSocket URL looks like ws://host:port/path or wss://host/path)`);
+  else throw new InvalidArgumentError('ERR_BAD_URL', `unsupported scheme ${url.protocol} in ${String(input)} (ws:, wss: or ws+unix:; a WebSocket URL looks like ws://host:port/path or wss://host/path)`);
   // Section 3: "Fragment identifiers are meaningless in the context of WebSocket URIs and MUST NOT be used".
   if (url.hash !== '' || String(input).includes('#')) throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL may not have a fragment');
   if (url.hostname === '') throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL needs a host');
+  // http: and https: are read as ws: and wss: (as the WHATWG WebSocket does), and named so from here on.
+  if (url.protocol === 'http:' || url.protocol === 'https:') {
+    url = new URL(url.href);
+    url.protocol = secure ? 'wss:' : 'ws:';
+  }
   const defaultPort = secure ? 443 : 80;
   const port = url.port === '' ? defaultPort : Number(url.port);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -95,14 +130,94 @@ export function parseWebSocketUrl(input: string | URL): Target {
 }
 
 /**
+ * ws+unix:///path/to.sock:/request/path?query (ws's form): the socket's path
+ * up to the first colon, the request path after it ("/" when there is none).
+ * The Host header is "localhost": there is no host to name.
+ */
+function unixTarget(url: URL, input: string): Target {
+  if (url.hash !== '' || input.includes('#')) throw new InvalidArgumentError('ERR_BAD_URL', 'a WebSocket URL may not have a fragment');
+  if (url.host !== '') throw new InvalidArgumentError('ERR_BAD_URL', `a ws+unix: URL names a socket file, not a host: ws+unix:///path/to.sock:/request/path, not ${input}`);
+  const pathname = decodeURIComponent(url.pathname);
+  const colon = pathname.indexOf(':');
+  const socketPath = colon === -1 ? pathname : pathname.slice(0, colon);
+  const requestPath = colon === -1 || colon === pathname.length - 1 ? '/' : pathname.slice(colon + 1);
+  if (socketPath === '' || socketPath === '/') throw new InvalidArgumentError('ERR_BAD_URL', `no socket path in ${input} (ws+unix:///path/to.sock:/request/path)`);
+  return { url, secure: false, host: 'localhost', port: 0, hostHeader: 'localhost', path: requestPath + url.search, socketPath };
+}
+
+/**
  * Opens a WebSocket connection. Resolves once the opening handshake has
  * succeeded; rejects with a HandshakeError (bad answer or status),
  * TransportError (connect or TLS failure) or TimeoutError.
  */
-export function connect<T = unknown>(url: string | URL, options: ConnectOptions<T> = {}): Promise<ClientSession<T>> {
+export async function connect<T = unknown>(url: string | URL, options: ConnectOptions<T> = {}): Promise<ClientSession<T>> {
+  if (!options.followRedirects) return connectOnce(url, options, false);
+  const max = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  if (!(Number.isInteger(max) && max >= 0)) throw new InvalidArgumentError('ERR_BAD_REDIRECTS', `maxRedirects must be a whole number, 0 or more, not ${String(max)}`);
+  let current: string | URL = url;
+  let currentOptions = options;
+  for (let redirects = 0; ; redirects++) {
+    try {
+      return await connectOnce(current, currentOptions, true);
+    } catch (err) {
+      if (!(err instanceof RedirectAnswer)) throw err;
+      if (redirects === max) throw new HandshakeError('ERR_TOO_MANY_REDIRECTS', `${err.from.href}: more than ${max} redirects (maxRedirects); the last went to ${err.location}`, err.status, err.headers);
+      const next = redirectTarget(err, currentOptions);
+      current = next.url;
+      currentOptions = next.options;
+    }
+  }
+}
+
+const DEFAULT_MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** A redirect answer connectOnce() hands back to connect() to follow (never seen by the application). */
+class RedirectAnswer extends HandshakeError {
+  constructor(
+    readonly from: URL,
+    readonly location: string,
+    status: number,
+    headers: Record<string, string> | undefined,
+  ) {
+    super('ERR_UNEXPECTED_STATUS', `redirect to ${location}`, status, headers);
+  }
+}
+
+/**
+ * Where a redirect leads, and the options for going there. The Location is
+ * resolved against the URL that answered (a relative one included; http(s)
+ * is read as ws(s) as for any URL given to connect()). Going to another
+ * origin (scheme, host or port), the request's Authorization and Cookie
+ * headers stay behind, as fetch does on a cross-origin redirect; going from
+ * wss:// to ws:// would send in clear what was asked for over TLS, and is
+ * refused. test/client/redirects.test.ts.
+ */
+function redirectTarget<T>(answer: RedirectAnswer, options: ConnectOptions<T>): { url: URL; options: ConnectOptions<T> } {
+  let next: URL;
+  try {
+    next = new URL(answer.location, answer.from);
+  } catch {
+    throw new HandshakeError('ERR_BAD_REDIRECT', `${answer.from.href}: redirect to ${JSON.stringify(answer.location)}, which is not a URL`, answer.status, answer.headers);
+  }
+  const target = parseWebSocketUrl(next);
+  const fromTarget = parseWebSocketUrl(answer.from);
+  if (fromTarget.secure && !target.secure) throw new HandshakeError('ERR_BAD_REDIRECT', `${answer.from.href}: refusing a redirect from wss:// to ${next.href}, which is not encrypted`, answer.status, answer.headers);
+  if (fromTarget.socketPath !== undefined || target.socketPath !== undefined || options.socketPath !== undefined) {
+    throw new HandshakeError('ERR_BAD_REDIRECT', `${answer.from.href}: redirect to ${next.href}; redirects are not followed over a unix socket`, answer.status, answer.headers);
+  }
+  const sameOrigin = fromTarget.secure === target.secure && fromTarget.host === target.host && fromTarget.port === target.port;
+  if (sameOrigin || options.headers === undefined) return { url: target.url, options };
+  const pairs: Array<[string, string]> = Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
+  const kept = pairs.filter(([name]) => !/^(authorization|cookie)$/i.test(name));
+  return { url: target.url, options: { ...options, headers: kept } };
+}
+
+function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRedirects: boolean): Promise<ClientSession<T>> {
   // Everything the application passed in is validated before a byte is sent.
   let target: Target;
   let request: Buffer;
+  let proxy: ProxyConfig | null;
   const deflateConfig: PerMessageDeflateOptions | null = options.perMessageDeflate ? (options.perMessageDeflate === true ? {} : options.perMessageDeflate) : null;
   const context = options.context ?? new Context();
   const ownContext = !options.context;
@@ -110,6 +225,11 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
   const protocols = options.protocol === undefined ? [] : Array.isArray(options.protocol) ? options.protocol : [options.protocol];
   try {
     target = parseWebSocketUrl(url);
+    if (options.socketPath !== undefined) {
+      if (typeof options.socketPath !== 'string' || options.socketPath === '') throw new InvalidArgumentError('ERR_BAD_PATH', 'socketPath must be the path of a unix socket');
+      target = { ...target, socketPath: options.socketPath };
+    }
+    proxy = selectProxy(target, options.proxy, process.env);
     const headers: Array<[string, string]> = options.headers === undefined ? [] : Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
     if (deflateConfig) validateZlibOptions(deflateConfig);
     const extensions = deflateConfig ? [buildDeflateOffer(deflateConfig)] : [];
@@ -119,20 +239,24 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
     return Promise.reject(err);
   }
 
-  return new Promise<ClientSession<T>>((resolve, reject) => {
+  // The handshake timeout runs from here: through a proxy it covers the proxy's exchange too.
+  const deadline = context.now() + (options.handshakeTimeoutMs ?? 10_000);
+  /** The opening handshake on a new connection, or on `tunnel`, a proxy's connection that relays to the target (TLS inside it for wss://). */
+  const dial = (tunnel: Socket | null): Promise<ClientSession<T>> => new Promise<ClientSession<T>>((resolve, reject) => {
     let socket: Socket;
     if (target.secure) {
       const tlsOpts: TlsConnectionOptions = {
-        host: target.host,
-        port: target.port,
+        ...(tunnel !== null ? { socket: tunnel } : target.socketPath !== undefined ? { path: target.socketPath } : { host: target.host, port: target.port }),
         ALPNProtocols: ['http/1.1'],
         ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
         ...(options.insecure ? { rejectUnauthorized: false } : {}),
         ...options.tls,
       };
       socket = tlsConnect(tlsOpts);
+    } else if (tunnel !== null) {
+      socket = tunnel;
     } else {
-      socket = netConnect({ host: target.host, port: target.port });
+      socket = target.socketPath !== undefined ? netConnect({ path: target.socketPath }) : netConnect({ host: target.host, port: target.port });
     }
     setNoDelay(socket);
     const parser = new HttpHeadParser('response', { maxHeadBytes: options.maxHeadBytes });
@@ -140,7 +264,7 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
     const timer = {
       onTimer: () => fail(new TimeoutError('ERR_HANDSHAKE_TIMEOUT', `opening handshake not finished within ${options.handshakeTimeoutMs ?? 10_000} ms`)),
     };
-    context.timers.schedule(timer, context.now() + (options.handshakeTimeoutMs ?? 10_000));
+    context.timers.schedule(timer, deadline);
 
     const cleanup = () => {
       context.timers.cancel(timer);
@@ -148,6 +272,7 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
+      options.signal?.removeEventListener('abort', onAbort);
     };
     const fail = (err: WebSocketError) => {
       if (settled) return;
@@ -208,18 +333,45 @@ export function connect<T = unknown>(url: string | URL, options: ConnectOptions<
           session.start(rest);
         });
       } catch (err) {
-        if (err instanceof HandshakeError && err.code === 'ERR_UNEXPECTED_STATUS' && result) fail(unexpectedStatus(err, target, result.rest));
+        if (err instanceof HandshakeError && err.code === 'ERR_UNEXPECTED_STATUS' && result) {
+          const location = err.headers?.location;
+          if (followRedirects && location !== undefined && REDIRECT_STATUSES.has(err.status ?? 0)) fail(new RedirectAnswer(target.url, location, err.status!, err.headers));
+          else fail(unexpectedStatus(err, target, result.rest));
+        }
         else if (err instanceof HandshakeError && !result && tlsRecord(chunk) && !target.secure) {
           fail(new HandshakeError(err.code, `${target.url.href}: the server answered with TLS, not HTTP: use wss://`));
         } else if (err instanceof WebSocketError) fail(err);
         else fail(new HandshakeError('ERR_HANDSHAKE', String(err)));
       }
     };
-    socket.on(target.secure ? 'secureConnect' : 'connect', onConnect);
+    if (tunnel === null || target.secure) socket.on(target.secure ? 'secureConnect' : 'connect', onConnect);
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
+    if (tunnel !== null && !target.secure) {
+      // A plain tunnel is open already: the request goes now, and reading resumes (openTunnel paused it, bytes that came early put back).
+      onConnect();
+      socket.resume();
+    }
+    // The WHATWG WebSocket's close() while CONNECTING must abort the handshake ("fail the WebSocket connection").
+    const onAbort = () => fail(new TransportError('ERR_ABORTED', `${target.url.href}: the opening handshake was aborted`));
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort);
   });
+  if (proxy === null) return dial(null);
+  const tunnelled = openTunnel(proxy, { host: target.host, port: target.port, href: target.url.href }, { context, deadline, timeoutMs: options.handshakeTimeoutMs ?? 10_000, signal: options.signal, proxyTls: options.proxyTls, maxHeadBytes: options.maxHeadBytes });
+  return tunnelled.then(
+    (tunnel) =>
+      dial(tunnel).catch((err: unknown) => {
+        // TLS to the target runs inside the tunnel: a failure there ends the proxy's connection too.
+        tunnel.destroy();
+        throw err;
+      }),
+    (err: unknown) => {
+      if (ownContext) context.close();
+      throw err;
+    },
+  );
 }
 
 /** What to try after a connect or TLS failure, from the error's code (docs/api.md, "Errors"). */
@@ -232,6 +384,7 @@ function connectHint(err: Error, secure: boolean): string {
     return secure ? ': the server does not speak TLS on this port: use ws://' : '';
   }
   if (code === 'ECONNREFUSED') return ': nothing listens there (is the server running, and on this port?)';
+  if (code === 'ENOENT') return ': there is no unix socket at that path (is the server running?)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return ': the host name does not resolve';
   return '';
 }
@@ -249,7 +402,7 @@ function unexpectedStatus(err: HandshakeError, target: Target, body: Buffer): Ha
   const said = snippet === '' ? '' : ` (the body begins: ${JSON.stringify(snippet)})`;
   let message: string;
   if (status >= 200 && status < 300) message = `${target.url.href} is not a WebSocket endpoint: ${err.message} to the upgrade request${said}`;
-  else if (status >= 300 && status < 400 && err.headers?.location) message = `${target.url.href}: ${err.message}, redirecting to ${err.headers.location} (connect() does not follow redirects)`;
+  else if (status >= 300 && status < 400 && err.headers?.location) message = `${target.url.href}: ${err.message}, redirecting to ${err.headers.location} (connect() follows redirects with followRedirects: true)`;
   else message = `${target.url.href}: ${err.message}${said}`;
   return new HandshakeError(err.code, message, err.status, err.headers);
 }

@@ -34,12 +34,22 @@ export interface FanOutResult {
  * send it through their own path (their order and their codec are theirs).
  */
 export function fanOut(targets: Iterable<FanOutTarget>, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
-  let payload: Buffer;
-  if (typeof data === 'string') payload = Buffer.from(data, 'utf8');
-  else if (data instanceof Uint8Array) payload = Buffer.from(data); // a copy of ours (S2)
-  else throw new InvalidArgumentError('ERR_BAD_PAYLOAD', 'broadcast/publish take a string or a Uint8Array (Buffer)');
-  const binary = options.binary ?? typeof data !== 'string';
-  const compress = options.compress ?? true;
+  return fanOutOwned(targets, ownPayload(data), options.binary ?? typeof data !== 'string', options.compress ?? true);
+}
+
+/** The library's own copy of a message to fan out (S2: the caller may reuse its buffer at once). */
+export function ownPayload(data: string | Uint8Array): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (data instanceof Uint8Array) return Buffer.from(data); // a copy of ours (S2)
+  throw new InvalidArgumentError('ERR_BAD_PAYLOAD', 'broadcast/publish take a string or a Uint8Array (Buffer)');
+}
+
+/**
+ * fanOut() of a payload the library already owns and never modifies (one
+ * copy made by ownPayload(), or a publication that came from another node):
+ * shared as it is, not copied again.
+ */
+export function fanOutOwned(targets: Iterable<FanOutTarget>, payload: Buffer, binary: boolean, compress: boolean): FanOutResult {
   let frame: Buffer[] | null = null;
   let frameBytes = 0;
   const result: FanOutResult = { accepted: 0, dropped: 0, backpressure: 0 };

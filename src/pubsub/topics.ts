@@ -6,6 +6,16 @@ export interface Subscriber {
   topicSet: Set<string> | null;
 }
 
+/**
+ * Told when a topic gains its first subscriber and loses its last one (the
+ * server's broker binding: a broker hears of a topic once per node, not once
+ * per session; test/pubsub/broker-binding.test.ts).
+ */
+export interface TopicObserver {
+  first(topic: string): void;
+  last(topic: string): void;
+}
+
 /** Longest topic name, in UTF-16 code units: names are application keys, not payloads. */
 export const MAX_TOPIC_LENGTH = 1024;
 
@@ -16,6 +26,11 @@ export const MAX_TOPIC_LENGTH = 1024;
  */
 export class Topics<S extends Subscriber> {
   private readonly byTopic = new Map<string, Set<S>>();
+  private readonly observer: TopicObserver | null;
+
+  constructor(observer: TopicObserver | null = null) {
+    this.observer = observer;
+  }
 
   /** Adds `s` to `topic`; false if it was already in it. */
   subscribe(s: S, topic: string): boolean {
@@ -25,6 +40,8 @@ export class Topics<S extends Subscriber> {
     if (set.has(s)) return false;
     set.add(s);
     (s.topicSet ??= new Set()).add(topic);
+    // An empty topic is deleted, so a topic of one subscriber had none before.
+    if (set.size === 1) this.observer?.first(topic);
     return true;
   }
 
@@ -32,8 +49,11 @@ export class Topics<S extends Subscriber> {
   unsubscribe(s: S, topic: string): boolean {
     const set = this.byTopic.get(topic);
     if (!set || !set.delete(s)) return false;
-    if (set.size === 0) this.byTopic.delete(topic);
     s.topicSet?.delete(topic);
+    if (set.size === 0) {
+      this.byTopic.delete(topic);
+      this.observer?.last(topic);
+    }
     return true;
   }
 
@@ -45,7 +65,10 @@ export class Topics<S extends Subscriber> {
       const set = this.byTopic.get(topic);
       if (!set) continue;
       set.delete(s);
-      if (set.size === 0) this.byTopic.delete(topic);
+      if (set.size === 0) {
+        this.byTopic.delete(topic);
+        this.observer?.last(topic);
+      }
     }
     s.topicSet = null;
   }

@@ -1,10 +1,11 @@
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { KeepaliveOptions } from '../core/connection.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, resolveLimits } from '../core/connection.js';
-import { HandshakeError, InvalidStateError, TransportError, WebSocketError } from '../core/errors.js';
+import { HandshakeError, InvalidArgumentError, InvalidStateError, TransportError, WebSocketError } from '../core/errors.js';
 import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { negotiateDeflate, validateDeflateConfig } from '../core/deflate-negotiation.js';
@@ -19,6 +20,9 @@ import { ServerSession, type UpgradeRequest } from './server-session.js';
 import { HandshakeRequest, headOfRequest, splitTarget } from './handshake-request.js';
 import { Topics } from '../pubsub/topics.js';
 import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
+import type { Broker } from '../pubsub/broker.js';
+import { BrokerBinding } from '../pubsub/broker-binding.js';
+import { encodeClosePayload } from '../core/close-payload.js';
 import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
 
 /** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
@@ -85,6 +89,63 @@ export interface ServerOptions<T = unknown> {
   /** Errors that belong to no session's handler: a handler that threw, a failed handshake. Default: printed to stderr. */
   onError?(error: unknown, session?: ServerSession<T>): void;
   context?: Context;
+  /**
+   * Carries publish() to the other nodes of a deployment (LocalBroker,
+   * ClusterBroker, ...). Default none: this server is the only node, and
+   * publish() is a local fan-out with no broker on its path. The server
+   * attaches it, and closes it on close() and shutdown(). Its failures
+   * (lost publications, a node down) go to onError, naming the topics.
+   */
+  broker?: Broker;
+}
+
+/** Where listen() makes a unix domain socket. */
+export interface UnixListenOptions {
+  path: string;
+  /** Permission bits of the socket file (e.g. 0o660). Default: as the process's umask leaves them. */
+  mode?: number;
+}
+
+/**
+ * Before listening on `path`: a socket file left by a server that is gone
+ * (nothing accepts a connection on it) is removed; a socket a live server
+ * listens on is left alone, and listen() then fails with EADDRINUSE; any
+ * other file is never removed.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = await lstat(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!stat.isSocket()) throw new TransportError('ERR_LISTEN', `cannot listen on ${path}: the file exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = netConnect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (!live) await unlink(path).catch(() => undefined);
+}
+
+export interface ShutdownOptions {
+  /** Close code sent to every session: 1012 "service restart" (default) or 1001 "going away", or any code a server may send. */
+  code?: number;
+  /** Close reason. Default 'service restart'. */
+  reason?: string;
+  /** Sessions still there after this long are terminated (1006). Default: none (each is bounded by its closeTimeoutMs). */
+  timeoutMs?: number;
+}
+
+/** How a shutdown() went. */
+export interface ShutdownResult {
+  /** Sessions that were open or closing when it began. */
+  sessions: number;
+  /** Of those, the ones still there at timeoutMs, terminated. */
+  terminated: number;
 }
 
 interface PendingHandshake extends TimerEntry {
@@ -103,7 +164,8 @@ export class WebSocketServer<T = unknown> {
   private netServer: NetServer | null = null;
   private readonly attached: HttpServer | null;
   private readonly sessions = new Set<ServerSession>();
-  private readonly topics = new Topics<ServerSession<never>>();
+  private readonly topics: Topics<ServerSession<never>>;
+  private readonly brokerBinding: BrokerBinding<ServerSession<never>> | null;
   // One function for every session (a closure per session made inside the
   // handshake would keep that handshake's whole scope alive with it).
   private readonly onSessionHandlerError = (err: unknown, s: Session<never>): void => this.report(err, s as unknown as ServerSession);
@@ -134,6 +196,9 @@ export class WebSocketServer<T = unknown> {
     }
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
+    // With a broker, its binding owns the topics: it hears of each topic's first and last subscriber.
+    this.brokerBinding = options.broker ? new BrokerBinding<ServerSession<never>>(options.broker, (err) => this.report(err)) : null;
+    this.topics = this.brokerBinding?.topics ?? new Topics<ServerSession<never>>();
   }
 
   private limitsFor(handler: ServerHandler): Partial<SessionLimits> {
@@ -163,9 +228,19 @@ export class WebSocketServer<T = unknown> {
     return fanOut(filter ? filtered(this.sessions, filter as (s: ServerSession) => boolean) : this.sessions, data, options);
   }
 
-  /** Sends one message to every session subscribed to `topic` (session.subscribe()), as broadcast() does. */
+  /**
+   * Sends one message to every session subscribed to `topic` (session.subscribe()), as broadcast() does,
+   * and, with a broker, to the other nodes' subscribers. The result counts this node's sessions.
+   */
   publish(topic: string, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
+    if (this.brokerBinding) return this.brokerBinding.publish(topic, data, options);
     return fanOut(this.topics.subscribers(topic), data, options);
+  }
+
+  /** Subscribers of `topic` on every node of the broker (this server's count without one). */
+  clusterSubscriberCount(topic: string): Promise<number> {
+    if (this.brokerBinding) return this.brokerBinding.broker.subscriberCount(topic);
+    return Promise.resolve(this.subscriberCount(topic));
   }
 
   /** Number of sessions subscribed to `topic`. */
@@ -173,19 +248,55 @@ export class WebSocketServer<T = unknown> {
     return this.topics.subscribers(topic).size;
   }
 
-  /** The address the server listens on (after listen()). */
+  /** The address the server listens on (after listen() on a port). */
   address(): AddressInfo {
     const a = (this.netServer ?? this.attached)?.address();
-    if (!a || typeof a === 'string') throw new InvalidStateError('read the address', 'not listening');
+    if (typeof a === 'string') throw new InvalidStateError('read the address', `listening on the unix socket ${a} (see socketPath)`);
+    if (!a) throw new InvalidStateError('read the address', 'not listening');
     return a;
+  }
+
+  /** The path of the unix socket the server listens on (after listen({ path })), else undefined. */
+  get socketPath(): string | undefined {
+    const a = this.netServer?.address();
+    return typeof a === 'string' ? a : undefined;
   }
 
   get port(): number {
     return this.address().port;
   }
 
-  /** Starts listening; resolves with the bound address. */
-  listen(port = this.options.port ?? 7681, host = this.options.host ?? '127.0.0.1'): Promise<AddressInfo> {
+  /** Starts listening on a TCP port; resolves with the bound address. */
+  listen(port?: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Starts listening on a unix domain socket at `path`, its file made with
+   * permissions `mode` (e.g. 0o660; default: as the umask leaves them). A
+   * stale socket file that nothing listens on any more is replaced; a live
+   * one (EADDRINUSE) or a file that is not a socket is an error
+   * (test/server/unix-socket.test.ts).
+   */
+  listen(options: UnixListenOptions): Promise<{ path: string }>;
+  listen(portOrUnix?: number | UnixListenOptions, host?: string): Promise<AddressInfo | { path: string }> {
+    if (typeof portOrUnix === 'object') return this.listenUnix(portOrUnix);
+    return this.listenTcp(portOrUnix ?? this.options.port ?? 7681, host ?? this.options.host ?? '127.0.0.1');
+  }
+
+  private async listenUnix(options: UnixListenOptions): Promise<{ path: string }> {
+    const { path, mode } = options;
+    if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('ERR_BAD_PATH', 'listen({ path }) needs the path of a unix socket');
+    if (mode !== undefined && !(Number.isInteger(mode) && mode >= 0 && mode <= 0o777)) throw new InvalidArgumentError('ERR_BAD_MODE', `mode must be permission bits from 0 to 0o777, not ${String(mode)}`);
+    await removeStaleSocket(path);
+    await this.bind((server) => server.listen(path));
+    if (mode !== undefined) await chmod(path, mode);
+    return { path };
+  }
+
+  private listenTcp(port: number, host: string): Promise<AddressInfo> {
+    return this.bind((server) => server.listen(port, host)).then((server) => server.address() as AddressInfo);
+  }
+
+  /** Makes the listening server and starts it with `start`; resolves once it listens. */
+  private bind(start: (server: NetServer) => void): Promise<NetServer> {
     if (this.attached) throw new InvalidStateError('listen', 'attached to an HTTP server');
     if (this.netServer) throw new InvalidStateError('listen', 'already listening');
     const onSocket = (socket: Socket) => this.acceptSocket(socket, !!this.options.tls);
@@ -211,20 +322,44 @@ export class WebSocketServer<T = unknown> {
         reject(new TransportError('ERR_LISTEN', err.message, { cause: err }));
       };
       server.once('error', failed);
-      server.listen(port, host, () => {
+      server.once('listening', () => {
         server.off('error', failed);
         server.on('error', (err) => this.report(err));
-        resolve(server.address() as AddressInfo);
+        resolve(server);
       });
+      start(server);
     });
   }
 
   /**
    * Stops accepting, closes every session with `code` (1001 "going away" by
    * default), waits for them to finish (each bounded by its close timeout),
-   * and releases the timers.
+   * closes the broker, if any, and releases the timers.
    */
   async close(code = 1001, reason = 'server shutting down'): Promise<void> {
+    await this.drain(code, reason, undefined);
+  }
+
+  /**
+   * Graceful shutdown, for a restart or a deploy: stops accepting at once
+   * (new connections are refused, pending handshakes dropped), closes every
+   * session with `code` (1012 "service restart" by default, so clients know to
+   * reconnect, or 1001), each after what it has queued (S4), and resolves
+   * once the last connection has gone. With `timeoutMs`, the sessions still
+   * there then are terminated, and the result says how many. The broker, if
+   * any, is closed last. Throws InvalidStateError if the server is already
+   * closing, and InvalidArgumentError for a code a server may not send.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
+    const { code = 1012, reason = 'service restart', timeoutMs } = options;
+    if (this.closing) throw new InvalidStateError('shut down the server', 'closing');
+    // A bad code or reason fails here, before anything has stopped.
+    encodeClosePayload(code, reason);
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new InvalidArgumentError('ERR_BAD_TIMEOUT', `timeoutMs is a number of ms, 0 or more (got ${timeoutMs})`);
+    return this.drain(code, reason, timeoutMs);
+  }
+
+  private async drain(code: number, reason: string, timeoutMs: number | undefined): Promise<ShutdownResult> {
     this.closing = true;
     const serverClosed = this.netServer
       ? new Promise<void>((resolve) => this.netServer!.close(() => resolve()))
@@ -241,10 +376,28 @@ export class WebSocketServer<T = unknown> {
     // Stops node:http's connection-checking interval (close() of a server that never listened only reports that).
     this.httpHandoff?.close(() => {});
     const all = [...this.sessions];
+    const remaining = new Set(all);
+    const gone = Promise.all(all.map((s) => s.closed.then(() => remaining.delete(s))));
     for (const s of all) s.close(code, reason);
-    await Promise.all(all.map((s) => s.closed));
+    let terminated = 0;
+    if (timeoutMs !== undefined && remaining.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([gone.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]);
+      clearTimeout(timer);
+      // Each is reported as it ends (onClose 1006 ERR_TERMINATED, with its unsent messages counted: S4).
+      if (late) {
+        for (const s of remaining) {
+          if (s.lifecycleState === 'released') continue;
+          terminated++;
+          s.terminate();
+        }
+      }
+    }
+    await gone;
     await serverClosed;
+    await this.brokerBinding?.close().catch((err: unknown) => this.report(err));
     if (!this.options.context) this.context.close();
+    return { sessions: all.length, terminated };
   }
 
   /**

@@ -762,6 +762,33 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
     assert.match(missing.stderr(), /cannot read the TLS certificate or key/);
   });
 
+  it('--reconnect: a refused connection is tried again until SIGINT; a 403 ends it at once', async () => {
+    const port = await freePort();
+    const c = cli(['connect', `ws://127.0.0.1:${port}/`, '--reconnect'], { stdin: null });
+    try {
+      await c.waitFor(/ECONNREFUSED.*; reconnecting in \d+ ms \(attempt 1\)/, 'stderr');
+      await c.waitFor(/\(attempt 2\)/, 'stderr');
+      c.child.kill('SIGINT');
+      assert.equal(await c.exited(), 1);
+      assert.match(c.stderr(), /stopped before connecting/);
+    } finally {
+      reap(c);
+    }
+    const { server, url } = await ourServer({ handler: {}, verifyClient: () => false });
+    try {
+      const refused = cli(['connect', url, '--reconnect'], { stdin: null });
+      try {
+        assert.equal(await refused.exited(), 1);
+        assert.match(refused.stderr(), /403/);
+        assert.doesNotMatch(refused.stderr(), /reconnecting/);
+      } finally {
+        reap(refused);
+      }
+    } finally {
+      await within(server.close(), 'server close');
+    }
+  });
+
   it('--wait without --once, and a bad --binary for listen, are usage errors', async () => {
     const a = cli(['connect', 'ws://127.0.0.1:1/', '--wait', '100']);
     assert.equal(await a.exited(), 2);

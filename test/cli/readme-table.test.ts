@@ -1,7 +1,7 @@
 /**
  * The README's command-line table ("The command line") says what each
  * sockeye command does next to wscat's and websocat's. Every sockeye cell is
- * run here as written (URL, PORT and FILE filled in) against a server or
+ * run here as written (URL, PORT, FILE and PATH filled in) against a server or
  * client of ours, and its effect checked; a row without a scenario, or a
  * scenario without a row, fails. The wscat cells are checked against the
  * real wscat's --help (a devDependency); websocat is not on npm or in
@@ -10,7 +10,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +63,7 @@ interface Run {
 }
 
 /** Runs a sockeye cell: `echo X | sockeye ...` feeds X and a line feed on stdin; otherwise stdin stays open. */
-function run(cell: string, fill: { URL?: string; PORT?: string; FILE?: string }): Run {
+function run(cell: string, fill: { URL?: string; PORT?: string; FILE?: string; PATH?: string }): Run {
   let stdin: string | null = null;
   let command = cell;
   const piped = /^echo (\S+) \| (.*)$/.exec(cell);
@@ -70,7 +71,7 @@ function run(cell: string, fill: { URL?: string; PORT?: string; FILE?: string })
     stdin = piped[1] + '\n';
     command = piped[2];
   }
-  const argv = words(command).map((w) => (w === 'URL' || w === 'PORT' || w === 'FILE' ? (fill[w] ?? assert.fail(`${cell}: no ${w}`)) : w));
+  const argv = words(command).map((w) => (w === 'URL' || w === 'PORT' || w === 'FILE' || w === 'PATH' ? (fill[w] ?? assert.fail(`${cell}: no ${w}`)) : w));
   assert.equal(argv.shift(), 'sockeye', cell);
   return { c: cli(argv, { stdin }) };
 }
@@ -159,6 +160,20 @@ const SCENARIOS: Record<string, (cell: string) => Promise<void>> = {
     try {
       await c.waitFor(/connected to/, 'stderr');
       assert.equal(s.sessions[0]?.request.origin, 'https://app.test');
+      await interrupt(c);
+    } finally {
+      reap(c);
+      await s.server.close();
+    }
+  },
+  'sockeye connect URL -L': async (cell) => {
+    const s = await recordingServer({ verifyClient: (r) => (r.path === '/old' ? { status: 301, headers: { Location: '/new' } } : true) }, echo);
+    const { c } = run(cell, { URL: `${s.url}old` });
+    try {
+      c.child.stdin.write('after a redirect\n');
+      await c.waitFor(/^after a redirect$/m);
+      assert.match(c.stderr(), /connected to ws:\/\/127\.0\.0\.1:\d+\/new/);
+      assert.equal(s.sessions[0].request.path, '/new');
       await interrupt(c);
     } finally {
       reap(c);
@@ -307,6 +322,60 @@ const SCENARIOS: Record<string, (cell: string) => Promise<void>> = {
     } finally {
       reap(c);
       await s.server.close();
+    }
+  },
+  'sockeye connect URL --reconnect': async (cell) => {
+    // The server drops the first connection without a closing handshake (1006): the client comes back.
+    const s = await recordingServer({}, { onMessage: (session, m) => void (m.text === 'first' && session.terminate()) });
+    const { c } = run(cell, { URL: s.url });
+    try {
+      c.child.stdin.write('first\n');
+      await c.waitFor(/connection closed \(1006\); reconnecting in \d+ ms \(attempt 1\)/, 'stderr');
+      await c.waitFor(/reconnected to/, 'stderr');
+      c.child.stdin.end('second\n');
+      assert.equal(await c.exited(), 0, c.stderr());
+      assert.equal(s.sessions.length, 2);
+      assert.deepEqual(
+        s.messages.map((m) => m.data.toString()),
+        ['first', 'second'],
+      );
+    } finally {
+      reap(c);
+      await s.server.close();
+    }
+  },
+  'sockeye connect --unix PATH ws://localhost/': async (cell) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sockeye-readme-'));
+    const path = join(dir, 'app.sock');
+    const server = createServer({ keepalive: null, handler: echo });
+    await server.listen({ path });
+    const { c } = run(cell, { PATH: path });
+    try {
+      c.child.stdin.write('over a unix socket\n');
+      await c.waitFor(/^over a unix socket$/m);
+      c.child.stdin.end();
+      assert.equal(await c.exited(), 0, c.stderr());
+    } finally {
+      reap(c);
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  'sockeye listen --unix PATH': async (cell) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sockeye-readme-'));
+    const path = join(dir, 'listen.sock');
+    const { c } = run(cell, { PATH: path });
+    try {
+      await c.waitFor(/^sockeye: listening on ws\+unix:\/\//m);
+      const client = await connect(`ws+unix://${path}:/`, { keepalive: null });
+      client.send('to the unix listener');
+      await c.waitFor(/^to the unix listener$/m);
+      c.child.kill('SIGTERM');
+      assert.equal((await within(client.closed, 'close')).code, 1001);
+      assert.equal(await c.exited(), 0, c.stderr());
+    } finally {
+      reap(c);
+      rmSync(dir, { recursive: true, force: true });
     }
   },
   'sockeye listen --port PORT': async (cell) => {

@@ -121,6 +121,6 @@ describe('connection errors say what to try (README, "Errors")', () => {
     const port = await httpPage(301, '', { Location: 'wss://example.test/ws' });
     const err = await failure(`ws://127.0.0.1:${port}/old`);
     assert.ok(err instanceof HandshakeError);
-    assert.equal(err.message, `ws://127.0.0.1:${port}/old: server answered 301 Moved Permanently, redirecting to wss://example.test/ws (connect() does not follow redirects)`);
+    assert.equal(err.message, `ws://127.0.0.1:${port}/old: server answered 301 Moved Permanently, redirecting to wss://example.test/ws (connect() follows redirects with followRedirects: true)`);
   });
 });

@@ -1,12 +1,13 @@
 /**
  * Hostile input reaching the CLIENT from a server: a redirect that would
  * carry the application's credentials (an Authorization header, a cookie)
- * to another origin. sockeye's connect() does not follow redirects at all:
- * RFC 6455 section 4.1 lets a client follow a 3xx, and that is exactly the
- * step where credentials leak to whoever the Location names. Any status but
- * 101 rejects with HandshakeError ERR_UNEXPECTED_STATUS carrying the status
- * and the response headers (so an application may decide to follow, with
- * headers of its choosing), and no second connection is made anywhere.
+ * to another origin. By default sockeye's connect() does not follow
+ * redirects: RFC 6455 section 4.1 lets a client follow a 3xx, and that is
+ * exactly the step where credentials leak to whoever the Location names. Any
+ * status but 101 rejects with HandshakeError ERR_UNEXPECTED_STATUS carrying
+ * the status and the response headers, and no second connection is made
+ * anywhere. (With followRedirects, the credentials stay behind on a
+ * cross-origin redirect: test/client/redirects.test.ts.)
  *
  * Credentials in the URL (ws://user:pass@host/) are not sent at all: connect()
  * builds no Authorization header from them.
