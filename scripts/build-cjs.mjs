@@ -1,6 +1,6 @@
 // Builds the CommonJS entries (tsconfig.cjs.json) into dist/cjs and marks
-// that folder as CommonJS, so that require('sockeye') and
-// require('sockeye/core') load them (package.json "exports", "require").
+// that folder as CommonJS, so that require('sockeye'), require('sockeye/core')
+// and require('sockeye/redis') load them (package.json "exports", "require").
 // Usage: node scripts/build-cjs.mjs
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

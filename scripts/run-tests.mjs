@@ -28,7 +28,11 @@ if (files.length === 0) {
 // The runner's output goes through as it comes; skipped tests and suites (a peer that is not
 // installed, say) are collected on the way and listed again at the very end, where they are seen:
 // node's own count leaves skipped suites out.
-const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: ['inherit', 'pipe', 'inherit'] });
+// connect() follows the proxy environment variables as curl does; the tests talk to servers on
+// 127.0.0.1 and must not go through a proxy the machine happens to set (the proxy tests pass theirs
+// explicitly: test/client/proxy*.test.ts, test/cli/proxy-cli.test.ts).
+const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(?:ws|wss|http|https|all|no)_proxy$/i.test(name)));
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: ['inherit', 'pipe', 'inherit'], env });
 const skipped = [];
 let partial = '';
 child.stdout.on('data', (chunk) => {

@@ -61,6 +61,14 @@ Options:
   --unix PATH        connect over the unix domain socket at PATH (the URL
                      gives the request path and Host); a ws+unix URL says
                      the same: ws+unix:///run/app.sock:/chat
+  --proxy URL        go through this proxy: http://, https:// (HTTP
+                     CONNECT), socks5:// or socks5h:// (SOCKS5; h: the proxy
+                     resolves the host name), with user:password@ for the
+                     proxy's own login. Without it the proxy comes from the
+                     environment, read as curl reads it: wss_proxy or
+                     https_proxy (wss://), ws_proxy or http_proxy (ws://),
+                     all_proxy, and no_proxy for the hosts that go direct
+  --no-proxy         go direct, whatever the environment says
   --reconnect        when the connection fails or drops for a reason that
                      may pass (refused, reset, HTTP 5xx, close 1001, 1006,
                      1011, 1012, 1013), connect again after 250 ms, then
@@ -139,6 +147,8 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       echo: { type: 'boolean' },
       reconnect: { type: 'boolean' },
       unix: { type: 'string' },
+      proxy: { type: 'string' },
+      'no-proxy': { type: 'boolean' },
       location: { type: 'boolean', short: 'L' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -157,6 +167,8 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
   }
   const headers = (values.header ?? []).map((h) => parseHeader(h, CONNECT_USAGE));
   if (values.insecure && values.ca !== undefined) throw new UsageError('--insecure and --ca exclude each other', CONNECT_USAGE);
+  if (values.proxy !== undefined && values['no-proxy']) throw new UsageError('--proxy and --no-proxy exclude each other', CONNECT_USAGE);
+  if (values.proxy !== undefined && (values.unix !== undefined || url.startsWith('ws+unix:'))) throw new UsageError('--proxy does not apply to a unix socket, which is never reached through a proxy', CONNECT_USAGE);
   let ca: Buffer | undefined;
   if (values.ca !== undefined) {
     try {
@@ -228,6 +240,12 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       : {}),
   };
 
+  // Signals are handled from before the first byte is sent: the session may print what it receives
+  // before connect()'s caller runs again, and a script that interrupts the client as soon as it sees
+  // output must get the clean close (test/cli/readme-table.test.ts), not Node's default exit.
+  const abort = new AbortController();
+  let current: ClientSession | null = null;
+  let signalled = false;
   const connectOptions = {
     protocol: values.protocol,
     headers,
@@ -237,8 +255,15 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     perMessageDeflate: values.deflate ?? false,
     handshakeTimeoutMs,
     socketPath: values.unix,
+    proxy: values['no-proxy'] ? (false as const) : values.proxy,
     followRedirects: values.location ?? false,
-    handler,
+    signal: abort.signal,
+    handler: {
+      ...handler,
+      onOpen(s: ClientSession) {
+        current = s;
+      },
+    },
   };
   // With --reconnect, the connections come one after another from reconnect(); `session` is the current one.
   const rc = values.reconnect
@@ -250,14 +275,25 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
         },
       })
     : null;
+  const offSignal = io.onSignal((signal) => {
+    if (!signalled) {
+      signalled = true;
+      io.stderr.write(`sockeye: ${signal}, closing\n`);
+      // Ends --reconnect too: a wait for the next attempt is cut short.
+      rc?.close();
+      if (current !== null) current.close(1000);
+      else abort.abort();
+    } else {
+      current?.terminate();
+    }
+  });
   const connections = rc?.[Symbol.asyncIterator]() ?? null;
   let session: ClientSession;
   try {
     if (connections) {
-      // Until the first connection opens, a signal stops the attempts.
-      const offEarly = io.onSignal(() => rc?.close());
-      const first = await connections.next().finally(offEarly);
+      const first = await connections.next();
       if (first.done) {
+        offSignal();
         io.stderr.write('sockeye: stopped before connecting\n');
         return EXIT_FAILURE;
       }
@@ -266,6 +302,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       session = await connect(url, connectOptions);
     }
   } catch (err) {
+    offSignal();
     // connect() checks its arguments before any I/O: a bad --protocol or --header is a bad command line.
     if (err instanceof InvalidArgumentError) throw new UsageError(err.message, CONNECT_USAGE);
     io.stderr.write(`sockeye: ${(err as Error).message}\n`);
@@ -276,20 +313,6 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     // A wait for onWritable also ends when the session does (no callback comes then).
     void s.closed.then(() => wakeWriter(s));
   };
-  // Signals are handled before the line that says the client is connected: a script that waits for that
-  // line and then interrupts must get the clean close (test/cli/readme-table.test.ts).
-  let signalled = false;
-  const offSignal = io.onSignal((signal) => {
-    if (!signalled) {
-      signalled = true;
-      io.stderr.write(`sockeye: ${signal}, closing\n`);
-      // Ends --reconnect too: a wait for the next attempt is cut short.
-      rc?.close();
-      session.close(1000);
-    } else {
-      session.terminate();
-    }
-  });
   announce(session, 'connected to');
   const pinger = pingSeconds === null ? null : setInterval(() => session.state === 'open' && session.ping(), pingSeconds * 1000);
 

@@ -65,7 +65,7 @@ const RETRY_CLOSE_CODES = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014]);
  * HTTP 5xx, 408 or 429, or a close with 1001, 1005, 1006, 1011, 1012, 1013 or
  * 1014. Not when it will not: any other HTTP status (4xx: the request itself
  * is refused), a certificate the client does not trust, a bad handshake
- * answer, or a close that ends the conversation (1000) or blames the client
+ * answer, an aborted attempt, or a close that ends the conversation (1000) or blames the client
  * (1002, 1003, 1007, 1008, 1009, 1010) or is the application's own (4000 to
  * 4999). test/client/reconnect.test.ts, "retryable".
  */
@@ -78,6 +78,8 @@ export function retryable(reason: RetryReason): boolean {
   }
   if (error instanceof TimeoutError) return true;
   if (error instanceof TransportError) {
+    // The application aborted it (connect()'s signal): not a failure to try again.
+    if (error.code === 'ERR_ABORTED') return false;
     const cause = (error.cause as NodeJS.ErrnoException | undefined)?.code ?? '';
     // A certificate that is not trusted now will not be trusted in a second either.
     return !/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME|SSL/.test(cause);
@@ -99,7 +101,8 @@ export function jitteredDelay(policy: RetryPolicy, attempt: number, random: () =
   return Math.round(nominal * (1 - (policy.jitter ?? DEFAULT_JITTER) * random()));
 }
 
-function checkPolicy(policy: RetryPolicy): void {
+/** Throws InvalidArgumentError ERR_BAD_RETRY for a policy out of range. */
+export function checkPolicy(policy: RetryPolicy): void {
   const nonNegative = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   if (policy.delaysMs !== undefined && (policy.delaysMs.length === 0 || !policy.delaysMs.every(nonNegative))) {
     throw new InvalidArgumentError('ERR_BAD_RETRY', 'retry.delaysMs must be a non-empty list of delays in ms, each 0 or more');

@@ -3,6 +3,8 @@ import { isArrayBuffer } from 'node:util/types';
 import { connect, type ClientSession, type ConnectOptions } from './connect.js';
 import { DEFAULT_SESSION_LIMITS, type CloseInfo, type Message } from '../transport/types.js';
 import { CloseEvent, EventHandlers, toUSVString, type EventHandler } from './dom-events.js';
+import { checkPolicy, jitteredDelay, retryable, type RetryPolicy, type RetryReason } from './reconnect.js';
+import { WebSocketError } from '../core/errors.js';
 
 /**
  * The standard WebSocket's third argument, sockeye's own (undici and Deno
@@ -10,7 +12,17 @@ import { CloseEvent, EventHandlers, toUSVString, type EventHandler } from './dom
  * (`protocol` is the second argument; the handler, `onError` and `signal`
  * are the class's).
  */
-export type WebSocketOptions = Omit<ConnectOptions, 'protocol' | 'handler' | 'onError' | 'signal'>;
+export type WebSocketOptions = Omit<ConnectOptions, 'protocol' | 'handler' | 'onError' | 'signal'> & {
+  /**
+   * Not in the standard: after a close worth retrying (see retryable():
+   * refused, reset, HTTP 5xx, close 1001, 1006, 1011, 1012, 1013...), the
+   * same object connects again under this policy (true: the default one).
+   * Each drop fires its error and close events as usual; readyState then
+   * goes back to CONNECTING, and `open` fires again once connected. close()
+   * stops it. test/client/websocket-reconnect.test.ts.
+   */
+  reconnect?: RetryPolicy | true;
+};
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -79,7 +91,16 @@ export class WebSocket extends EventTarget {
   #extensions = '';
   #binaryType: BinaryType = 'blob';
   readonly #handlers = new EventHandlers<WebSocket>(this);
-  readonly #abort = new AbortController();
+  #abort = new AbortController();
+  readonly #connectOptions: ConnectOptions;
+  /** The reconnect option's policy, or null. */
+  readonly #retry: RetryPolicy | null;
+  /** Attempts since the last connection that opened (reconnect option). */
+  #attempts = 0;
+  /** The wait before the next attempt (reconnect option). */
+  #retryTimer: NodeJS.Timeout | null = null;
+  /** close() was called: no more attempts. */
+  #closeCalled = false;
   /** Subprotocols were offered: the server must select one. */
   readonly #offersProtocols: boolean;
   /**
@@ -130,20 +151,28 @@ export class WebSocket extends EventTarget {
     const highWaterMark = options.limits?.highWaterMark ?? DEFAULT_SESSION_LIMITS.highWaterMark;
     this.#pauseReadingAt = highWaterMark * 16;
     this.#resumeReadingAt = highWaterMark * 8;
-    const connectOptions: ConnectOptions = {
-      ...options,
+    const { reconnect, ...sessionOptions } = options;
+    this.#retry = reconnect === undefined ? null : reconnect === true ? {} : reconnect;
+    if (this.#retry !== null) checkPolicy(this.#retry);
+    this.#connectOptions = {
+      ...sessionOptions,
       protocol: offered,
-      signal: this.#abort.signal,
       handler: {
         onOpen: (session) => this.#established(session),
         onMessage: (_session, message) => this.#received(message),
         onClose: (_session, info) => this.#closed(info),
       },
     };
-    // "Run this step in parallel: establish a WebSocket connection". A failed handshake (refused,
-    // not 101, TLS, timeout, aborted by close()) is one outcome for the script: error, then close 1006
-    // (the standard's warning under "Feedback from the protocol" forbids telling them apart).
-    connect(this.#url.href, connectOptions).catch(() => this.#closed(null));
+    this.#establish();
+  }
+
+  /**
+   * "Run this step in parallel: establish a WebSocket connection". A failed handshake (refused,
+   * not 101, TLS, timeout, aborted by close()) is one outcome for the script: error, then close 1006
+   * (the standard's warning under "Feedback from the protocol" forbids telling them apart).
+   */
+  #establish(): void {
+    connect(this.#url.href, { ...this.#connectOptions, signal: this.#abort.signal }).catch((err: unknown) => this.#closed(null, err));
   }
 
   /** The URL, serialized, with the scheme ws: or wss: (http: and https: were rewritten). */
@@ -302,6 +331,12 @@ export class WebSocket extends EventTarget {
         throw new DOMException(`Failed to execute 'close' on 'WebSocket': the reason must not be longer than ${MAX_REASON_BYTES} UTF-8 bytes (it is ${length}).`, 'SyntaxError');
       }
     }
+    this.#closeCalled = true;
+    if (this.#retryTimer !== null) {
+      // Closed and waiting to connect again (the reconnect option): no more attempts.
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
     const state = this.#readyState();
     if (state === CLOSING || state === CLOSED) return;
     this.#state = CLOSING;
@@ -400,6 +435,7 @@ export class WebSocket extends EventTarget {
       try {
         if (this.#state !== CONNECTING) return;
         this.#state = OPEN;
+        this.#attempts = 0;
         this.#extensions = session.responseHeaders.get('sec-websocket-extensions')?.join(', ') ?? '';
         this.#protocol = session.protocol ?? '';
         this.dispatchEvent(new Event('open'));
@@ -440,7 +476,7 @@ export class WebSocket extends EventTarget {
   }
 
   /** "When the WebSocket connection is closed, possibly cleanly, queue a task": `info` null if it was never established. */
-  #closed(info: CloseInfo | null): void {
+  #closed(info: CloseInfo | null, error?: unknown): void {
     setImmediate(() => {
       this.#state = CLOSED;
       // Nothing more will be transmitted; what the session held was dropped with it.
@@ -450,7 +486,41 @@ export class WebSocket extends EventTarget {
       const clean = info !== null && info.wasClean && !this.#failed;
       if (!clean) this.dispatchEvent(new Event('error'));
       this.dispatchEvent(new CloseEvent('close', { wasClean: clean, code: clean ? info.code : 1006, reason: clean ? info.reason : '' }));
+      this.#maybeReconnect(info, error);
     });
+  }
+
+  /**
+   * The reconnect option, after a close event: another attempt when the
+   * close (or the failure to connect) is worth one and the policy allows
+   * it, and close() was not called (not even from the close event's
+   * listeners). The object starts afresh: CONNECTING, nothing buffered.
+   */
+  #maybeReconnect(info: CloseInfo | null, error: unknown): void {
+    const policy = this.#retry;
+    if (policy === null || this.#closeCalled) return;
+    let reason: RetryReason;
+    if (info !== null) reason = { kind: 'closed', close: info };
+    else if (error instanceof WebSocketError) reason = { kind: 'failed', error };
+    else return;
+    if (!(policy.retryOn ?? retryable)(reason)) return;
+    this.#attempts++;
+    if (this.#attempts > (policy.maxAttempts ?? Infinity)) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#state = CONNECTING;
+      this.#session = null;
+      this.#failed = false;
+      this.#protocol = '';
+      this.#extensions = '';
+      this.#handedOver = 0;
+      this.#neverSent = 0;
+      this.#waiting = [];
+      this.#waitingBytes = 0;
+      this.#closeRequest = null;
+      this.#abort = new AbortController();
+      this.#establish();
+    }, jitteredDelay(policy, this.#attempts));
   }
 }
 

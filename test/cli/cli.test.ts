@@ -9,6 +9,7 @@ import { connect, createServer, type ServerSession, type WebSocketServer, type M
 import { testCert } from '../helpers/certs.js';
 import { delay } from '../helpers/ws-pair.js';
 import { cli, MAIN, reap, within, WAIT_MS, type Cli } from '../helpers/cli-child.js';
+import { freePort } from '../helpers/free-port.js';
 
 /** Runs `sockeye serve ...` and resolves once it prints its listening line. */
 async function serve(args: string[], env?: Record<string, string>): Promise<{ c: Cli; url: string; port: number }> {
@@ -30,17 +31,6 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   return { promise, resolve };
 }
 
-/** A port that was free a moment ago (found through port 0). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('sockeye CLI', { concurrency: 3 }, () => {
   it('is an executable node script', () => {

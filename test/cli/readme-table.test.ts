@@ -1,7 +1,7 @@
 /**
  * The README's command-line table ("The command line") says what each
  * sockeye command does next to wscat's and websocat's. Every sockeye cell is
- * run here as written (URL, PORT, FILE and PATH filled in) against a server or
+ * run here as written (URL, PORT, FILE, PATH and PROXY filled in) against a server or
  * client of ours, and its effect checked; a row without a scenario, or a
  * scenario without a row, fails. The wscat cells are checked against the
  * real wscat's --help (a devDependency); websocat is not on npm or in
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, createServer, type ServerHandler, type ServerOptions, type ServerSession } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
 import { cli, reap, within, type Cli } from '../helpers/cli-child.js';
+import { startTinyproxy } from '../helpers/proxies.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -63,7 +64,7 @@ interface Run {
 }
 
 /** Runs a sockeye cell: `echo X | sockeye ...` feeds X and a line feed on stdin; otherwise stdin stays open. */
-function run(cell: string, fill: { URL?: string; PORT?: string; FILE?: string; PATH?: string }): Run {
+function run(cell: string, fill: { URL?: string; PORT?: string; FILE?: string; PATH?: string; PROXY?: string }): Run {
   let stdin: string | null = null;
   let command = cell;
   const piped = /^echo (\S+) \| (.*)$/.exec(cell);
@@ -71,7 +72,7 @@ function run(cell: string, fill: { URL?: string; PORT?: string; FILE?: string; P
     stdin = piped[1] + '\n';
     command = piped[2];
   }
-  const argv = words(command).map((w) => (w === 'URL' || w === 'PORT' || w === 'FILE' || w === 'PATH' ? (fill[w] ?? assert.fail(`${cell}: no ${w}`)) : w));
+  const argv = words(command).map((w) => (w === 'URL' || w === 'PORT' || w === 'FILE' || w === 'PATH' || w === 'PROXY' ? (fill[w] ?? assert.fail(`${cell}: no ${w}`)) : w));
   assert.equal(argv.shift(), 'sockeye', cell);
   return { c: cli(argv, { stdin }) };
 }
@@ -177,6 +178,22 @@ const SCENARIOS: Record<string, (cell: string) => Promise<void>> = {
       await interrupt(c);
     } finally {
       reap(c);
+      await s.server.close();
+    }
+  },
+  'sockeye connect URL --proxy PROXY': async (cell) => {
+    const s = await recordingServer({}, echo);
+    const port = Number(new URL(s.url).port);
+    const proxy = await startTinyproxy({ connectPorts: [port] });
+    const { c } = run(cell, { URL: s.url, PROXY: `http://127.0.0.1:${proxy.port}` });
+    try {
+      c.child.stdin.write('through tinyproxy\n');
+      await c.waitFor(/^through tinyproxy$/m);
+      await interrupt(c);
+      assert.match(proxy.log(), /CONNECT/, 'the proxy carried it');
+    } finally {
+      reap(c);
+      await proxy.stop();
       await s.server.close();
     }
   },

@@ -7,9 +7,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer as createNetServer } from 'node:net';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { createServer, HandshakeError, InvalidArgumentError, TimeoutError, TransportError, WebSocketError, type CloseInfo } from '../../src/index.js';
+import { freePort } from '../helpers/free-port.js';
 import { jitteredDelay, nominalDelay, reconnect, retryable, type ReconnectAttempt, type RetryReason } from '../../src/client/reconnect.js';
 
 const INDEX = pathToFileURL(fileURLToPath(new URL('../../src/index.js', import.meta.url))).href;
@@ -54,6 +54,7 @@ describe('the retry policy', () => {
     assert.equal(retryable(failed(new TransportError('ERR_CONNECT', 'refused', { cause: refused }))), true);
     assert.equal(retryable(failed(new TransportError('ERR_CONNECTION_CLOSED', 'reset'))), true);
     assert.equal(retryable(failed(new TimeoutError('ERR_HANDSHAKE_TIMEOUT', 'slow'))), true);
+    assert.equal(retryable(failed(new TransportError('ERR_ABORTED', 'aborted'))), false, 'aborted by the application');
     const untrusted = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
     assert.equal(retryable(failed(new TransportError('ERR_CONNECT', 'untrusted', { cause: untrusted }))), false);
   });
@@ -307,10 +308,7 @@ describe('reconnect() over real sockets', { concurrency: 3 }, () => {
       await server.close();
     }
     // Nothing listens: the first attempt waits 10 s, and close() ends the loop well before.
-    const dead = createNetServer();
-    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
-    const deadPort = (dead.address() as { port: number }).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const deadPort = await freePort();
     const rc = reconnect(`ws://127.0.0.1:${deadPort}/`, { retry: { delaysMs: [10_000] }, onAttempt: () => setTimeout(() => rc.close(), 20) });
     const started = Date.now();
     await withTimeout(

@@ -1,7 +1,7 @@
 /**
  * docs/api.md covers the whole public API:
  * - every name the package exports (each value and type of 'sockeye',
- *   'sockeye/core' and 'sockeye/ws', as the compiler sees them) appears in
+ *   'sockeye/core', 'sockeye/ws' and 'sockeye/redis', as the compiler sees them) appears in
  *   the reference as code (`name`, `name()`, `name<...>` or `name.member`);
  * - every public member of their classes and interfaces (each option, each
  *   handler method, that is each event, each property and method) appears as
@@ -61,13 +61,15 @@ function raisedCodes(): string[] {
 }
 
 describe('docs/api.md covers the public API', () => {
-  const files = { sockeye: join(ROOT, 'src/index.ts'), 'sockeye/core': join(ROOT, 'src/core/index.ts'), 'sockeye/ws': join(ROOT, 'src/compat/ws/index.ts') };
+  const files = { sockeye: join(ROOT, 'src/index.ts'), 'sockeye/core': join(ROOT, 'src/core/index.ts'), 'sockeye/ws': join(ROOT, 'src/compat/ws/index.ts'), 'sockeye/redis': join(ROOT, 'src/redis/index.ts') };
+  /** sockeye/redis is one broker: a handful of names, not a library's worth. */
+  const small = (entry: string) => entry === 'sockeye/redis';
   const declared = declaredExports(Object.values(files));
 
   for (const [entry, file] of Object.entries(files)) {
     it(`every export of '${entry}' is named in the reference`, () => {
       const names = declared.get(file) ?? [];
-      assert.ok(names.length > 15, `${entry} exports ${names.length} names`);
+      assert.ok(names.length > (small(entry) ? 2 : 15), `${entry} exports ${names.length} names`);
       const missing = names.filter((n) => !documented(n));
       assert.deepEqual(missing, [], `exported by '${entry}' but not in docs/api.md: ${missing.join(', ')}`);
     });
@@ -77,7 +79,7 @@ describe('docs/api.md covers the public API', () => {
   for (const [entry, file] of Object.entries(files)) {
     it(`every public member of the classes and interfaces of '${entry}' is named in the reference`, () => {
       const types = members.get(file) ?? new Map<string, string[]>();
-      assert.ok(types.size > 5, `${entry} exports ${types.size} classes and interfaces`);
+      assert.ok(types.size > (small(entry) ? 1 : 5), `${entry} exports ${types.size} classes and interfaces`);
       const missing = [...types].flatMap(([type, names]) => names.filter((n) => !documentedMember(n)).map((n) => `${type}.${n}`));
       assert.deepEqual(missing, [], `members of '${entry}' not in docs/api.md: ${missing.join(', ')}`);
     });

@@ -180,6 +180,10 @@ const CORE_TYPES = [
 ];
 
 /** Runtime exports of 'sockeye/ws': ws's, plus its event classes. */
+/** Runtime and type-only exports of 'sockeye/redis'. */
+const REDIS_VALUES = ['RedisBroker', 'createRedisBroker'];
+const REDIS_TYPES = ['RedisBrokerOptions', 'RedisBrokerState', 'RedisClientSettings'];
+
 const WS_VALUES = ['CloseEvent', 'ErrorEvent', 'Event', 'MessageEvent', 'Server', 'WebSocket', 'WebSocketServer', 'createWebSocketStream', 'default'];
 
 /** Type-only exports of 'sockeye/ws'. */
@@ -202,6 +206,7 @@ const WS_TYPES = [
 const ROOT_ENTRY: string = 'sockeye';
 const CORE_ENTRY: string = 'sockeye/core';
 const WS_ENTRY: string = 'sockeye/ws';
+const REDIS_ENTRY: string = 'sockeye/redis';
 
 async function entry(specifier: string): Promise<Record<string, unknown>> {
   return (await import(specifier)) as Record<string, unknown>;
@@ -250,6 +255,13 @@ describe('public API (docs/api.md#entry-points)', () => {
   it("'sockeye/ws' declares exactly these names, types included", () => {
     const file = join(ROOT, 'src/compat/ws/index.ts');
     assert.deepEqual(declaredExports([file]).get(file), sorted([...WS_VALUES, ...WS_TYPES]));
+  });
+
+  it("'sockeye/redis' exports exactly the Redis broker, and declares exactly these names", async () => {
+    const redis = await entry(REDIS_ENTRY);
+    assert.deepEqual(sorted(Object.keys(redis)), sorted(REDIS_VALUES));
+    const file = join(ROOT, 'src/redis/index.ts');
+    assert.deepEqual(declaredExports([file]).get(file), sorted([...REDIS_VALUES, ...REDIS_TYPES]));
   });
 
   it('both entries declare exactly these names, types included', () => {

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer as createNetServer } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -28,6 +28,7 @@ import { createDemoServer, type DemoServer } from '../../src/demo/demo-server.js
 import { testCert } from '../helpers/certs.js';
 import { libwebsocketsTestAppsAvailable, requirePeer } from '../helpers/peers.js';
 import { withTimeout } from '../helpers/ws-pair.js';
+import { freePort } from '../helpers/free-port.js';
 
 const skip = requirePeer('libwebsockets-test-server', libwebsocketsTestAppsAvailable(), 'apt-get install libwebsockets-test-server');
 
@@ -76,14 +77,6 @@ function startPeer(command: string, args: string[], onLine: (line: string) => vo
   return { child, log, exited };
 }
 
-/** A port that was free a moment ago (libwebsockets-test-server takes a port number, not 0). */
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 /** Resolves once something accepts TCP connections on the port (bounded). */
 async function waitListening(port: number, peer: Peer): Promise<void> {

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,10 @@ describe('the npm package', () => {
       'dist/src/compat/ws/index.d.ts',
       'dist/cjs/src/compat/ws/require.cjs',
       'dist/cjs/src/compat/ws/require.d.cts',
+      'dist/src/redis/index.js',
+      'dist/src/redis/index.d.ts',
+      'dist/cjs/src/redis/index.js',
+      'dist/cjs/src/redis/index.d.ts',
       'demo-page/index.html',
     ]) {
       assert.ok(files.includes(f), `${f} is in the package`);
@@ -83,7 +87,7 @@ describe('the npm package', () => {
     assert.deepEqual(stray, [], 'no source maps, sources, tests or benchmarks');
   });
 
-  it('installs into an empty project without the network; ESM and CommonJS programs run (sockeye, sockeye/core, sockeye/ws), and npx sockeye --version answers', () => {
+  it('installs into an empty project without the network; ESM and CommonJS programs run (sockeye, sockeye/core, sockeye/ws, sockeye/redis), and npx sockeye --version answers', () => {
     const app = join(dir, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
@@ -105,6 +109,15 @@ describe('the npm package', () => {
     assert.equal(run(process.execPath, ['ws.cjs'], app, 30_000).stdout.trim(), 'function 1 true function');
     writeFileSync(join(app, 'ws.mjs'), "import WebSocket, { WebSocketServer } from 'sockeye/ws';\nconsole.log(typeof WebSocket, WebSocket.CLOSED, WebSocket.WebSocketServer === WebSocketServer);\n");
     assert.equal(run(process.execPath, ['ws.mjs'], app, 30_000).stdout.trim(), 'function 3 true');
+
+    // sockeye/redis needs its optional peer, node-redis: not installed with sockeye, copied here from this
+    // checkout (no network). Both module systems load the entry and see the same broker factory.
+    assert.equal(spawnSync(process.execPath, ['-e', "require('sockeye/redis')"], { cwd: app, encoding: 'utf8' }).status, 1, 'without node-redis the entry does not load');
+    for (const dep of ['redis', '@redis']) cpSync(join(ROOT, 'node_modules', dep), join(app, 'node_modules', dep), { recursive: true });
+    writeFileSync(join(app, 'redis.cjs'), "const { createRedisBroker, RedisBroker } = require('sockeye/redis');\nconsole.log(typeof createRedisBroker, typeof RedisBroker);\n");
+    assert.equal(run(process.execPath, ['redis.cjs'], app, 30_000).stdout.trim(), 'function function');
+    writeFileSync(join(app, 'redis.mjs'), "import { createRedisBroker, RedisBroker } from 'sockeye/redis';\nconsole.log(typeof createRedisBroker, typeof RedisBroker);\n");
+    assert.equal(run(process.execPath, ['redis.mjs'], app, 30_000).stdout.trim(), 'function function');
 
     const v = run('npx', ['--no-install', 'sockeye', '--version'], app, 30_000);
     assert.match(v.stdout, new RegExp(`sockeye ${VERSION.replace(/\./g, '\\.')}`));
