@@ -150,8 +150,15 @@ function unixTarget(url: URL, input: string): Target {
  * succeeded; rejects with a HandshakeError (bad answer or status),
  * TransportError (connect or TLS failure) or TimeoutError.
  */
-export async function connect<T = unknown>(url: string | URL, options: ConnectOptions<T> = {}): Promise<ClientSession<T>> {
+export function connect<T = unknown>(url: string | URL, options: ConnectOptions<T> = {}): Promise<ClientSession<T>> {
+  // Not an async function: the session reaches the caller in the same microtask as connectOnce() resolves,
+  // before the frames that came with the 101 answer are processed, so that a pauseReading() right after
+  // connect() holds them all (test/integration/flow-control.test.ts, "a client paused right after connect()").
   if (!options.followRedirects) return connectOnce(url, options, false);
+  return connectFollowing(url, options);
+}
+
+async function connectFollowing<T>(url: string | URL, options: ConnectOptions<T>): Promise<ClientSession<T>> {
   const max = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   if (!(Number.isInteger(max) && max >= 0)) throw new InvalidArgumentError('ERR_BAD_REDIRECTS', `maxRedirects must be a whole number, 0 or more, not ${String(max)}`);
   let current: string | URL = url;
@@ -329,9 +336,11 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
         // Frames that came in the same packet as the 101 answer are processed after the caller got the session,
         // copied out of the read's buffer (the usual empty rest needs no copy, as on the server).
         const rest = result.rest.length === 0 ? result.rest : Buffer.from(result.rest);
-        queueMicrotask(() => {
-          session.start(rest);
-        });
+        // Through connect()'s redirect loop the session reaches the caller a few microtasks later: the
+        // frames wait for the next turn of the event loop then (test/client/redirects.test.ts, "paused
+        // right after"); without it, connect() hands the session on before this microtask runs.
+        if (followRedirects) setImmediate(() => session.start(rest));
+        else queueMicrotask(() => session.start(rest));
       } catch (err) {
         if (err instanceof HandshakeError && err.code === 'ERR_UNEXPECTED_STATUS' && result) {
           const location = err.headers?.location;

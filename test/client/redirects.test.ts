@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer, HandshakeError, InvalidArgumentError, type UpgradeRequest, type VerifyResult } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
+import { serverFrame, startRawServer, switchingProtocols } from '../helpers/ws-pair.js';
 
 /** A server that answers each upgrade with `route(request)` (true accepts), and records the requests. */
 async function server(route: (r: UpgradeRequest) => VerifyResult, tls?: { cert: Buffer; key: Buffer }) {
@@ -69,6 +70,32 @@ describe('connect() with followRedirects', { concurrency: 3 }, () => {
     } finally {
       await a.s.close();
       await b.s.close();
+    }
+  });
+
+  it('paused right after connect() resolves through a redirect, a client receives nothing until it resumes, even frames sent with the 101', async () => {
+    // A raw server: the redirect, then a 101 with 200 frames in the same write, so they arrive in the 101's read.
+    const raw = await startRawServer((socket, request) => {
+      if (request.head.startsWith('GET /old ')) {
+        socket.end('HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      const frames = Array.from({ length: 200 }, (_, i) => serverFrame(0x1, `m${i}`));
+      socket.write(Buffer.concat([Buffer.from(switchingProtocols(request.key), 'latin1'), ...frames]));
+    });
+    const got: string[] = [];
+    try {
+      const client = await connect(`ws://127.0.0.1:${raw.port}/old`, { followRedirects: true, keepalive: null, handler: { onMessage: (_c, m) => void got.push(m.text) } });
+      client.pauseReading();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(got, [], 'nothing delivered while paused');
+      client.resumeReading();
+      const deadline = Date.now() + 5000;
+      while (got.length < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `m${i}`));
+      client.terminate();
+    } finally {
+      await raw.close();
     }
   });
 
