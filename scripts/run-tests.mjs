@@ -32,7 +32,9 @@ if (files.length === 0) {
 // 127.0.0.1 and must not go through a proxy the machine happens to set (the proxy tests pass theirs
 // explicitly: test/client/proxy*.test.ts, test/cli/proxy-cli.test.ts).
 const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(?:ws|wss|http|https|all|no)_proxy$/i.test(name)));
-const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: ['inherit', 'pipe', 'inherit'], env });
+// --test-force-exit: a test file whose tests have all finished ends even if it left a handle open (a
+// socket that reconnects, a timer), so one such leak fails or passes that file instead of hanging the run.
+const child = spawn(process.execPath, ['--test', '--test-force-exit', '--test-concurrency=2', ...files], { stdio: ['inherit', 'pipe', 'inherit'], env });
 const skipped = [];
 let partial = '';
 child.stdout.on('data', (chunk) => {

@@ -29,6 +29,24 @@ function record(ws: WebSocket): string[] {
   return log;
 }
 
+/**
+ * Sockets made by a test, closed at its end whatever happened: a reconnecting
+ * socket left open would keep trying, and keep the test process alive.
+ */
+function sockets(): { open(url: string, options?: ConstructorParameters<typeof WebSocket>[2]): WebSocket; closeAll(): void } {
+  const made: WebSocket[] = [];
+  return {
+    open(url, options) {
+      const ws = new WebSocket(url, [], options);
+      made.push(ws);
+      return ws;
+    },
+    closeAll() {
+      for (const ws of made) ws.close();
+    },
+  };
+}
+
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (!check()) {
@@ -40,10 +58,17 @@ async function until(check: () => boolean, what: string): Promise<void> {
 describe('WebSocket { reconnect }', { concurrency: 3 }, () => {
   it('a dropped connection: error and close 1006, CONNECTING again, open again, and messages flow on the new one', async () => {
     const sessions: ServerSession[] = [];
-    const server = createServer({ keepalive: null, handler: { onOpen: (s) => void sessions.push(s), onMessage: (s, m) => void s.send(m.text) } });
+    let upgrades = 0;
+    const server = createServer({
+      keepalive: null,
+      // The second handshake takes a while, so that CONNECTING lasts long enough to be seen.
+      verifyClient: () => (++upgrades === 1 ? true : new Promise((r) => setTimeout(() => r(true), 300))),
+      handler: { onOpen: (s) => void sessions.push(s), onMessage: (s, m) => void s.send(m.text) },
+    });
     const { port } = await server.listen(0, '127.0.0.1');
+    const made = sockets();
     try {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, [], { reconnect: { delaysMs: [30] }, keepalive: null });
+      const ws = made.open(`ws://127.0.0.1:${port}/`, { reconnect: { delaysMs: [200], jitter: 0 }, keepalive: null });
       const log = record(ws);
       await withTimeout(new Promise((r) => ws.addEventListener('open', r, { once: true })), 10_000, 'open');
       sessions[0].terminate();
@@ -64,6 +89,7 @@ describe('WebSocket { reconnect }', { concurrency: 3 }, () => {
       assert.equal(sessions.length, 2);
       assert.equal(ws.readyState, WebSocket.CLOSED);
     } finally {
+      made.closeAll();
       await server.close();
     }
   });
@@ -72,39 +98,42 @@ describe('WebSocket { reconnect }', { concurrency: 3 }, () => {
     let opens = 0;
     const server = createServer({ keepalive: null, handler: { onOpen: (s) => void (++opens, s.close(1000, 'done')) } });
     const { port } = await server.listen(0, '127.0.0.1');
+    const made = sockets();
     try {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, [], { reconnect: { delaysMs: [10] }, keepalive: null });
+      const ws = made.open(`ws://127.0.0.1:${port}/`, { reconnect: { delaysMs: [10] }, keepalive: null });
       const log = record(ws);
       await until(() => log.includes('close 1000 @3'), 'the close');
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(opens, 1);
+      // A port nothing listens on: each attempt fails (error, close 1006), three retries, then it stays CLOSED.
+      const deadPort = await freePort();
+      const capped = made.open(`ws://127.0.0.1:${deadPort}/`, { reconnect: { delaysMs: [10], maxAttempts: 3 } });
+      const clog = record(capped);
+      await until(() => clog.filter((l) => l.startsWith('close')).length === 4, 'four closes');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(clog.filter((l) => l.startsWith('close')).length, 4, 'the first attempt and three retries');
+      assert.equal(capped.readyState, WebSocket.CLOSED);
+      // close() while waiting for the next attempt: none comes.
+      const waiting = made.open(`ws://127.0.0.1:${deadPort}/`, { reconnect: { delaysMs: [300], jitter: 0 } });
+      const wlog = record(waiting);
+      await until(() => wlog.includes('close 1006 @3'), 'the first failure');
+      waiting.close();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(wlog, ['error @3', 'close 1006 @3']);
+      assert.throws(() => made.open('ws://127.0.0.1:1/', { reconnect: { jitter: 5 } }), InvalidArgumentError);
     } finally {
+      made.closeAll();
       await server.close();
     }
-    // A port nothing listens on: each attempt fails (error, close 1006), three retries, then it stays CLOSED.
-    const deadPort = await freePort();
-    const capped = new WebSocket(`ws://127.0.0.1:${deadPort}/`, [], { reconnect: { delaysMs: [10], maxAttempts: 3 } });
-    const log = record(capped);
-    await until(() => log.filter((l) => l.startsWith('close')).length === 4, 'four closes');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(log.filter((l) => l.startsWith('close')).length, 4, 'the first attempt and three retries');
-    assert.equal(capped.readyState, WebSocket.CLOSED);
-    // close() while waiting for the next attempt: none comes.
-    const waiting = new WebSocket(`ws://127.0.0.1:${deadPort}/`, [], { reconnect: { delaysMs: [200] } });
-    const wlog = record(waiting);
-    await until(() => wlog.includes('close 1006 @3'), 'the first failure');
-    waiting.close();
-    await new Promise((r) => setTimeout(r, 400));
-    assert.deepEqual(wlog, ['error @3', 'close 1006 @3']);
-    assert.throws(() => new WebSocket('ws://127.0.0.1:1/', [], { reconnect: { jitter: 5 } }), InvalidArgumentError);
   });
 
   it('without the option, a drop is final, as the standard says', async () => {
     const sessions: ServerSession[] = [];
     const server = createServer({ keepalive: null, handler: { onOpen: (s) => void sessions.push(s) } });
     const { port } = await server.listen(0, '127.0.0.1');
+    const made = sockets();
     try {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+      const ws = made.open(`ws://127.0.0.1:${port}/`);
       const log = record(ws);
       await until(() => log.includes('open @1'), 'open');
       sessions[0].terminate();
@@ -113,6 +142,7 @@ describe('WebSocket { reconnect }', { concurrency: 3 }, () => {
       assert.equal(sessions.length, 1);
       assert.deepEqual(log, ['open @1', 'error @3', 'close 1006 @3']);
     } finally {
+      made.closeAll();
       await server.close();
     }
   });
