@@ -120,7 +120,9 @@ export class RedisBroker implements Broker {
   private lastBeatAt = 0;
   private beatFailed = false;
   private firstBeat = false;
-  private readonly readyPromise: Promise<void>;
+  private readyPromise: Promise<void>;
+  /** The first failure to reach Redis was reported to the server (once: node-redis retries without end). */
+  private unreachableReported = false;
   private settleReady: Waiter | null = null;
 
   constructor(options: RedisBrokerOptions = {}) {
@@ -152,9 +154,7 @@ export class RedisBroker implements Broker {
       this.isDurable = (topic) => set.has(topic);
     }
     this.watch = new PresenceWatch(this.nodeId);
-    this.readyPromise = new Promise<void>((resolve, reject) => (this.settleReady = { resolve, reject }));
-    // Not awaited by everyone: a broker closed before it was ready must not leave an unhandled rejection.
-    this.readyPromise.catch(() => undefined);
+    this.readyPromise = this.armReady();
 
     const maxDelay = this.o.reconnectMaxDelayMs;
     const make = (role: string): RedisLink => {
@@ -356,6 +356,14 @@ export class RedisBroker implements Broker {
     this.checkReady();
   }
 
+  /** A fresh promise for ready(), settled by the next start-up (resolved) or the next failed attempt before it (rejected). */
+  private armReady(): Promise<void> {
+    const p = new Promise<void>((resolve, reject) => (this.settleReady = { resolve, reject }));
+    // Not awaited by everyone: a broker closed before it was ready must not leave an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  }
+
   private checkReady(): void {
     if (this.firstBeat && this.everReady.size === this.links.length) {
       this.settleReady?.resolve();
@@ -365,6 +373,21 @@ export class RedisBroker implements Broker {
 
   private linkError(link: RedisLink, err: Error): void {
     if (this.closing) return;
+    if (!this.everReady.has(link)) {
+      // Redis cannot be reached at start: a clear error now, not a ready() that never settles. node-redis
+      // keeps trying; a later ready() waits for the next attempt (test/redis/redis-scale.test.ts, "unreachable").
+      const where = redactUrl(this.o.url);
+      const e = new BrokerError('ERR_BROKER_DISCONNECTED', `node ${this.nodeId} cannot reach Redis at ${where}: ${err.message} (it keeps trying)`, [], undefined, { cause: err });
+      if (this.settleReady) {
+        this.settleReady.reject(e);
+        this.readyPromise = this.armReady();
+      }
+      if (!this.unreachableReported) {
+        this.unreachableReported = true;
+        this.report(e);
+      }
+      return;
+    }
     // node-redis emits 'error' at the loss and at each failed attempt after it: reported at the loss only.
     if (link !== this.sub || !this.subscriberLinkUp) return;
     this.subscriberLinkUp = false;
@@ -620,6 +643,17 @@ function asBrokerError(err: unknown, what: string, topic: string): BrokerError {
 function deadline<T>(p: Promise<T>, ms: number, timeout: Error): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(timeout), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** A Redis URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.href;
+  } catch {
+    return 'the configured URL';
+  }
 }
 
 /** Waits for `p` at most `ms`; never rejects. */
