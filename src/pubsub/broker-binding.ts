@@ -78,14 +78,17 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
 
   first(topic: string): void {
     if (this.state !== 'open') return;
-    this.broker.subscribe(topic).catch((err: unknown) => this.report(asBrokerError(err, 'subscribe to', topic)));
+    // A request the broker drops because it is closing (server.close(), shutdown()) is no failure to report.
+    this.broker.subscribe(topic).catch((err: unknown) => this.state === 'open' && this.report(asBrokerError(err, 'subscribe to', topic)));
   }
 
   last(topic: string): void {
     // Whatever comes next on this topic, after a new first subscriber, starts a new chain.
     for (const [origin, byTopic] of this.lastReceived) if (byTopic.delete(topic) && byTopic.size === 0) this.lastReceived.delete(origin);
     if (this.state !== 'open') return;
-    this.broker.unsubscribe(topic).catch((err: unknown) => this.report(asBrokerError(err, 'unsubscribe from', topic)));
+    // After the broker closed, a refused unsubscribe loses nothing: the whole node has left
+    // (examples/cluster: a rolling restart reports no error).
+    this.broker.unsubscribe(topic).catch((err: unknown) => this.state === 'open' && this.report(asBrokerError(err, 'unsubscribe from', topic)));
   }
 
   // ---------------------------------------------------------- BrokerHost
