@@ -18,6 +18,10 @@ export type { FanOutOptions, FanOutResult } from './pubsub/fan-out.js';
 export { MAX_TOPIC_LENGTH } from './pubsub/topics.js';
 export type { ShutdownOptions, ShutdownResult } from './server/server.js';
 
+// Metrics: server.metrics() and the Prometheus text format (docs/api.md#metrics).
+export type { MetricsSnapshot, MetricsOptions, MessageCounts, BrokerMetrics, HistogramSnapshot } from './server/metrics.js';
+export { renderPrometheus, PROMETHEUS_CONTENT_TYPE } from './server/prometheus.js';
+
 // Scaling out: a broker under server.publish() (docs/api.md#scaling-out-brokers).
 export { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type BrokerErrorCode, type Publication } from './pubsub/broker.js';
 export { LocalBrokerHub, type LocalBroker } from './pubsub/local-broker.js';

@@ -40,7 +40,8 @@ export type ConnectionEvent =
   | MessageEvent
   | { type: 'fragment'; binary: boolean; data: Buffer; first: boolean; last: boolean }
   | { type: 'ping'; data: Buffer }
-  | { type: 'pong'; data: Buffer }
+  /** `rttMs`: when the pong answers our keepalive ping, the time since that ping was sent (host time, ms); else undefined. */
+  | { type: 'pong'; data: Buffer; rttMs: number | undefined }
   | { type: 'closed'; code: number; reason: string; wasClean: boolean; error: WebSocketError | undefined; hangup: Hangup };
 
 export interface ConnectionHost {

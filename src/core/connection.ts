@@ -357,7 +357,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
       if (this._state === 'open' && this.autoPong) this.sender.control(Opcode.Pong, payload);
       this.events().push({ type: 'ping', data: payload });
     } else if (opcode === Opcode.Pong) {
-      this.events().push({ type: 'pong', data: payload });
+      this.events().push({ type: 'pong', data: payload, rttMs: this.liveness.pongReceived(payload.length) });
     } else {
       // Section 5.5.1: nothing after a close frame is read; it is acted on once the events before it are delivered (receive()).
       this.peerClose = { payload, ...decodeClosePayload(payload) };

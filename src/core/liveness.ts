@@ -18,6 +18,12 @@ export class Liveness {
   private readonly controlRate: number;
   private lastRxAt: number;
   private lastPingAt: number;
+  /**
+   * A keepalive ping is out and no empty pong has come since: the next one
+   * gives its round-trip time (pongReceived()). One boolean, no timestamp of
+   * its own: lastPingAt is when that ping was sent.
+   */
+  private awaitingPong = false;
   private closeDeadline = Infinity;
   /** The latest time the host has given us. */
   now: number;
@@ -80,6 +86,7 @@ export class Liveness {
     if (ka.hangupAfterMs > 0 && now - this.lastRxAt >= ka.hangupAfterMs) return 'hangup';
     if (ka.pingAfterMs > 0 && now - this.pingBase() >= ka.pingAfterMs) {
       this.lastPingAt = now;
+      this.awaitingPong = true;
       return 'ping';
     }
     return 'none';
@@ -98,6 +105,20 @@ export class Liveness {
 
   private pingBase(): number {
     return this.keepalive!.alwaysPing ? this.lastPingAt : Math.max(this.lastRxAt, this.lastPingAt);
+  }
+
+  /**
+   * A pong arrived (at the time last given to received()): the round-trip
+   * time of our keepalive ping if it answers one, else undefined. Keepalive
+   * pings are empty, so only an empty pong can answer one; an unsolicited
+   * empty pong that comes first (RFC 6455 section 5.5.3 allows them) is taken
+   * for the answer: the time measured is then shorter, never longer
+   * (test/core/liveness.test.ts, "round-trip time").
+   */
+  pongReceived(payloadLength: number): number | undefined {
+    if (!this.awaitingPong || payloadLength !== 0) return undefined;
+    this.awaitingPong = false;
+    return Math.max(0, this.now - this.lastPingAt);
   }
 
   /**

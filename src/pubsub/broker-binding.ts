@@ -2,6 +2,7 @@ import { InvalidStateError } from '../core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type Publication } from './broker.js';
 import { fanOutOwned, ownPayload, type FanOutOptions, type FanOutResult, type FanOutTarget } from './fan-out.js';
 import { MAX_TOPIC_LENGTH, Topics, type Subscriber, type TopicObserver } from './topics.js';
+import { BrokerCounters } from './broker-counters.js';
 
 /**
  * Most topics whose last publication a node remembers for `prev`. Past it the
@@ -28,6 +29,8 @@ export const MAX_REMEMBERED_TOPICS = 65_536;
 export class BrokerBinding<S extends Subscriber & FanOutTarget> implements TopicObserver, BrokerHost {
   readonly broker: Broker;
   readonly topics: Topics<S>;
+  /** What server.metrics() reports of the broker (the server's own object, or one of the binding's). */
+  readonly counters: BrokerCounters;
   private readonly report: (error: unknown) => void;
   private readonly maxRemembered: number;
   private state: 'open' | 'closed' = 'open';
@@ -38,9 +41,10 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
   /** Per origin, per topic with local subscribers, the seq last delivered from it. */
   private readonly lastReceived = new Map<string, Map<string, number>>();
 
-  constructor(broker: Broker, report: (error: unknown) => void, maxRememberedTopics = MAX_REMEMBERED_TOPICS) {
+  constructor(broker: Broker, report: (error: unknown) => void, maxRememberedTopics = MAX_REMEMBERED_TOPICS, counters: BrokerCounters = new BrokerCounters()) {
     this.broker = broker;
     this.report = report;
+    this.counters = counters;
     this.maxRemembered = Math.max(1, maxRememberedTopics);
     this.topics = new Topics<S>(this);
     broker.attach(this);
@@ -62,6 +66,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
       if (prev === 0 && this.lastSent.size >= this.maxRemembered) this.lastSent.delete(this.lastSent.keys().next().value as string);
       this.lastSent.set(topic, seq);
       this.broker.publish({ topic, payload, binary, compress, origin: this.broker.nodeId, seq, prev });
+      this.counters.publicationsSent++;
     }
     return result;
   }
@@ -79,7 +84,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
   first(topic: string): void {
     if (this.state !== 'open') return;
     // A request the broker drops because it is closing (server.close(), shutdown()) is no failure to report.
-    this.broker.subscribe(topic).catch((err: unknown) => this.state === 'open' && this.report(asBrokerError(err, 'subscribe to', topic)));
+    this.broker.subscribe(topic).catch((err: unknown) => this.state === 'open' && this.fail(asBrokerError(err, 'subscribe to', topic)));
   }
 
   last(topic: string): void {
@@ -88,7 +93,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     if (this.state !== 'open') return;
     // After the broker closed, a refused unsubscribe loses nothing: the whole node has left
     // (examples/cluster: a rolling restart reports no error).
-    this.broker.unsubscribe(topic).catch((err: unknown) => this.state === 'open' && this.report(asBrokerError(err, 'unsubscribe from', topic)));
+    this.broker.unsubscribe(topic).catch((err: unknown) => this.state === 'open' && this.fail(asBrokerError(err, 'unsubscribe from', topic)));
   }
 
   // ---------------------------------------------------------- BrokerHost
@@ -98,6 +103,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     // Delivered locally when it was published: a broker must not echo it, and if it did, delivering
     // it again would make it twice (test/pubsub/broker-binding.test.ts, "no echo").
     if (p.origin === this.broker.nodeId) return;
+    this.counters.publicationsReceived++;
     const subscribers = this.topics.subscribers(p.topic);
     // Unsubscribed here since the broker sent it: nobody to deliver to, so nothing is lost.
     if (subscribers.size === 0) return;
@@ -110,7 +116,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
         // repeat, and dropping it is the point (test/pubsub/broker-binding.test.ts, "a redelivered repeat").
         if (p.redelivery === true) return;
         // At most once and in order: a publication older than one delivered is not delivered after it.
-        this.report(
+        this.fail(
           new BrokerError('ERR_BROKER_OUT_OF_ORDER', `publication ${p.seq} of node ${p.origin} on topic '${p.topic}' came after ${last}: dropped`, [p.topic], p.origin),
         );
         return;
@@ -118,7 +124,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
       // prev 0: the origin does not remember its previous one on this topic (MAX_REMEMBERED_TOPICS).
       // prev below last cannot follow from one origin's stamping; taken as a forgotten chain too.
       if (p.prev > last) {
-        this.report(
+        this.fail(
           new BrokerError(
             'ERR_BROKER_GAP',
             `publications of node ${p.origin} on topic '${p.topic}' were lost: ${last} was followed by ${p.seq}, whose previous on this topic is ${p.prev}`,
@@ -129,18 +135,22 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
       }
     }
     byTopic.set(p.topic, p.seq);
-    fanOutOwned(subscribers, p.payload, p.binary, p.compress);
+    // Timed once per publication (not per session): the clock is read twice, the sessions are many.
+    const started = performance.now();
+    const result = fanOutOwned(subscribers, p.payload, p.binary, p.compress);
+    this.counters.fanOut.observe((performance.now() - started) / 1000);
+    this.counters.deliveries += result.accepted;
   }
 
   error(error: BrokerError): void {
-    this.report(error);
+    this.fail(error);
   }
 
   nodeDown(nodeId: string, reason: string): void {
     this.lastReceived.delete(nodeId);
     // Any local topic may have had a publication of that node in flight.
     const topics = [...this.topics.names()];
-    this.report(new BrokerError('ERR_BROKER_NODE_DOWN', `node ${nodeId} is down (${reason}): its publications still in flight on these topics are lost`, topics, nodeId));
+    this.fail(new BrokerError('ERR_BROKER_NODE_DOWN', `node ${nodeId} is down (${reason}): its publications still in flight on these topics are lost`, topics, nodeId));
   }
 
   nodeLeft(nodeId: string): void {
@@ -153,6 +163,12 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
 
   subscribedTopics(): IterableIterator<string> {
     return this.topics.names();
+  }
+
+  /** Counts a broker failure by its code, then reports it (onError). */
+  private fail(error: BrokerError): void {
+    this.counters.error(error.code);
+    this.report(error);
   }
 }
 

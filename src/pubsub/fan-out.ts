@@ -3,6 +3,9 @@ import { Opcode } from '../core/opcodes.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { SendStatus } from '../transport/types.js';
 
+/** Upper bounds of the server's fan-out duration histograms, in seconds (50 µs to 2.5 s). */
+export const FAN_OUT_BUCKETS: readonly number[] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
 /** What fan-out needs of a session: the shared-frame send of Session. */
 export interface FanOutTarget {
   sendShared(frame: Buffer[], frameBytes: number, payload: Buffer, binary: boolean, compress: boolean): SendStatus;

@@ -24,6 +24,9 @@ import type { Broker } from '../pubsub/broker.js';
 import { BrokerBinding } from '../pubsub/broker-binding.js';
 import { encodeClosePayload } from '../core/close-payload.js';
 import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
+import type { CloseInfo } from '../transport/types.js';
+import { ServerMetrics, validateMetricsOptions, type MetricsOptions, type MetricsSnapshot } from './metrics.js';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
 
 /** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
 export type VerifyResult = boolean | { status: number; message?: string; headers?: Record<string, string> };
@@ -97,6 +100,14 @@ export interface ServerOptions<T = unknown> {
    * (lost publications, a node down) go to onError, naming the topics.
    */
   broker?: Broker;
+  /**
+   * Serves server.metrics() in the Prometheus text format on the server's own
+   * port: `{ path: '/metrics' }` answers GET and HEAD on that path (before
+   * onHttpRequest, which gets every other plain request). Default none: the
+   * path is then an ordinary one. Not with `server` (answer
+   * renderPrometheus(wsServer.metrics()) from that server's handler).
+   */
+  metrics?: MetricsOptions;
 }
 
 /** Where listen() makes a unix domain socket. */
@@ -169,10 +180,15 @@ export class WebSocketServer<T = unknown> {
   // One function for every session (a closure per session made inside the
   // handshake would keep that handshake's whole scope alive with it).
   private readonly onSessionHandlerError = (err: unknown, s: Session<never>): void => this.report(err, s as unknown as ServerSession);
-  private readonly onSessionFinished = (s: Session<never>): void => {
+  private readonly onSessionFinished = (s: Session<never>, info: CloseInfo): void => {
     this.sessions.delete(s as unknown as ServerSession);
     this.topics.removeAll(s as unknown as ServerSession<never>);
+    this.counts.closed(info.code);
   };
+  /** What server.metrics() reports; its session counters are shared by every session of this server. */
+  private readonly counts = new ServerMetrics();
+  /** ServerOptions.metrics.path, validated; null without the endpoint. */
+  private readonly metricsPath: string | null;
   /** Limits per handler, resolved once and shared by its sessions (read only). */
   private readonly handlerLimits = new WeakMap<ServerHandler, Partial<SessionLimits>>();
   private readonly handshakes = new Set<PendingHandshake>();
@@ -194,10 +210,11 @@ export class WebSocketServer<T = unknown> {
         validateZlibOptions(pmd);
       }
     }
+    this.metricsPath = validateMetricsOptions(options.metrics, options.server !== undefined);
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
     // With a broker, its binding owns the topics: it hears of each topic's first and last subscriber.
-    this.brokerBinding = options.broker ? new BrokerBinding<ServerSession<never>>(options.broker, (err) => this.report(err)) : null;
+    this.brokerBinding = options.broker ? new BrokerBinding<ServerSession<never>>(options.broker, (err) => this.report(err), undefined, this.counts.broker) : null;
     this.topics = this.brokerBinding?.topics ?? new Topics<ServerSession<never>>();
   }
 
@@ -225,7 +242,11 @@ export class WebSocketServer<T = unknown> {
    */
   broadcast(data: string | Uint8Array, options: FanOutOptions & { filter?: (session: ServerSession<T>) => boolean } = {}): FanOutResult {
     const filter = options.filter;
-    return fanOut(filter ? filtered(this.sessions, filter as (s: ServerSession) => boolean) : this.sessions, data, options);
+    // Timed once per call, not per session (sockeye_fanout_duration_seconds).
+    const started = this.context.now();
+    const result = fanOut(filter ? filtered(this.sessions, filter as (s: ServerSession) => boolean) : this.sessions, data, options);
+    this.counts.broadcast.observe((this.context.now() - started) / 1000);
+    return result;
   }
 
   /**
@@ -233,8 +254,21 @@ export class WebSocketServer<T = unknown> {
    * and, with a broker, to the other nodes' subscribers. The result counts this node's sessions.
    */
   publish(topic: string, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
-    if (this.brokerBinding) return this.brokerBinding.publish(topic, data, options);
-    return fanOut(this.topics.subscribers(topic), data, options);
+    const started = this.context.now();
+    const result = this.brokerBinding ? this.brokerBinding.publish(topic, data, options) : fanOut(this.topics.subscribers(topic), data, options);
+    this.counts.publish.observe((this.context.now() - started) / 1000);
+    return result;
+  }
+
+  /**
+   * The server's counters now: connections, handshakes refused, messages and
+   * bytes each way, dropped sends, backpressure, queued bytes, keepalive
+   * round-trip times, fan-out durations and the broker's publications
+   * (docs/api.md, "Metrics"). A new object each call; counting itself costs a
+   * few additions where each event happens (test/server/metrics.test.ts).
+   */
+  metrics(): MetricsSnapshot {
+    return this.counts.snapshot(this.sessions);
   }
 
   /** Subscribers of `topic` on every node of the broker (this server's count without one). */
@@ -306,6 +340,7 @@ export class WebSocketServer<T = unknown> {
       // A client that sends garbage instead of a ClientHello harms only itself.
       tlsServer.on('tlsClientError', (err, socket) => {
         socket.destroy();
+        this.counts.tlsFailures++;
         this.report(new WebSocketError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, 1015, { cause: err }));
       });
       server = tlsServer;
@@ -442,7 +477,7 @@ export class WebSocketServer<T = unknown> {
       socket.destroy();
     };
     // The head's raw bytes, kept only when a plain HTTP request may have to be replayed to node:http (bounded by maxHeadBytes).
-    const raw: Buffer[] | null = this.options.onHttpRequest ? [] : null;
+    const raw: Buffer[] | null = this.options.onHttpRequest || this.metricsPath !== null ? [] : null;
     const onData = (chunk: Buffer) => {
       let result;
       try {
@@ -458,7 +493,7 @@ export class WebSocketServer<T = unknown> {
       done();
       // Reading stops until the session takes over, so no frame that follows the head is lost or reordered.
       socket.pause();
-      if (raw && !result.head.headers.has('upgrade')) {
+      if (raw && !result.head.headers.has('upgrade') && (this.options.onHttpRequest || this.isMetricsTarget(result.head.target))) {
         this.handOffHttp(socket, Buffer.concat(raw));
         return;
       }
@@ -476,7 +511,7 @@ export class WebSocketServer<T = unknown> {
       const http = createHttpServer(
         // A later request on a kept-alive connection gets the same head deadline as an upgrade (slowloris).
         { maxHeaderSize: this.options.maxHeadBytes ?? 16384, headersTimeout: headTimeout, requestTimeout: Math.max(headTimeout, 30_000), connectionsCheckingInterval: Math.min(1000, headTimeout) },
-        (req, res) => this.options.onHttpRequest!(req, res),
+        (req, res) => this.onHttpRequest(req, res),
       );
       http.on('upgrade', this.onUpgrade);
       http.on('clientError', (err: NodeJS.ErrnoException, sock) => {
@@ -496,6 +531,35 @@ export class WebSocketServer<T = unknown> {
     socket.unshift(bytes);
     this.httpHandoff.emit('connection', socket);
     socket.resume();
+  }
+
+  /** A plain HTTP request handed to node:http: the metrics endpoint, else onHttpRequest, else 426 as on the first request. */
+  private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.isMetricsTarget(req.url ?? '')) this.serveMetrics(req, res);
+    else if (this.options.onHttpRequest) this.options.onHttpRequest(req, res);
+    else {
+      // A keep-alive connection opened for the metrics asked for something else: answered as a
+      // first request would be, and counted as one (test/server/metrics-endpoint.test.ts).
+      this.counts.handshakeFailed(426);
+      res.writeHead(426, { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', Connection: 'close', 'Content-Type': 'text/plain' });
+      res.end('this endpoint speaks WebSocket only');
+    }
+  }
+
+  private isMetricsTarget(target: string): boolean {
+    return this.metricsPath !== null && splitTarget(target).path === this.metricsPath;
+  }
+
+  /** GET or HEAD of the metrics path: the snapshot in the Prometheus text format 0.0.4. */
+  private serveMetrics(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
+      res.end('method not allowed');
+      return;
+    }
+    const body = renderPrometheus(this.metrics());
+    res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
   }
 
   private async upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
@@ -572,11 +636,13 @@ export class WebSocketServer<T = unknown> {
           head: rest,
           onHandlerError: this.onSessionHandlerError,
           onFinished: this.onSessionFinished,
+          counters: this.counts.sessions,
         },
         request,
         this.topics,
       );
       this.sessions.add(session);
+      this.counts.opened++;
       socket.off('error', onEarlyError);
       session.start(rest);
       // onOpen has seen the parsed request; from here the session keeps only its text, or with
@@ -593,6 +659,8 @@ export class WebSocketServer<T = unknown> {
   }
 
   private reject(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
+    // Counted even when the client has gone already: the handshake failed all the same.
+    this.counts.handshakeFailed(status);
     if (socket.destroyed) return;
     // The peer may reset the connection instead of reading the answer: that error is expected
     // and must not go unhandled, or it crashes the process (test/hostile/reset-after-answer.test.ts).

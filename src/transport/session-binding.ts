@@ -13,6 +13,7 @@ import { Lifecycle, type LifecycleHost, type LifecycleState } from './lifecycle.
 import { Pacer, type PacerHost } from './pacer.js';
 import { HeldSends } from './message-writer.js';
 import { StreamAdapter, type StreamOwner } from './stream-adapter.js';
+import type { SessionCounters } from './session-counters.js';
 import { DEFAULT_SESSION_LIMITS, type CloseInfo, type Handler, type SendStatus, type SessionLimits, type WritableInfo } from './types.js';
 
 
@@ -30,14 +31,16 @@ export interface SessionInit<S> {
   head: Buffer;
   /** Called when a handler throws: the session is failed with 1011 and the error goes here. */
   onHandlerError: (error: unknown, session: never) => void;
-  /** Called once, after onClose. */
-  onFinished?: (session: never) => void;
+  /** Called once, after onClose, with how the session ended. */
+  onFinished?: (session: never, info: CloseInfo) => void;
   /** Buffer whole messages for messages() (client sessions without onMessage). */
   inbox?: boolean;
   /** The negotiated per-message codec (permessage-deflate), if any. */
   codec?: MessageCodec | null;
   /** Answer pings automatically (default true; ConnectionOptions.autoPong). */
   autoPong?: boolean;
+  /** The counters this session reports to, shared by every session of its server (server.metrics()); none for a client. */
+  counters?: SessionCounters | null;
 }
 
 /**
@@ -93,6 +96,8 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   protected held: HeldSends | null = null;
   /** Whole messages for messages(): only for sessions that asked for it. */
   protected readonly inbox: Inbox | null;
+  /** Shared with the other sessions of the server (one object, not one per session); null for a client. */
+  protected readonly counters: SessionCounters | null;
 
   constructor(init: SessionInit<T>) {
     this.socket = init.socket;
@@ -110,6 +115,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     this.limits = init.limits;
     this.onHandlerError = init.onHandlerError;
     this.onFinished = init.onFinished;
+    this.counters = init.counters ?? null;
     this.inbox = init.inbox === true ? new Inbox(this.highWaterMark * 16, this.highWaterMark * 8) : null;
     this.conn = new Connection(this, {
       role: init.role,
@@ -188,6 +194,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     const buffered = this.bufferedAmount;
     const max = this.maxQueuedBytes;
     if (buffered === 0 || buffered + size <= max) return false;
+    if (this.counters !== null) this.counters.droppedLimit++;
     if (this.handler.onError) {
       // Built without a stack trace: a peer that never reads makes every send() drop, and capturing
       // a stack per drop would cost more than the sends (test/hostile/floods.test.ts). send()
@@ -204,7 +211,15 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   protected statusAfterSend(): SendStatus {
     const b = this.bufferedAmount;
     if (b === 0) return 'sent';
-    return b > this.highWaterMark ? 'backpressure' : 'queued';
+    if (b <= this.highWaterMark) return 'queued';
+    if (this.counters !== null) this.counters.backpressure++;
+    return 'backpressure';
+  }
+
+  /** A send refused because the session is no longer open (counted, as every 'dropped' is). */
+  protected droppedClosed(): SendStatus {
+    if (this.counters !== null) this.counters.droppedClosed++;
+    return 'dropped';
   }
 
   protected flushHeld(): void {
@@ -261,6 +276,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     switch (ev.type) {
       case 'message': {
         if (this.gate.has(PauseReason.Codec)) this.checkCodecBacklog();
+        if (this.counters !== null) this.counters.received(ev.binary, ev.data.length, true);
         // The event is the Message (core MessageEvent); no closure per message on this path.
         const onMessage = this.handler.onMessage;
         if (onMessage) {
@@ -277,6 +293,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       }
       case 'fragment': {
         if (this.gate.has(PauseReason.Codec)) this.checkCodecBacklog();
+        if (this.counters !== null) this.counters.received(ev.binary, ev.data.length, ev.last);
         this.callHandler(() => this.handler.onFragment!(this, { binary: ev.binary, data: ev.data, first: ev.first, last: ev.last }));
         break;
       }
@@ -284,6 +301,8 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
         if (this.handler.onPing) this.callHandler(() => this.handler.onPing!(this, ev.data));
         break;
       case 'pong':
+        // Only pongs that answer our keepalive ping carry a round-trip time (Liveness.pongReceived).
+        if (ev.rttMs !== undefined && this.counters !== null) this.counters.pingRtt.observe(ev.rttMs / 1000);
         if (this.handler.onPong) this.callHandler(() => this.handler.onPong!(this, ev.data));
         break;
       case 'closed':
@@ -336,7 +355,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     this.context.timers.cancel(this);
     this.inbox?.wake();
     this.callHandlerFinal(() => this.handler.onClose?.(this, info));
-    this.onFinished?.(this as never);
+    this.onFinished?.(this as never, info);
   }
 
   // ----------------------------------------------------------- stream side

@@ -56,7 +56,7 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
    */
   send(data: string | Uint8Array | ArrayBuffer | ArrayBufferView, options: { binary?: boolean; compress?: boolean; transfer?: boolean } = {}): SendStatus {
     const binary = options.binary ?? typeof data !== 'string';
-    if (this.conn.state !== 'open') return 'dropped';
+    if (this.conn.state !== 'open') return this.droppedClosed();
     const bytes = toBytes(data);
     // A string was encoded by us: the encoded bytes are ours to keep (no second copy). With
     // `transfer` the caller hands its bytes over (S2's explicit ownership transfer): no copy either.
@@ -64,6 +64,7 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
     if (this.overQueueLimit(bytes.length)) return 'dropped';
     if (this.conn.sendingStream) (this.held ??= new HeldSends()).push(bytes, owned, binary, options.compress ?? true);
     else this.conn.send(bytes, binary, owned, options.compress ?? true);
+    if (this.counters !== null) this.counters.sent(binary, bytes.length, true);
     return this.statusAfterSend();
   }
 
@@ -73,10 +74,11 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
    * library's own copy of it, for a session that must encode it itself.
    */
   sendShared(frame: Buffer[], frameBytes: number, payload: Buffer, binary: boolean, compress: boolean): SendStatus {
-    if (this.conn.state !== 'open') return 'dropped';
+    if (this.conn.state !== 'open') return this.droppedClosed();
     if (this.conn.sendingStream || (compress && this.conn.compressesOutput)) return this.send(payload, { binary, compress });
     if (this.overQueueLimit(frameBytes)) return 'dropped';
     this.conn.sendEncoded(frame, binary);
+    if (this.counters !== null) this.counters.sent(binary, payload.length, true);
     return this.statusAfterSend();
   }
 
@@ -173,10 +175,11 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
 
   /** @internal used by MessageWriter */
   _writeFragment(chunk: string | Uint8Array, last: boolean, binary: boolean, compress: boolean): SendStatus {
-    if (this.conn.state !== 'open') return 'dropped';
+    if (this.conn.state !== 'open') return this.droppedClosed();
     const bytes = toBytes(chunk);
     if (this.overQueueLimit(bytes.length)) return 'dropped';
     this.conn.sendFragment(bytes, binary, last, compress);
+    if (this.counters !== null) this.counters.sent(binary, bytes.length, last);
     if (last) this.flushHeld();
     return this.statusAfterSend();
   }

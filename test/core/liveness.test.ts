@@ -108,6 +108,32 @@ describe('Liveness: keepalive pings', () => {
   });
 });
 
+describe('Liveness: round-trip time of keepalive pings', () => {
+  it('the first empty pong after a keepalive ping gives its round-trip time, once', () => {
+    const l = live({ pingAfterMs: 100, hangupAfterMs: 0 }, { now: 0 });
+    // No ping out yet: a pong answers nothing of ours.
+    l.received(50);
+    assert.equal(l.pongReceived(0), undefined);
+    assert.equal(l.due(150, 'open'), 'ping');
+    // A pong with data answers an application's ping, not the (empty) keepalive one.
+    l.received(160);
+    assert.equal(l.pongReceived(4), undefined);
+    l.received(173.5);
+    assert.equal(l.pongReceived(0), 23.5);
+    // Answered: a second pong is not measured again.
+    l.received(180);
+    assert.equal(l.pongReceived(0), undefined);
+  });
+
+  it('a ping that is never answered is replaced by the next one', () => {
+    const l = live({ pingAfterMs: 100, hangupAfterMs: 0, alwaysPing: true }, { now: 0 });
+    assert.equal(l.due(100, 'open'), 'ping');
+    assert.equal(l.due(200, 'open'), 'ping');
+    l.received(230);
+    assert.equal(l.pongReceived(0), 30);
+  });
+});
+
 describe('Liveness: hang-up', () => {
   it("'hangup' after hangupAfterMs without receiving anything", () => {
     const l = live({ pingAfterMs: 0, hangupAfterMs: 300 });

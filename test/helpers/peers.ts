@@ -63,3 +63,18 @@ export function commandOnPath(command: string): boolean {
 export function libwebsocketsTestAppsAvailable(): boolean {
   return commandOnPath('libwebsockets-test-server') && commandOnPath('libwebsockets-test-client');
 }
+
+/**
+ * Prometheus's promtool from Debian (apt-get install prometheus): `promtool
+ * check metrics` parses and lints the metrics endpoint's output
+ * (test/server/metrics-endpoint.test.ts, test/server/prometheus.test.ts).
+ */
+export function promtoolAvailable(): boolean {
+  return commandOnPath('promtool');
+}
+
+/** Pipes `text` into `promtool check metrics`: its exit status and everything it printed (empty when all is well). */
+export function promtoolCheckMetrics(text: string): { status: number | null; output: string } {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
+}

@@ -277,6 +277,39 @@ describe('BrokerBinding', () => {
     assert.deepEqual(a.got, ['n1:4', 'n1:9', 'n2:1', 'n2:5']);
   });
 
+  it('counts publications sent and received, deliveries, gaps and errors by code (server.metrics())', async () => {
+    const { broker, host, binding } = setup();
+    const [a, b] = [new FakeSubscriber(), new FakeSubscriber()];
+    binding.topics.subscribe(a, 't');
+    binding.topics.subscribe(b, 't');
+    binding.publish('t', 'one');
+    binding.publish('', 'nowhere'); // a name no node can subscribe to: not handed to the broker
+    host.receive(pub('n1', 't', 1, 0)); // 2 deliveries
+    host.receive(pub('n1', 't', 5, 3)); // a gap, still delivered: 2 more
+    host.receive(pub('n1', 't', 4, 1)); // older: dropped and reported
+    host.receive(pub('n1', 'nobody', 6, 0)); // received, no subscriber here
+    host.receive(pub('me', 't', 9, 0)); // an echo of our own: not counted as received
+    host.error(new BrokerError('ERR_BROKER_BACKLOG', 'backlog', ['t']));
+    host.nodeDown('n1', 'gone');
+    broker.failSubscribe = true;
+    binding.topics.subscribe(a, 'u');
+    await new Promise((r) => setImmediate(r));
+    const c = binding.counters;
+    assert.equal(c.publicationsSent, 1);
+    assert.equal(c.publicationsReceived, 4);
+    assert.equal(c.deliveries, 4);
+    assert.equal(c.gaps, 1);
+    assert.deepEqual(Object.fromEntries(c.errors), {
+      ERR_BROKER_GAP: 1,
+      ERR_BROKER_OUT_OF_ORDER: 1,
+      ERR_BROKER_BACKLOG: 1,
+      ERR_BROKER_NODE_DOWN: 1,
+      ERR_BROKER_SUBSCRIBE: 1,
+    });
+    // One fan-out timed per received publication that had subscribers (not per session).
+    assert.equal(c.fanOut.count, 2);
+  });
+
   it('after close(), publish() is local only, the broker is closed, and receive() fails naming the state', async () => {
     const { broker, host, binding } = setup();
     const a = new FakeSubscriber();
