@@ -17,6 +17,7 @@ export type { Handler, SendStatus, Message, Fragment, CloseInfo, WritableInfo, S
 export type { FanOutOptions, FanOutResult } from './pubsub/fan-out.js';
 export { MAX_TOPIC_LENGTH } from './pubsub/topics.js';
 export type { ShutdownOptions, ShutdownResult } from './server/server.js';
+export type { Http2Options } from './server/http2-front.js';
 
 // Scaling out: a broker under server.publish() (docs/api.md#scaling-out-brokers).
 export { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type BrokerErrorCode, type Publication } from './pubsub/broker.js';
