@@ -17,6 +17,7 @@ export type { Handler, SendStatus, Message, Fragment, CloseInfo, WritableInfo, S
 export type { FanOutOptions, FanOutResult } from './pubsub/fan-out.js';
 export { MAX_TOPIC_LENGTH } from './pubsub/topics.js';
 export type { ShutdownOptions, ShutdownResult } from './server/server.js';
+export type { Http2Options } from './server/http2-front.js';
 
 // Metrics: server.metrics() and the Prometheus text format (docs/api.md#metrics).
 export type { MetricsSnapshot, MetricsOptions, MessageCounts, BrokerMetrics, HistogramSnapshot } from './server/metrics.js';

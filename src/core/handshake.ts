@@ -170,6 +170,41 @@ function resolveTarget(target: string): { path: string; authority: string | unde
 }
 
 /**
+ * The fields of a client's opening request that RFC 6455 and RFC 8441 share
+ * (RFC 8441 section 5 keeps them as they are): the version, the offered
+ * subprotocols and extensions, the origin.
+ */
+function offeredFields(head: HttpHead): { origin: string | undefined; protocols: string[]; extensions: ExtensionOffer[] } {
+  // 4.2.1 item 6 and 4.4: version 13, else 426 naming the version we speak.
+  const version = single(head, 'sec-websocket-version', 'ERR_BAD_VERSION', 400);
+  if (version !== '13') {
+    throw new HandshakeError('ERR_BAD_VERSION', 'Sec-WebSocket-Version must be 13 (RFC 6455 section 4.4)', 426, { 'Sec-WebSocket-Version': '13' });
+  }
+
+  // 4.1 item 10: subprotocols are unique tokens.
+  const protocols: string[] = [];
+  const protocolHeader = joined(head, 'sec-websocket-protocol');
+  if (protocolHeader !== undefined) {
+    for (const p of tokenList(protocolHeader, 'ERR_BAD_PROTOCOL', 'bad Sec-WebSocket-Protocol header', 400)) {
+      if (protocols.includes(p)) {
+        throw new HandshakeError('ERR_BAD_PROTOCOL', 'duplicate subprotocol in Sec-WebSocket-Protocol (RFC 6455 section 4.1)', 400);
+      }
+      protocols.push(p);
+    }
+    if (protocols.length === 0) throw new HandshakeError('ERR_BAD_PROTOCOL', 'empty Sec-WebSocket-Protocol header', 400);
+  }
+
+  // 4.2.1 item 9, 9.1.
+  const extensionHeader = joined(head, 'sec-websocket-extensions');
+  const extensions = extensionHeader === undefined ? [] : parseExtensionHeader(extensionHeader);
+
+  // 4.2.1 item 7, RFC 6454 section 7.3: a single Origin.
+  const origin = single(head, 'origin', 'ERR_BAD_ORIGIN', 400);
+
+  return { origin, protocols, extensions };
+}
+
+/**
  * Validates a client's upgrade request per RFC 6455 section 4.2.1. Throws
  * HandshakeError whose `status` (and `headers`, if any) is what to answer.
  */
@@ -215,33 +250,7 @@ export function validateUpgradeRequest(head: HttpHead): UpgradeRequestInfo {
   if (key === undefined || !isValidKey(key)) {
     throw new HandshakeError('ERR_BAD_KEY', 'missing or invalid Sec-WebSocket-Key (RFC 6455 section 4.2.1)', 400);
   }
-  // 4.2.1 item 6 and 4.4: version 13, else 426 naming the version we speak.
-  const version = single(head, 'sec-websocket-version', 'ERR_BAD_VERSION', 400);
-  if (version !== '13') {
-    throw new HandshakeError('ERR_BAD_VERSION', 'Sec-WebSocket-Version must be 13 (RFC 6455 section 4.4)', 426, { 'Sec-WebSocket-Version': '13' });
-  }
-
-  // 4.1 item 10: subprotocols are unique tokens.
-  const protocols: string[] = [];
-  const protocolHeader = joined(head, 'sec-websocket-protocol');
-  if (protocolHeader !== undefined) {
-    for (const p of tokenList(protocolHeader, 'ERR_BAD_PROTOCOL', 'bad Sec-WebSocket-Protocol header', 400)) {
-      if (protocols.includes(p)) {
-        throw new HandshakeError('ERR_BAD_PROTOCOL', 'duplicate subprotocol in Sec-WebSocket-Protocol (RFC 6455 section 4.1)', 400);
-      }
-      protocols.push(p);
-    }
-    if (protocols.length === 0) throw new HandshakeError('ERR_BAD_PROTOCOL', 'empty Sec-WebSocket-Protocol header', 400);
-  }
-
-  // 4.2.1 item 9, 9.1.
-  const extensionHeader = joined(head, 'sec-websocket-extensions');
-  const extensions = extensionHeader === undefined ? [] : parseExtensionHeader(extensionHeader);
-
-  // 4.2.1 item 7, RFC 6454 section 7.3: a single Origin.
-  const origin = single(head, 'origin', 'ERR_BAD_ORIGIN', 400);
-
-  return { key, path, host: authority ?? hostHeader, origin, protocols, extensions };
+  return { key, path, host: authority ?? hostHeader, ...offeredFields(head) };
 }
 
 /**
@@ -491,6 +500,11 @@ export function validateUpgradeResponse(
     throw new HandshakeError('ERR_BAD_ACCEPT', 'missing or wrong Sec-WebSocket-Accept (RFC 6455 section 4.1)');
   }
 
+  return answeredFields(head, opts);
+}
+
+/** The subprotocol and extensions a server's answer selected, checked against the offer (RFC 6455 section 4.1 items 5 and 6; RFC 8441 section 5 keeps them). */
+function answeredFields(head: HttpHead, opts: { protocols: string[]; offeredExtensions: string[] }): { protocol: string | undefined; extensions: ExtensionOffer[] } {
   // 4.1 item 6: the server picks at most one of the offered subprotocols.
   let protocol: string | undefined;
   const protocolHeader = joined(head, 'sec-websocket-protocol');
@@ -529,4 +543,139 @@ export function validateUpgradeResponse(
     }
   }
   return { protocol, extensions };
+}
+
+/** What validateExtendedConnect() found in an RFC 8441 request. */
+export interface ExtendedConnectInfo extends Omit<UpgradeRequestInfo, 'key'> {
+  /**
+   * Sec-WebSocket-Key, when the client sent one anyway (RFC 8441 section 5
+   * supersedes it with :protocol; undici sends it). Validated when present.
+   */
+  key: string | undefined;
+}
+
+/** RFC 9113 section 8.2.2: connection-specific fields, malformed in an HTTP/2 request. */
+const CONNECTION_SPECIFIC: readonly string[] = Object.freeze(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
+
+/**
+ * Validates an HTTP/2 extended CONNECT request that bootstraps a WebSocket
+ * (RFC 8441 sections 4 and 5). `head` is the request as the HTTP/2 layer
+ * decoded it: `method` the :method, `target` the :path, `version` '2', and
+ * `headers` every field, the pseudo-header fields (':protocol', ':scheme',
+ * ':authority') included, with lower-cased names. Subprotocols, extensions,
+ * origin and version are checked exactly as over HTTP/1.1; HandshakeError's
+ * `status` is what to answer, as with validateUpgradeRequest().
+ */
+export function validateExtendedConnect(head: HttpHead): ExtendedConnectInfo {
+  if (head.kind !== 'request') {
+    throw new InvalidArgumentError('ERR_BAD_HEAD_KIND', 'validateExtendedConnect needs a request head');
+  }
+  // RFC 8441 section 4: the extended CONNECT is a CONNECT with a :protocol.
+  if (head.method !== 'CONNECT') {
+    throw new HandshakeError('ERR_BAD_METHOD', `method ${head.method} not allowed for a WebSocket over HTTP/2 (RFC 8441 section 4)`, 405, { Allow: 'CONNECT' });
+  }
+  // RFC 8441 section 5: ":protocol ... MUST be websocket".
+  const protocol = single(head, ':protocol', 'ERR_BAD_UPGRADE', 400);
+  if (protocol !== 'websocket') {
+    throw new HandshakeError('ERR_BAD_UPGRADE', `:protocol is ${protocol === undefined ? 'missing' : JSON.stringify(protocol.slice(0, 64))}, not "websocket" (RFC 8441 section 5)`, 400);
+  }
+  // RFC 8441 section 4: with :protocol, :scheme and :path MUST be present (nghttp2 checks it too; this is the core's own word).
+  const scheme = single(head, ':scheme', 'ERR_BAD_TARGET', 400);
+  if (scheme !== 'http' && scheme !== 'https') {
+    throw new HandshakeError('ERR_BAD_TARGET', 'bad request-target: :scheme must be "http" or "https" (RFC 8441 section 5)', 400);
+  }
+  if (head.target.charCodeAt(0) !== 0x2f) {
+    throw new HandshakeError('ERR_BAD_TARGET', 'bad request-target: :path must be the path and query of the URI (RFC 8441 section 5)', 400);
+  }
+  const { path } = resolveTarget(head.target);
+  // RFC 8441 section 5: ":authority ... MUST be set to the authority part of the target URI".
+  const authority = single(head, ':authority', 'ERR_BAD_HOST', 400);
+  if (authority === undefined || authority.length === 0 || authority.includes('@')) {
+    throw new HandshakeError('ERR_BAD_HOST', 'missing or bad :authority (RFC 8441 section 5)', 400);
+  }
+  for (const name of CONNECTION_SPECIFIC) {
+    if (head.headers.has(name)) throw new HandshakeError('ERR_BAD_CONNECTION', `${name} header in an HTTP/2 request (RFC 9113 section 8.2.2)`, 400);
+  }
+  const contentLength = head.headers.get('content-length');
+  if (contentLength !== undefined && (contentLength.length !== 1 || contentLength[0] !== '0')) {
+    throw new HandshakeError('ERR_UNEXPECTED_BODY', 'a WebSocket CONNECT request must not announce a body', 400);
+  }
+  // RFC 8441 section 5: the key is not processed; one sent anyway must still be well formed, as it is answered.
+  const key = single(head, 'sec-websocket-key', 'ERR_BAD_KEY', 400);
+  if (key !== undefined && !isValidKey(key)) {
+    throw new HandshakeError('ERR_BAD_KEY', 'invalid Sec-WebSocket-Key (RFC 6455 section 4.2.1)', 400);
+  }
+  return { key, path, host: authority, ...offeredFields(head) };
+}
+
+export interface ExtendedConnectRequestOptions {
+  /** 'https' for wss: URIs, 'http' for ws: (RFC 8441 section 5). */
+  scheme: 'http' | 'https';
+  /** The authority: host[:port]. */
+  authority: string;
+  /** Path and query, origin-form. */
+  path: string;
+  protocols?: string[];
+  extensions?: ExtensionOffer[];
+  origin?: string;
+  /** Extra headers; they may not override the handshake's own, nor be connection-specific. */
+  headers?: Iterable<[string, string]>;
+}
+
+/**
+ * The header fields of a client's extended CONNECT (RFC 8441 section 5), as
+ * [name, value] pairs with lower-cased names (RFC 9113 section 8.2.1),
+ * pseudo-header fields first (section 8.3). Checked as buildUpgradeRequest()
+ * checks its options.
+ */
+export function buildExtendedConnectRequest(opts: ExtendedConnectRequestOptions): Array<[string, string]> {
+  if (opts.scheme !== 'http' && opts.scheme !== 'https') throw new InvalidArgumentError('ERR_BAD_URL', 'scheme must be "http" or "https"');
+  // Built as an HTTP/1.1 request first: one set of checks for host, path, subprotocols, extensions, origin and extra headers.
+  const extra = extraHeaders(opts.headers, [...RESERVED_REQUEST_HEADERS, ...CONNECTION_SPECIFIC]);
+  buildUpgradeRequest({ host: opts.authority, path: opts.path, key: PLACEHOLDER_KEY, protocols: opts.protocols, extensions: opts.extensions, origin: opts.origin });
+  const out: Array<[string, string]> = [
+    [':method', 'CONNECT'],
+    [':protocol', 'websocket'],
+    [':scheme', opts.scheme],
+    [':authority', opts.authority],
+    [':path', opts.path],
+    ['sec-websocket-version', '13'],
+  ];
+  if (opts.origin !== undefined) out.push(['origin', opts.origin]);
+  const protocols = opts.protocols ?? [];
+  if (protocols.length > 0) out.push(['sec-websocket-protocol', protocols.join(', ')]);
+  if (opts.extensions !== undefined && opts.extensions.length > 0) out.push(['sec-websocket-extensions', formatExtensions(opts.extensions)]);
+  for (const [name, value] of extra) out.push([name.toLowerCase(), value]);
+  return out;
+}
+
+/** A well-formed key that only lets buildExtendedConnectRequest() reuse buildUpgradeRequest()'s checks; never sent. */
+const PLACEHOLDER_KEY = 'AAAAAAAAAAAAAAAAAAAAAA==';
+
+/**
+ * Validates a server's answer to an extended CONNECT (RFC 8441 section 5):
+ * 200 accepts (any other status rejects with ERR_UNEXPECTED_STATUS, carrying
+ * the status and headers, as validateUpgradeResponse() does); the
+ * subprotocol and extensions are checked as over HTTP/1.1. `head.status` is
+ * the :status. A Sec-WebSocket-Accept, meaningless here, is checked only if
+ * `key` was sent.
+ */
+export function validateExtendedConnectResponse(
+  head: HttpHead,
+  opts: { key?: string; protocols: string[]; offeredExtensions: string[] },
+): { protocol: string | undefined; extensions: ExtensionOffer[] } {
+  if (head.kind !== 'response') {
+    throw new InvalidArgumentError('ERR_BAD_HEAD_KIND', 'validateExtendedConnectResponse needs a response head');
+  }
+  // RFC 8441 section 5: "it MUST respond with a 200 (OK) status code" when it agrees.
+  if (head.status !== 200) {
+    const headers = Object.create(null) as Record<string, string>;
+    for (const [name, values] of head.headers) if (name.charCodeAt(0) !== 0x3a) headers[name] = values.join(', ');
+    throw new HandshakeError('ERR_UNEXPECTED_STATUS', `server answered ${head.status}`, head.status, headers);
+  }
+  if (opts.key !== undefined) {
+    const accept = single(head, 'sec-websocket-accept', 'ERR_BAD_ACCEPT', undefined);
+    if (accept !== undefined && accept !== acceptKey(opts.key)) throw new HandshakeError('ERR_BAD_ACCEPT', 'wrong Sec-WebSocket-Accept (RFC 6455 section 4.1)');
+  }
+  return answeredFields(head, opts);
 }

@@ -45,6 +45,11 @@ export class HandshakeRequest implements UpgradeRequest {
     this.#source = lines.join('\r\n');
   }
 
+  /** Always '1.1': the request was an HTTP/1.1 upgrade (validateUpgradeRequest() accepts no other). */
+  get httpVersion(): '1.1' {
+    return '1.1';
+  }
+
   /** Forgets what was parsed (the session keeps only the head's text). */
   compact(): void {
     this.#head = null;

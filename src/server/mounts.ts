@@ -1,5 +1,10 @@
 import { open, realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+
+/** A request over HTTP/1.1 (node:http) or HTTP/2 (node:http2's compatibility API): the members used here are the same. */
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
 import { extname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream';
 
@@ -21,11 +26,11 @@ export interface Mount {
 
 export interface MountHandlerOptions {
   /** Unexpected errors (not "no such file"): default printed to stderr. The client gets a 500. */
-  onError?: (error: unknown, req: IncomingMessage) => void;
+  onError?: (error: unknown, req: AnyRequest) => void;
 }
 
-/** What node:http's request listener and ServerOptions.onHttpRequest take. */
-export type HttpRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/** What node:http's request listener and ServerOptions.onHttpRequest take (over HTTP/1.1 and HTTP/2 alike). */
+export type HttpRequestHandler = (req: AnyRequest, res: AnyResponse) => void;
 
 /** Content types by extension; anything else is application/octet-stream. */
 export const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -121,7 +126,7 @@ export function createMountHandler(mounts: readonly Mount[], options: MountHandl
   };
 }
 
-async function serve(mounts: readonly PreparedMount[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(mounts: readonly PreparedMount[], req: AnyRequest, res: AnyResponse): Promise<void> {
   const method = req.method ?? '';
   if (method !== 'GET' && method !== 'HEAD') {
     answer(req, res, new Refusal(405, 'method not allowed', { Allow: 'GET, HEAD' }));
@@ -280,7 +285,7 @@ async function realpathOrNull(p: string): Promise<string | null> {
  * present; only without it does If-Modified-Since (section 13.1.3) count,
  * at the one-second resolution of HTTP dates.
  */
-function notModified(req: IncomingMessage, etag: string, mtimeMs: number): boolean {
+function notModified(req: AnyRequest, etag: string, mtimeMs: number): boolean {
   const inm = req.headers['if-none-match'];
   if (inm !== undefined) {
     const tags = inm.split(',').map((t) => t.trim());
@@ -296,7 +301,7 @@ function notModified(req: IncomingMessage, etag: string, mtimeMs: number): boole
   return false;
 }
 
-function answer(req: IncomingMessage, res: ServerResponse, r: Refusal): void {
+function answer(req: AnyRequest, res: AnyResponse, r: Refusal): void {
   const body = `${r.status} ${r.message}\n`;
   res.writeHead(r.status, {
     ...r.headers,
@@ -304,5 +309,6 @@ function answer(req: IncomingMessage, res: ServerResponse, r: Refusal): void {
     'Content-Length': String(Buffer.byteLength(body)),
     'X-Content-Type-Options': 'nosniff',
   });
-  res.end(req.method === 'HEAD' ? undefined : body);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
 }

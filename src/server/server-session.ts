@@ -18,6 +18,8 @@ export interface UpgradeRequest {
   readonly protocols: readonly string[];
   /** True over TLS. */
   readonly secure: boolean;
+  /** '1.1' for an HTTP/1.1 upgrade, '2' for an HTTP/2 extended CONNECT (RFC 8441). */
+  readonly httpVersion: '1.1' | '2';
 }
 
 /** A server-side session: a Session plus the request that opened it, and its topics. */

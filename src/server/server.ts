@@ -2,14 +2,15 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { KeepaliveOptions } from '../core/connection.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, resolveLimits } from '../core/connection.js';
 import { HandshakeError, InvalidArgumentError, InvalidStateError, TransportError, WebSocketError } from '../core/errors.js';
-import { buildRejectResponse, buildUpgradeResponse, validateUpgradeRequest } from '../core/handshake.js';
+import { acceptKey, buildRejectResponse, buildUpgradeResponse, validateExtendedConnect, validateUpgradeRequest } from '../core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { negotiateDeflate, validateDeflateConfig } from '../core/deflate-negotiation.js';
-import type { ExtensionOffer } from '../core/extension-header.js';
+import { formatExtensions, type ExtensionOffer } from '../core/extension-header.js';
 import type { MessageCodec } from '../core/message-codec.js';
 import { DeflateCodec, validateZlibOptions, type PerMessageDeflateOptions } from '../transport/permessage-deflate.js';
 import { Context } from '../transport/context.js';
@@ -27,6 +28,8 @@ import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
 import type { CloseInfo } from '../transport/types.js';
 import { ServerMetrics, validateMetricsOptions, type MetricsOptions, type MetricsSnapshot } from './metrics.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
+import { Http2Front, validateHttp2Options, type Http2Options } from './http2-front.js';
+import { headOfHttp2Request, Http2HandshakeRequest } from './http2-request.js';
 
 /** The answer of verifyClient: true accepts; false answers 403; an object answers its status. */
 export type VerifyResult = boolean | { status: number; message?: string; headers?: Record<string, string> };
@@ -84,9 +87,22 @@ export interface ServerOptions<T = unknown> {
    * same port"): a request without an Upgrade header is handed, bytes
    * untouched, to an internal node:http server that calls this. Keep-alive
    * HTTP connections that later ask for an upgrade still become WebSockets.
-   * Without it, such requests are answered 426.
+   * Without it, such requests are answered 426. Over HTTP/2 it gets node:http2's
+   * compatibility objects (Http2ServerRequest, Http2ServerResponse), which
+   * have the same url, method, headers, writeHead(), setHeader() and end().
    */
-  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  onHttpRequest?(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void;
+  /**
+   * WebSockets over HTTP/2 (RFC 8441) on the same port. With `tls`, on by
+   * default: ALPN offers "h2" and "http/1.1", and a connection that chose h2
+   * runs HTTP/2, advertising SETTINGS_ENABLE_CONNECT_PROTOCOL; HTTP/1.1
+   * connections are served exactly as without it. Without TLS, off by
+   * default; `true` (or an Http2Options object) turns on cleartext HTTP/2
+   * with prior knowledge (h2c, RFC 9113 section 3.3): a connection that
+   * begins with the HTTP/2 preface runs HTTP/2, any other HTTP/1.1. `false`
+   * turns HTTP/2 off. Not used by a server attached to a node:http server.
+   */
+  http2?: boolean | Http2Options;
   /** Decides whether to accept a client (origin checks, auth). */
   verifyClient?: (request: UpgradeRequest) => VerifyResult | Promise<VerifyResult>;
   /** Errors that belong to no session's handler: a handler that threw, a failed handshake. Default: printed to stderr. */
@@ -197,6 +213,8 @@ export class WebSocketServer<T = unknown> {
   private httpHandoff: HttpServer | null = null;
   private readonly httpSockets = new Set<Socket>();
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head);
+  /** HTTP/2 on the listening port (made on the first HTTP/2 connection), or null. */
+  private h2: Http2Front | null = null;
 
   constructor(options: ServerOptions<T> = {}) {
     this.options = options;
@@ -211,6 +229,7 @@ export class WebSocketServer<T = unknown> {
       }
     }
     this.metricsPath = validateMetricsOptions(options.metrics, options.server !== undefined);
+    if (typeof options.http2 === 'object' && options.http2 !== null) validateHttp2Options(options.http2);
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
     // With a broker, its binding owns the topics: it hears of each topic's first and last subscriber.
@@ -336,7 +355,9 @@ export class WebSocketServer<T = unknown> {
     const onSocket = (socket: Socket) => this.acceptSocket(socket, !!this.options.tls);
     let server: NetServer;
     if (this.options.tls) {
-      const tlsServer = createTlsServer({ ALPNProtocols: ['http/1.1'], handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, noDelay: true, ...this.options.tls }, onSocket);
+      // RFC 7301: h2 first, so that a client offering both gets HTTP/2 (RFC 9113 section 3.2).
+      const ALPNProtocols = this.http2Enabled ? ['h2', 'http/1.1'] : ['http/1.1'];
+      const tlsServer = createTlsServer({ ALPNProtocols, handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, noDelay: true, ...this.options.tls }, onSocket);
       // A client that sends garbage instead of a ClientHello harms only itself.
       tlsServer.on('tlsClientError', (err, socket) => {
         socket.destroy();
@@ -405,6 +426,8 @@ export class WebSocketServer<T = unknown> {
       h.socket.destroy();
     }
     this.handshakes.clear();
+    // GOAWAY on every HTTP/2 connection: no new stream; its WebSockets close below like the others.
+    this.h2?.close();
     // node:http only tracks connections of a listening server, so the handed-off sockets are tracked here.
     for (const sock of this.httpSockets) sock.destroy();
     this.httpSockets.clear();
@@ -429,6 +452,8 @@ export class WebSocketServer<T = unknown> {
       }
     }
     await gone;
+    // HTTP requests still open on an HTTP/2 connection would keep it (and the listener) up.
+    this.h2?.destroy();
     await serverClosed;
     await this.brokerBinding?.close().catch((err: unknown) => this.report(err));
     if (!this.options.context) this.context.close();
@@ -443,9 +468,41 @@ export class WebSocketServer<T = unknown> {
     void this.upgrade(socket, headOfRequest(req), head, isEncrypted(socket));
   }
 
+  /** HTTP/2 is on for connections this server accepts (see ServerOptions.http2). */
+  private get http2Enabled(): boolean {
+    const h2 = this.options.http2;
+    return h2 === undefined ? !!this.options.tls : h2 !== false;
+  }
+
+  /** The HTTP/2 front, made when the first HTTP/2 connection comes. */
+  private http2Front(): Http2Front {
+    if (this.h2) return this.h2;
+    const h2 = this.options.http2;
+    const front = new Http2Front(
+      {
+        ...(typeof h2 === 'object' ? h2 : {}),
+        handshakeTimeoutMs: this.options.handshakeTimeoutMs ?? 10_000,
+        maxHeadBytes: this.options.maxHeadBytes ?? 16384,
+        maxHeaders: this.options.maxHeaders ?? 100,
+      },
+      {
+        extendedConnect: (stream, rawHeaders, secure) => this.handleExtendedConnect(stream, rawHeaders, secure),
+        onHttpRequest: this.options.onHttpRequest ? (req, res) => this.options.onHttpRequest!(req, res) : undefined,
+        report: (err) => this.report(err),
+      },
+      this.context,
+    );
+    return (this.h2 = front);
+  }
+
   private acceptSocket(socket: Socket, secure: boolean): void {
     if (this.closing) {
       socket.destroy();
+      return;
+    }
+    // ALPN chose HTTP/2 (RFC 9113 section 3.2): the connection is node:http2's, its streams ours.
+    if (secure && (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') {
+      this.http2Front().accept(socket);
       return;
     }
     const parser = new HttpHeadParser('request', { maxHeadBytes: this.options.maxHeadBytes, maxHeaders: this.options.maxHeaders });
@@ -478,7 +535,29 @@ export class WebSocketServer<T = unknown> {
     };
     // The head's raw bytes, kept only when a plain HTTP request may have to be replayed to node:http (bounded by maxHeadBytes).
     const raw: Buffer[] | null = this.options.onHttpRequest || this.metricsPath !== null ? [] : null;
-    const onData = (chunk: Buffer) => {
+    // Cleartext HTTP/2 with prior knowledge (RFC 9113 section 3.3): the first bytes are looked at
+    // until they either are the connection preface or cannot be.
+    let sniffed: Buffer | null = !secure && this.http2Enabled ? EMPTY : null;
+    const onData = (input: Buffer) => {
+      let chunk = input;
+      if (sniffed !== null) {
+        const seen = sniffed.length === 0 ? chunk : Buffer.concat([sniffed, chunk]);
+        const n = Math.min(seen.length, H2_PREFACE.length);
+        if (seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+          if (seen.length < H2_PREFACE.length) {
+            sniffed = seen;
+            return;
+          }
+          done();
+          socket.pause();
+          // node:http2 reads what is already buffered before the socket's own reads (it emulates receiving it).
+          socket.unshift(seen);
+          this.http2Front().accept(socket);
+          return;
+        }
+        sniffed = null;
+        chunk = seen;
+      }
       let result;
       try {
         raw?.push(chunk);
@@ -562,22 +641,67 @@ export class WebSocketServer<T = unknown> {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  private async upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
+  private upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
+    if (!head.headers.has('upgrade')) {
+      // A plain HTTP request on a WebSocket-only endpoint (RFC 6455 section 4.2.2 / RFC 7231 6.5.15).
+      this.reject(socket, 426, 'this endpoint speaks WebSocket only', { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' });
+      return Promise.resolve();
+    }
+    return this.open(socket, rest, {
+      validate: () => {
+        const info = validateUpgradeRequest(head);
+        return { info, request: new HandshakeRequest(head, info, remoteAddressOf(socket), secure) };
+      },
+      accept: (key, protocol, extensions) => socket.write(buildUpgradeResponse({ key: key!, protocol, extensions })),
+      reject: (status, message, headers) => this.reject(socket, status, message, headers),
+    });
+  }
+
+  /**
+   * Answers an HTTP/2 extended CONNECT (RFC 8441) on `stream`, whose request
+   * came with `rawHeaders` (node's list: name, value, ...): what the server
+   * does with every stream of its HTTP/2 connections, callable directly for
+   * a node:http2 server of one's own (created with settings
+   * `{ enableConnectProtocol: true }`). Validation, routing, verifyClient,
+   * permessage-deflate and limits are those of HTTP/1.1; the answer is
+   * :status 200 and the session runs over the stream.
+   */
+  handleExtendedConnect(stream: ServerHttp2Stream, rawHeaders: readonly string[], secure = stream.session?.encrypted === true): void {
+    void this.open(stream, EMPTY, {
+      validate: () => {
+        const head = headOfHttp2Request(rawHeaders);
+        const info = validateExtendedConnect(head);
+        return { info, request: new Http2HandshakeRequest(head, info, remoteAddressOf(stream), secure) };
+      },
+      accept: (key, protocol, extensions) => {
+        // RFC 8441 section 5: 200, and the subprotocol and extensions as over HTTP/1.1. A key sent anyway
+        // (undici does) is answered, so that a client that checks the accept finds it right.
+        const headers: Record<string, string> = { ':status': '200' };
+        if (protocol !== undefined) headers['sec-websocket-protocol'] = protocol;
+        if (extensions.length > 0) headers['sec-websocket-extensions'] = formatExtensions(extensions);
+        if (key !== undefined) headers['sec-websocket-accept'] = acceptKey(key);
+        stream.respond(headers);
+      },
+      reject: (status, message, headers) => rejectStream(stream, status, message, headers),
+    });
+  }
+
+  /**
+   * The opening handshake after the transport's own checks, the same for
+   * HTTP/1.1 and HTTP/2: path, subprotocol routing, verifyClient,
+   * permessage-deflate, then the session over `socket`.
+   */
+  private async open(socket: Duplex, rest: Buffer, channel: HandshakeChannel): Promise<void> {
     // Until the session owns the socket (or it is rejected), nobody else listens for its errors:
     // a peer that resets the connection meanwhile (e.g. during an async verifyClient) would raise
     // an unhandled ECONNRESET and crash the whole process (test/hostile/reset-after-answer.test.ts).
     const onEarlyError = () => socket.destroy();
     socket.on('error', onEarlyError);
     try {
-      if (!head.headers.has('upgrade')) {
-        // A plain HTTP request on a WebSocket-only endpoint (RFC 6455 section 4.2.2 / RFC 7231 6.5.15).
-        this.reject(socket, 426, 'this endpoint speaks WebSocket only', { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' });
-        return;
-      }
-      const info = validateUpgradeRequest(head);
-      const { path } = splitTarget(head.target);
+      const { info, request } = channel.validate();
+      const path = request.path;
       if (this.options.path !== undefined && path !== this.options.path) {
-        this.reject(socket, 404, 'no WebSocket endpoint at this path');
+        channel.reject(404, 'no WebSocket endpoint at this path');
         return;
       }
       let protocol: string | undefined;
@@ -592,15 +716,14 @@ export class WebSocketServer<T = unknown> {
       }
       handler ??= this.options.handler;
       if (!handler) {
-        this.reject(socket, 400, info.protocols.length > 0 ? 'none of the offered subprotocols is supported' : 'a subprotocol is required');
+        channel.reject(400, info.protocols.length > 0 ? 'none of the offered subprotocols is supported' : 'a subprotocol is required');
         return;
       }
-      const request = new HandshakeRequest(head, info, remoteAddressOf(socket), secure);
       if (this.options.verifyClient) {
         const verdict = await this.options.verifyClient(request);
         if (verdict !== true) {
           const v = verdict === false ? { status: 403, message: 'forbidden' } : verdict;
-          this.reject(socket, v.status, v.message ?? 'refused', v.headers);
+          channel.reject(v.status, v.message ?? 'refused', v.headers);
           return;
         }
       }
@@ -620,7 +743,7 @@ export class WebSocketServer<T = unknown> {
           codec = new DeflateCodec('server', agreed.params, config, this.context.zlib);
         }
       }
-      socket.write(buildUpgradeResponse({ key: info.key, protocol, extensions }));
+      channel.accept(info.key, protocol, extensions);
       const session = new ServerSession<Record<string, unknown>>(
         {
           role: 'server',
@@ -650,10 +773,10 @@ export class WebSocketServer<T = unknown> {
       if (this.options.retainRequestHeaders === false) request.release();
       else request.compact();
     } catch (err) {
-      if (err instanceof HandshakeError) this.reject(socket, err.status ?? 400, err.message, err.headers);
+      if (err instanceof HandshakeError) channel.reject(err.status ?? 400, err.message, err.headers);
       else {
         this.report(err);
-        this.reject(socket, 500, 'internal error');
+        channel.reject(500, 'internal error');
       }
     }
   }
@@ -687,6 +810,48 @@ export type { Session };
 
 /** Shared by every session that negotiated no extension (read only). */
 const NO_EXTENSIONS: readonly string[] = Object.freeze([]);
+
+const EMPTY = Buffer.alloc(0);
+
+/** The client connection preface of HTTP/2 (RFC 9113 section 3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** What differs between an HTTP/1.1 upgrade and an HTTP/2 extended CONNECT around the shared handshake. */
+interface HandshakeChannel {
+  /** Validates the request (throws HandshakeError with the status to answer). */
+  validate(): { info: { key: string | undefined; protocols: readonly string[]; extensions: ExtensionOffer[] }; request: UpgradeRequest & { release(): void; compact(): void } };
+  accept(key: string | undefined, protocol: string | undefined, extensions: ExtensionOffer[]): void;
+  reject(status: number, message: string, headers?: Record<string, string>): void;
+}
+
+/**
+ * Refuses an extended CONNECT with the status HTTP/1.1 would get, a text
+ * body, and the stream ended (its connection and other streams carry on).
+ * Header names are lower-cased (RFC 9113 section 8.2.1); a field HTTP/2 may
+ * not carry (from verifyClient, say) is left out rather than failing the answer.
+ */
+function rejectStream(stream: ServerHttp2Stream, status: number, message: string, headers?: Record<string, string>): void {
+  if (stream.destroyed || stream.closed) return;
+  stream.on('error', () => stream.destroy());
+  if (stream.headersSent) {
+    stream.close();
+    return;
+  }
+  const out: Record<string, string> = { ':status': String(status), 'content-type': 'text/plain; charset=utf-8' };
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const lower = name.toLowerCase();
+    if (!H2_FORBIDDEN.has(lower) && lower.charCodeAt(0) !== 0x3a) out[lower] = value;
+  }
+  try {
+    stream.respond(out);
+  } catch {
+    stream.respond({ ':status': String(status), 'content-type': 'text/plain; charset=utf-8' });
+  }
+  stream.end(message);
+}
+
+/** Fields HTTP/2 forbids (RFC 9113 section 8.2.2) or that node:http2 computes itself. */
+const H2_FORBIDDEN = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'content-length', 'content-type']);
 
 function* filtered<S>(all: Iterable<S>, keep: (s: S) => boolean): Generator<S> {
   for (const s of all) if (keep(s)) yield s;

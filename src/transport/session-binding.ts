@@ -348,7 +348,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   destroyStream(): void {
     if (this.streamGone) return;
     this.out.settle();
-    this.socket.destroy();
+    StreamAdapter.for(this.socket, this.conn.role).destroy(this.socket);
   }
   /** @internal LifecycleHost */
   released(info: CloseInfo): void {

@@ -4,7 +4,7 @@ import { Pacer } from './pacer.js';
 import { PauseReason } from './read-gate.js';
 import { HeldSends, MessageWriter, toBytes, type FragmentSink } from './message-writer.js';
 import { SessionBinding } from './session-binding.js';
-import { remoteAddressOf } from './stream-adapter.js';
+import { remoteAddressOf, StreamAdapter } from './stream-adapter.js';
 import type { CloseInfo, Message, SendStatus } from './types.js';
 
 export type SessionState = 'open' | 'closing' | 'closed';
@@ -37,6 +37,10 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
   }
   get remoteAddress(): string | undefined {
     return remoteAddressOf(this.socket);
+  }
+  /** True when the session runs over one stream of an HTTP/2 connection (RFC 8441), false over its own TCP or TLS connection. */
+  get http2(): boolean {
+    return StreamAdapter.for(this.socket, this.conn.role).http2;
   }
   /** Resolves once, after the stream is released, with how the session ended. Never rejects. */
   get closed(): Promise<CloseInfo> {

@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { constants as h2constants, type Http2Stream } from 'node:http2';
 
 /** What a session does with its stream's events. */
 export interface StreamOwner {
@@ -36,8 +37,17 @@ export function isEncrypted(stream: Duplex): boolean {
   return (stream as Duplex & { encrypted?: boolean }).encrypted === true;
 }
 
-/** The peer's address where the stream has one (a TCP or TLS socket), else undefined. */
+/**
+ * True for a stream of an HTTP/2 connection (node:http2 exports no class to
+ * test with instanceof; `rstCode` and `session` are Http2Stream's own).
+ */
+export function isHttp2Stream(stream: Duplex): stream is Http2Stream {
+  return 'rstCode' in stream && 'session' in stream;
+}
+
+/** The peer's address where the stream has one (a TCP or TLS socket, or an HTTP/2 stream's connection), else undefined. */
 export function remoteAddressOf(stream: Duplex): string | undefined {
+  if (isHttp2Stream(stream)) return stream.session?.socket?.remoteAddress;
   return (stream as Duplex & { remoteAddress?: string }).remoteAddress;
 }
 
@@ -62,19 +72,25 @@ export class StreamAdapter {
    * first and keeps the TIME_WAIT); see end().
    */
   readonly closesFirst: boolean;
+  /** The stream is one stream of an HTTP/2 connection (RFC 8441). */
+  readonly http2: boolean;
 
-  private constructor(encrypted: boolean, closesFirst: boolean) {
+  private constructor(encrypted: boolean, closesFirst: boolean, http2 = false) {
     this.encrypted = encrypted;
     this.closesFirst = closesFirst;
+    this.http2 = http2;
   }
 
   private static readonly tcpServer = new StreamAdapter(false, true);
   private static readonly plain = new StreamAdapter(false, false);
   private static readonly tls = new StreamAdapter(true, false);
+  // The stream itself is not encrypted (its connection may be): the TLS write path of Outbound is not for it.
+  private static readonly h2 = new StreamAdapter(false, false, true);
 
   /** The adapter for a session of `role` over `stream`. */
   static for(stream: Duplex, role: 'server' | 'client'): StreamAdapter {
     if (isEncrypted(stream)) return StreamAdapter.tls;
+    if (isHttp2Stream(stream)) return StreamAdapter.h2;
     return role === 'server' && stream instanceof Socket ? StreamAdapter.tcpServer : StreamAdapter.plain;
   }
 
@@ -107,5 +123,15 @@ export class StreamAdapter {
     if (stream.writableEnded) return;
     if (this.closesFirst && clean && stream.writableLength === 0) stream.destroy();
     else stream.end();
+  }
+
+  /**
+   * Drops the stream at once. An HTTP/2 stream is reset with CANCEL: RFC 8441
+   * section 5.1 maps a TCP reset to RST_STREAM with CANCEL (node's destroy()
+   * would pick its own code); its connection and other streams carry on.
+   */
+  destroy(stream: Duplex): void {
+    if (this.http2 && isHttp2Stream(stream) && !stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_CANCEL);
+    stream.destroy();
   }
 }
