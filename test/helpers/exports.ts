@@ -10,9 +10,9 @@ function sorted(names: Iterable<string>): string[] {
   return [...names].sort();
 }
 
-/** All names (values and types) a source module exports, as the compiler sees them. */
-export function declaredExports(files: string[]): Map<string, string[]> {
-  const program = ts.createProgram(files, {
+/** The sources as the compiler sees them, with the project's module settings. */
+function programOf(files: string[]): ts.Program {
+  return ts.createProgram(files, {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
@@ -21,6 +21,11 @@ export function declaredExports(files: string[]): Map<string, string[]> {
     noEmit: true,
     skipLibCheck: true,
   });
+}
+
+/** All names (values and types) a source module exports, as the compiler sees them. */
+export function declaredExports(files: string[]): Map<string, string[]> {
+  const program = programOf(files);
   const checker = program.getTypeChecker();
   const out = new Map<string, string[]>();
   for (const file of files) {
@@ -41,15 +46,7 @@ export function declaredExports(files: string[]): Map<string, string[]> {
  * inherited from Node's types are theirs to document).
  */
 export function declaredMembers(files: string[]): Map<string, Map<string, string[]>> {
-  const program = ts.createProgram(files, {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    types: ['node'],
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-  });
+  const program = programOf(files);
   const checker = program.getTypeChecker();
   const hidden = ts.ModifierFlags.Private | ts.ModifierFlags.Protected;
   const isPublic = (member: ts.Symbol): boolean =>
