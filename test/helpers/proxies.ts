@@ -8,12 +8,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testCert } from './certs.js';
 import { freePort } from './free-port.js';
+import { relayTo } from './byte-counter.js';
 
 export const TINYPROXY = '/usr/bin/tinyproxy';
 export const MICROSOCKS = '/usr/bin/microsocks';
@@ -145,50 +146,21 @@ export interface Recorder {
   close(): Promise<void>;
 }
 
-function listenLocal(server: Server): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
-function pipeBoth(client: Socket, upstream: Socket, sockets: Set<Socket>, record?: { up: Buffer[]; down: Buffer[] }): void {
-  for (const s of [client, upstream]) {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => {
-      sockets.delete(s);
-      client.destroy();
-      upstream.destroy();
-    });
-  }
-  if (record) {
+/** A relay through `server` to 127.0.0.1:`target` that records both directions. */
+async function startRecording(server: Server, target: number): Promise<Recorder> {
+  const connections: Recorder['connections'] = [];
+  const relay = await relayTo(server, target, (client, upstream) => {
+    const record = { up: [] as Buffer[], down: [] as Buffer[] };
+    connections.push(record);
     client.on('data', (d: Buffer) => record.up.push(Buffer.from(d)));
     upstream.on('data', (d: Buffer) => record.down.push(Buffer.from(d)));
-  }
-  client.pipe(upstream);
-  upstream.pipe(client);
+  });
+  return { port: relay.port, connections, upBytes: () => Buffer.concat(connections.flatMap((c) => c.up)), close: relay.close };
 }
 
 /** A TCP relay to 127.0.0.1:`target` that records both directions. */
-export async function startRecorder(target: number): Promise<Recorder> {
-  const sockets = new Set<Socket>();
-  const connections: Recorder['connections'] = [];
-  const server = createNetServer((client) => {
-    const record = { up: [] as Buffer[], down: [] as Buffer[] };
-    connections.push(record);
-    pipeBoth(client, netConnect({ host: '127.0.0.1', port: target }), sockets, record);
-  });
-  const port = await listenLocal(server);
-  return {
-    port,
-    connections,
-    upBytes: () => Buffer.concat(connections.flatMap((c) => c.up)),
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+export function startRecorder(target: number): Promise<Recorder> {
+  return startRecording(createNetServer(), target);
 }
 
 /**
@@ -196,24 +168,9 @@ export async function startRecorder(target: number): Promise<Recorder> {
  * front of 127.0.0.1:`target`: with tinyproxy behind it, an https:// proxy.
  * It records what it decrypted from clients.
  */
-export async function startTlsTerminator(target: number): Promise<Recorder> {
+export function startTlsTerminator(target: number): Promise<Recorder> {
   const cert = testCert();
-  const sockets = new Set<Socket>();
-  const connections: Recorder['connections'] = [];
-  const server = createTlsServer({ key: cert.key, cert: cert.cert }, (client) => {
-    const record = { up: [] as Buffer[], down: [] as Buffer[] };
-    connections.push(record);
-    pipeBoth(client, netConnect({ host: '127.0.0.1', port: target }), sockets, record);
-  });
+  const server = createTlsServer({ key: cert.key, cert: cert.cert });
   server.on('tlsClientError', () => {});
-  const port = await listenLocal(server);
-  return {
-    port,
-    connections,
-    upBytes: () => Buffer.concat(connections.flatMap((c) => c.up)),
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return startRecording(server, target);
 }
