@@ -8,12 +8,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer as createNetServer, type Server } from 'node:net';
+import { createServer as createNetServer, type Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testCert } from './certs.js';
-import { freePort } from './free-port.js';
+import { accepting, freePort } from './free-port.js';
 import { relayTo } from './byte-counter.js';
 
 export const TINYPROXY = '/usr/bin/tinyproxy';
@@ -37,14 +37,7 @@ async function waitListening(port: number, child: ChildProcess, what: string, lo
   const until = Date.now() + START_MS;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening on ${port}\n${log()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect({ host: '127.0.0.1', port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
+    const ok = await accepting(port);
     if (ok) return;
     if (Date.now() > until) throw new Error(`${what} did not listen on ${port} within ${START_MS} ms\n${log()}`);
     await new Promise((r) => setTimeout(r, 50));

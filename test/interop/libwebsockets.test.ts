@@ -19,7 +19,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -28,7 +27,7 @@ import { createDemoServer, type DemoServer } from '../../src/demo/demo-server.js
 import { testCert } from '../helpers/certs.js';
 import { libwebsocketsTestAppsAvailable, requirePeer } from '../helpers/peers.js';
 import { withTimeout } from '../helpers/ws-pair.js';
-import { freePort } from '../helpers/free-port.js';
+import { accepting, freePort } from '../helpers/free-port.js';
 
 const skip = requirePeer('libwebsockets-test-server', libwebsocketsTestAppsAvailable(), 'apt-get install libwebsockets-test-server');
 
@@ -84,14 +83,7 @@ async function waitListening(port: number, peer: Peer): Promise<void> {
   let exited = false;
   void peer.exited.then(() => (exited = true));
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect({ host: '127.0.0.1', port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
+    const ok = await accepting(port);
     if (ok) return;
     if (exited) throw new Error(`libwebsockets-test-server exited before listening:\n${peer.log.join('\n')}`);
     if (Date.now() > deadline) throw new Error(`libwebsockets-test-server not listening on ${port} after ${STEP_MS} ms:\n${peer.log.join('\n')}`);
