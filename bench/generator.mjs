@@ -5,13 +5,21 @@
 //
 // Usage: node bench/generator.mjs '<json config>'
 //   { mode: 'ws'|'raw', port, size, binary, connections, depth,
-//     warmupMs, durationMs, serverPid?, clkTck?, cpus?, tls?, tlsCa?, servername? }
+//     warmupMs, durationMs, serverPid?, clkTck?, cpus?, tls?, tlsCa?, servername?,
+//     h2?, h2Connections?, workload? }
 // tls: connect with node:tls (wss, or raw bytes over TLS); tlsCa is the PEM
 // file of the certificate to trust (the harness's self-signed one);
 // servername, the name the certificate must be for (default: 127.0.0.1, the
 // address connected to). The C generator (bench/loadgen/) takes the same keys
 // and is the default for TLS scenarios too; this one runs them with
 // --generator node.
+// h2: every WebSocket is a stream of an HTTP/2 connection (RFC 8441 extended
+// CONNECT; over TLS with ALPN h2, or h2c with prior knowledge without tls),
+// h2Connections of them (default 1) shared round-robin, opened once.
+// workload 'open' (default 'echo'): `connections` loops, each opening a
+// WebSocket (a new connection with an upgrade, or with h2 a new stream on the
+// open HTTP/2 connection), echoing one message and closing it, again and
+// again; the result counts those cycles (opensPerSec) and times open→echo.
 // Prints exactly one JSON line on stdout: the result, or { error }.
 // Exit status 0 on success, 2 when an echo failed verification or a
 // connection broke (the numbers of such a run mean nothing).
@@ -23,6 +31,7 @@
 
 import { connect } from 'node:net';
 import { connect as connectTls } from 'node:tls';
+import { connect as connectH2 } from 'node:http2';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
@@ -95,6 +104,41 @@ const template32 = new Uint32Array(template.buffer, template.byteOffset, templat
 const opcode = cfg.binary === false ? 0x1 : 0x2;
 const tlsOptions = cfg.tls ? { ca: cfg.tlsCa ? readFileSync(cfg.tlsCa) : undefined, ...(cfg.servername ? { servername: cfg.servername } : {}) } : null;
 const tlsSeen = { protocol: null, cipher: null };
+
+// ------------------------------------------------------------ HTTP/2 connections
+
+const h2Sessions = [];
+
+/** The HTTP/2 connection WebSocket `id` runs on: one of cfg.h2Connections, opened on first use. */
+function h2SessionFor(id) {
+  const k = id % Math.max(1, cfg.h2Connections ?? 1);
+  h2Sessions[k] ??= new Promise((resolve, reject) => {
+    const session = connectH2(`${tlsOptions ? 'https' : 'http'}://127.0.0.1:${cfg.port}`, {
+      ...(tlsOptions ?? {}),
+      ...(tlsOptions ? { ALPNProtocols: ['h2'] } : {}),
+    });
+    session.on('error', (err) => {
+      fail(`HTTP/2 connection ${k}: ${err.message}`);
+      reject(err);
+    });
+    session.once('close', () => {
+      if (stats.running) fail(`HTTP/2 connection ${k} closed during the run`);
+    });
+    // RFC 8441 section 3: extended CONNECT only once the server's SETTINGS enable it.
+    session.once('remoteSettings', (settings) => {
+      if (settings.enableConnectProtocol !== true) {
+        fail('the server did not send SETTINGS_ENABLE_CONNECT_PROTOCOL = 1');
+        return;
+      }
+      if (tlsOptions) {
+        tlsSeen.protocol = session.socket.getProtocol();
+        tlsSeen.cipher = session.socket.getCipher()?.name ?? null;
+      }
+      resolve(session);
+    });
+  });
+  return h2Sessions[k];
+}
 
 // Masking keys come from a CSPRNG (RFC 6455 section 5.3: unpredictable),
 // drawn 64 KiB at a time so each frame costs no system call.
@@ -209,9 +253,11 @@ class Conn {
     this.inMessage = false; // a fragmented message is open
     this.closing = false;
     this.socket = null;
+    this.onEcho = null; // workload 'open': called on the one echo instead of sending the next message
   }
 
   open() {
+    if (cfg.h2) return this.openStream();
     return new Promise((resolve, reject) => {
       const socket = tlsOptions ? connectTls({ host: '127.0.0.1', port: cfg.port, ...tlsOptions }) : connect({ host: '127.0.0.1', port: cfg.port });
       // The opening handshake goes out once the transport is up: after the TLS handshake for tls.
@@ -269,6 +315,43 @@ class Conn {
         if (rest.length > 0) this.onData(rest);
       };
       socket.on('data', onHead);
+    });
+  }
+
+  /** The WebSocket as a stream of an HTTP/2 connection (RFC 8441 section 4), its frames as over TCP. */
+  async openStream() {
+    const session = await h2SessionFor(this.id);
+    return new Promise((resolve, reject) => {
+      const stream = session.request(
+        {
+          ':method': 'CONNECT',
+          ':protocol': 'websocket',
+          ':scheme': tlsOptions ? 'https' : 'http',
+          ':path': '/',
+          ':authority': `127.0.0.1:${cfg.port}`,
+          'sec-websocket-version': '13',
+        },
+        { endStream: false },
+      );
+      this.socket = stream;
+      stream.on('error', (err) => {
+        if (!this.closing) fail(`connection ${this.id}: ${err.message}`);
+        reject(err);
+      });
+      stream.on('close', () => {
+        if (!this.closing) fail(`connection ${this.id}: stream closed by the server during the run`);
+      });
+      stream.once('response', (headers) => {
+        const status = headers[':status'];
+        if (status !== 200) {
+          fail(`connection ${this.id}: extended CONNECT answered ${status} instead of 200`);
+          return;
+        }
+        if (headers['sec-websocket-extensions'] !== undefined) return void fail(`connection ${this.id}: server chose an extension that was not offered`);
+        if (headers['sec-websocket-protocol'] !== undefined) return void fail(`connection ${this.id}: server chose a subprotocol that was not offered`);
+        stream.on('data', (c) => this.onData(c));
+        resolve();
+      });
     });
   }
 
@@ -425,6 +508,7 @@ class Conn {
   complete(now) {
     const seq = this.recvSeq++;
     this.msgOff = 0;
+    if (this.onEcho !== null) return void this.onEcho(now);
     if (stats.measuring) {
       stats.completed++;
       this.windowCompleted++;
@@ -514,7 +598,92 @@ function busyCpuSeconds() {
 
 // ------------------------------------------------------------ the run
 
+/** Closes the HTTP/2 connections, if any (bounded). */
+async function closeH2Sessions() {
+  for (const pending of h2Sessions) {
+    const session = await pending.catch(() => null);
+    if (session === null || session.closed) continue;
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        session.destroy();
+        resolve();
+      }, CLOSE_TIMEOUT_MS);
+      session.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+/**
+ * Workload 'open': cfg.connections loops, each opening a WebSocket, echoing
+ * one message, closing it and starting over. Counts the cycles that finished
+ * inside the window; latency is from the start of the open to the verified echo.
+ */
+async function mainOpen() {
+  let nextId = 1;
+  let cycles = 0;
+  const loop = async () => {
+    while (stats.running && !finished) {
+      const conn = new Conn(nextId++);
+      const t0 = performance.now();
+      await conn.open();
+      const echoed = new Promise((resolve) => (conn.onEcho = resolve));
+      conn.sendOne(performance.now());
+      const at = await echoed;
+      await conn.close();
+      if (stats.measuring) {
+        cycles++;
+        stats.latency.record((at - t0) * 1000);
+      }
+    }
+  };
+  const loops = [];
+  for (let i = 0; i < cfg.connections; i++) loops.push(loop());
+  const done = Promise.all(loops);
+
+  await new Promise((resolve) => setTimeout(resolve, cfg.warmupMs));
+  if (finished) return;
+  const window = { start: performance.now(), cpu: process.cpuUsage(), server: serverCpuSeconds(), busy: busyCpuSeconds() };
+  cycles = 0;
+  stats.latency.reset();
+  stats.measuring = true;
+  await new Promise((resolve) => setTimeout(resolve, cfg.durationMs));
+  if (finished) return;
+  stats.measuring = false;
+  const seconds = (performance.now() - window.start) / 1000;
+  const cpu = process.cpuUsage(window.cpu);
+  const serverEnd = serverCpuSeconds();
+  const busyEnd = busyCpuSeconds();
+  const counted = cycles;
+  stats.running = false;
+  const drain = setTimeout(() => fail(`open/echo/close loops still running ${CONNECT_TIMEOUT_MS} ms after the window`), CONNECT_TIMEOUT_MS);
+  await done;
+  clearTimeout(drain);
+  await closeH2Sessions();
+  if (finished) return;
+  finished = true;
+  const generatorCpu = (cpu.user + cpu.system) / 1e6 / seconds;
+  const serverCpu = window.server !== null && serverEnd !== null ? (serverEnd - window.server) / seconds : null;
+  const busy = window.busy !== null && busyEnd !== null ? (busyEnd - window.busy) / seconds : null;
+  const result = {
+    generator: 'node',
+    seconds,
+    opens: counted,
+    opensPerSec: counted / seconds,
+    p50Ms: stats.latency.quantile(0.5) / 1000,
+    p99Ms: stats.latency.quantile(0.99) / 1000,
+    generatorCpu,
+    serverCpu,
+    otherCpu: busy !== null && serverCpu !== null ? Math.max(0, busy - generatorCpu - serverCpu) : null,
+    ...(tlsOptions ? { tlsProtocol: tlsSeen.protocol, tlsCipher: tlsSeen.cipher } : {}),
+  };
+  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
+}
+
 async function main() {
+  if (cfg.workload === 'open') return mainOpen();
   const conns = [];
   for (let i = 0; i < cfg.connections; i++) conns.push(new Conn(i + 1));
   const connectTimer = setTimeout(() => fail(`connections not ready after ${CONNECT_TIMEOUT_MS} ms`), CONNECT_TIMEOUT_MS);
@@ -545,6 +714,7 @@ async function main() {
   const idle = conns.filter((c) => c.windowCompleted === 0).length;
 
   await Promise.all(conns.map((c) => c.close()));
+  await closeH2Sessions();
   if (finished) return;
   finished = true;
   const generatorCpu = (cpu.user + cpu.system) / 1e6 / seconds;

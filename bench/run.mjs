@@ -305,6 +305,7 @@ function baseConfig(scenario, server, env) {
     binary: scenario.binary,
     connections: scenario.connections,
     depth: scenario.depth ?? 1,
+    ...(server.transport === 'h2' ? { h2: true } : {}),
     warmupMs: env.opts.warmupS * 1000,
     durationMs: env.opts.durationS * 1000,
   };
@@ -428,7 +429,7 @@ async function runFanout(scenario, family, env) {
 }
 
 function generatorFor(scenario, opts) {
-  return scenario.kind === 'echo' ? opts.generator : 'c';
+  return scenario.generator ?? (scenario.kind === 'echo' ? opts.generator : 'c');
 }
 
 // ------------------------------------------------------------ statistics and report
@@ -453,7 +454,7 @@ const mib = (n) => (Number.isFinite(n) ? `${(n / 2 ** 20).toFixed(1)} MiB` : '�
 const kib = (n) => (Number.isFinite(n) ? `${(n / 1024).toFixed(1)} KiB` : '—');
 
 /** The measure a scenario's rows are ranked by (higher is better except for memory). */
-const METRIC = { echo: 'msgPerSec', handshake: 'handshakesPerSec', fanout: 'deliveriesPerSec', idle: 'bytesPerConn' };
+const METRIC = { echo: 'msgPerSec', handshake: 'handshakesPerSec', open: 'opensPerSec', fanout: 'deliveriesPerSec', idle: 'bytesPerConn' };
 
 function summarize(opts, results) {
   const rows = [];
@@ -575,6 +576,24 @@ function report(opts, meta, rows) {
     }
     L.push('');
     L.push('A handshake here is a whole cycle: TCP connect, upgrade request and 101 response (Sec-WebSocket-Accept checked), one 32 B echo verified, close frames both ways and the server closing the TCP connection. raw: TCP connect, 32 B echo, FIN both ways (the cost of the sockets alone). Latency: from connect() to the verified echo.');
+  }
+
+  const open = rows.filter((r) => r.scenario.kind === 'open');
+  if (open.length) {
+    L.push('');
+    L.push('#### Opening a WebSocket on an open HTTP/2 connection');
+    L.push('');
+    L.push(`| Server | opens/s${spread ? ' median (min–max)' : ''} | × ws | p50 open→echo | p99 open→echo | gen CPU | server CPU | other load | notes |`);
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const r of open) {
+      if (r.n === 0) {
+        L.push(`| ${r.server} | FAILED: ${r.errors[0] ?? 'no run'} | | | | | | | |`);
+        continue;
+      }
+      L.push(`| ${r.server} | ${withSpread(r, int)} | ${ratio(r.ratioWs)} | ${sig(r.med('p50Ms'))} ms | ${sig(r.med('p99Ms'))} ms | ${pct(r.genCpu)} | ${pct(r.serverCpu)} | ${pct(r.otherCpu)} | ${flags(r, state)} |`);
+    }
+    L.push('');
+    L.push(`${open[0].scenario.title.replace(/^wss: /, '')}. An open is a whole cycle: sockeye-h2 sends an extended CONNECT on an HTTP/2 connection opened once (RFC 8441) and waits for its 200; the others open a TCP connection, do a full TLS handshake (no session resumption) and an HTTP/1.1 upgrade. Then one 32 B echo verified and close frames both ways. Latency: from the start of the open to the verified echo.`);
   }
 
   const idle = rows.filter((r) => r.scenario.kind === 'idle');
@@ -735,7 +754,7 @@ async function main() {
     }),
   );
   try {
-    for (const scenario of scenarios.filter((s) => s.kind === 'echo' || s.kind === 'handshake')) {
+    for (const scenario of scenarios.filter((s) => s.kind === 'echo' || s.kind === 'handshake' || s.kind === 'open')) {
       for (const family of scenario.servers.filter((f) => opts.servers.includes(f))) {
         const spec = serverFor(scenario, family);
         if (running.has(spec.name) || skipped.some((k) => k.startsWith(`${spec.name}:`))) continue;
@@ -810,6 +829,7 @@ function progress(scenario, r) {
   const cpu = `gen CPU ${pct(r.generatorCpu)}, server CPU ${pct(r.serverCpu)}`;
   if (scenario.kind === 'idle') return `${kib(r.bytesPerConn)} RSS per connection (${mib(r.rssBefore)} → ${mib(r.rssAfter)}), heap ${kib(r.heapPerConn)}`;
   if (scenario.kind === 'handshake') return `${int(r.handshakesPerSec)} handshakes/s, ${cpu}`;
+  if (scenario.kind === 'open') return `${int(r.opensPerSec)} opens/s, ${cpu}`;
   if (scenario.kind === 'fanout') return `${int(r.deliveriesPerSec)} deliveries/s, ${sig(r.broadcastsPerSec)} broadcasts/s, ${cpu}`;
   return `${int(r.msgPerSec)} msg/s, ${sig(r.mbPerSec)} MB/s, ${cpu}`;
 }

@@ -138,6 +138,48 @@ export const SCENARIOS = [
     servers: ['sockeye', 'ws'],
     measures: 'broadcast: one message sent to every connected client; deliveries per second and the time until the last client has it',
   },
+  // WebSockets over HTTP/2 (RFC 8441), against the same servers over HTTP/1.1
+  // with TLS. ws has no HTTP/2, and the C generator none either: these run
+  // the Node generator (bench/generator.mjs, its h2 option) for every row.
+  {
+    id: 'h2-text1k-1x16',
+    kind: 'echo',
+    tls: true,
+    generator: 'node',
+    title: 'wss: 1 KiB text, 1 WebSocket × 16 in flight (sockeye-h2: one stream of an HTTP/2 connection)',
+    size: 1024,
+    binary: false,
+    connections: 1,
+    depth: 16,
+    servers: ['sockeye-h2', 'sockeye', 'ws'],
+    measures: 'one WebSocket as an HTTP/2 stream (DATA frames, flow-control windows) against the same WebSocket on its own TLS connection',
+  },
+  {
+    id: 'h2-bin32-100x16',
+    kind: 'echo',
+    tls: true,
+    generator: 'node',
+    title: 'wss: 32 B binary, 100 WebSockets × 16 in flight (sockeye-h2: 100 streams of one HTTP/2 connection)',
+    size: 32,
+    binary: true,
+    connections: 100,
+    depth: 16,
+    servers: ['sockeye-h2', 'sockeye', 'ws'],
+    measures: 'many WebSockets multiplexed on one connection against one TLS connection each',
+  },
+  {
+    id: 'h2-open',
+    kind: 'open',
+    tls: true,
+    generator: 'node',
+    title: 'wss: 32 loops of open a WebSocket, 32 B echo, close (sockeye-h2: a new stream of an open HTTP/2 connection; the others: a new TLS connection each)',
+    size: 32,
+    binary: true,
+    connections: 32,
+    depth: 1,
+    servers: ['sockeye-h2', 'sockeye', 'ws'],
+    measures: 'what opening a WebSocket costs on an HTTP/2 connection that is already open, against a new TCP and TLS connection and an HTTP/1.1 upgrade',
+  },
 ];
 
 /**
@@ -166,9 +208,11 @@ export const SERVERS = [
   { name: 'ws-tls', family: 'ws', file: 'servers/ws.mjs', mode: 'ws', args: [], tls: true },
   { name: 'sockeye-ws-tls', family: 'sockeye-ws', file: 'servers/ws.mjs', mode: 'ws', args: ['--sockeye'], tls: true },
   { name: 'raw-tls', family: 'raw', file: 'servers/raw.mjs', mode: 'raw', args: [], tls: true },
+  // The sockeye TLS server as it is (HTTP/2 is on by default with TLS), reached over HTTP/2.
+  { name: 'sockeye-h2', family: 'sockeye-h2', file: 'servers/sockeye.mjs', mode: 'ws', args: [], tls: true, transport: 'h2' },
 ];
 
-export const FAMILIES = ['sockeye', 'sockeye-transfer', 'sockeye-ws', 'ws', 'ws-native', 'raw', 'floor'];
+export const FAMILIES = ['sockeye', 'sockeye-transfer', 'sockeye-ws', 'ws', 'ws-native', 'raw', 'floor', 'sockeye-h2'];
 
 /** The server that plays `family` in `scenario` (its TLS variant in a TLS scenario). */
 export function serverFor(scenario, family) {

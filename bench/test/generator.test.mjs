@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createSecureServer } from 'node:http2';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NO_OPENSSL, assertEchoRun, rawServer, rawServerDropping, realServers, tlsFiles, tlsServerOptions, wsServer } from './helpers.mjs';
@@ -81,6 +82,51 @@ describe('over TLS (the wss scenario)', { concurrency: 3 }, () => {
       assertEchoRun(right.code, right.result, 'node', 32);
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe('over HTTP/2 (the sockeye-h2 rows)', { concurrency: 2 }, () => {
+  const tls = tlsFiles();
+  const servers = realServers(tls);
+  const skip = NO_OPENSSL;
+  test('echoes as streams of one HTTP/2 connection against the sockeye --tls server', { skip }, async () => {
+    const { code, result } = await generate(servers.sockeye.port, { mode: 'ws', size: 1024, binary: false, connections: 8, depth: 4, tls: true, tlsCa: tls.ca, h2: true });
+    assertEchoRun(code, result, 'node', 1024);
+    assert.match(result.tlsProtocol, /^TLSv1\.[23]$/);
+  });
+  test("workload 'open' counts open, echo, close cycles, over HTTP/2 and over new TLS connections", { skip }, async () => {
+    for (const h2 of [true, false]) {
+      const { code, result } = await generate(servers.sockeye.port, { mode: 'ws', connections: 4, depth: 1, tls: true, tlsCa: tls.ca, h2, workload: 'open' });
+      assert.equal(result.error, undefined, `h2 ${h2}`);
+      assert.equal(code, 0);
+      assert.ok(result.opens > 0, `h2 ${h2}: cycles were counted`);
+      assert.ok(Math.abs(result.opensPerSec - result.opens / result.seconds) < 1e-6);
+      assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
+    }
+  });
+  test('fails, saying why, against an HTTP/2 server that does not enable extended CONNECT', { skip }, async () => {
+    const server = createSecureServer(tlsServerOptions(tls));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { code, result } = await generate(server.address().port, { mode: 'ws', connections: 1, tls: true, tlsCa: tls.ca, h2: true });
+      assert.equal(code, 2);
+      assert.match(result.error, /SETTINGS_ENABLE_CONNECT_PROTOCOL/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+  test('fails when the server answers the extended CONNECT with another status than 200', { skip }, async () => {
+    const server = createSecureServer({ ...tlsServerOptions(tls), settings: { enableConnectProtocol: true } });
+    server.on('stream', (stream) => stream.respond({ ':status': 403 }, { endStream: true }));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { code, result } = await generate(server.address().port, { mode: 'ws', connections: 1, tls: true, tlsCa: tls.ca, h2: true });
+      assert.equal(code, 2);
+      assert.match(result.error, /answered 403 instead of 200/);
+    } finally {
+      server.closeAllConnections?.();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
