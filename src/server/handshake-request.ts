@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { remoteAddressOf } from '../transport/stream-adapter.js';
 import { HttpHeadParser, type HttpHead } from '../core/http-head.js';
 import { validateUpgradeRequest, type UpgradeRequestInfo } from '../core/handshake.js';
 import type { UpgradeRequest } from './server-session.js';
@@ -16,8 +18,8 @@ interface Kept {
 
 /**
  * The UpgradeRequest a session keeps for its whole life, in little memory:
- * one string (the validated head, rebuilt from its parsed lines) plus two
- * scalars. Everything else (headers, query, host, ...) is parsed again from
+ * one string (the validated head, rebuilt from its parsed lines), the
+ * stream and a flag. Everything else (headers, query, host, ...) is parsed again from
  * that string on first use and kept only until compact(): the parsed head (a
  * Map of arrays, a lower-cased copy of every name, the query's
  * URLSearchParams) would cost every idle server connection far more than its
@@ -25,7 +27,14 @@ interface Kept {
  */
 export class HandshakeRequest implements UpgradeRequest {
   readonly secure: boolean;
-  readonly remoteAddress: string | undefined;
+  /**
+   * Where the peer's address comes from: the connection's stream, asked on
+   * first read (node:net then keeps it), or the address itself. Asking at
+   * every handshake would cost a getpeername() system call and the
+   * address's object and string on every idle connection, for a value many
+   * applications never read (test/server/handshake-request.test.ts).
+   */
+  readonly #peer: Duplex | string | undefined;
   #source: string;
   /** Set by release(): the head's text is gone and only these remain. */
   #kept: Kept | null = null;
@@ -33,9 +42,9 @@ export class HandshakeRequest implements UpgradeRequest {
   #info: UpgradeRequestInfo | null;
   #query: URLSearchParams | null = null;
 
-  constructor(head: HttpHead, info: UpgradeRequestInfo, remoteAddress: string | undefined, secure: boolean) {
+  constructor(head: HttpHead, info: UpgradeRequestInfo, peer: Duplex | string | undefined, secure: boolean) {
     this.secure = secure;
-    this.remoteAddress = remoteAddress;
+    this.#peer = peer;
     this.#head = head;
     this.#info = info;
     // One flat string of the head as parsed (names as sent, values trimmed): it parses back to the same head.
@@ -43,6 +52,17 @@ export class HandshakeRequest implements UpgradeRequest {
     const lines = [`${head.method} ${head.target} HTTP/${head.version}`];
     for (const [name, value] of head.rawHeaders) lines.push(`${name}: ${value}`);
     this.#source = lines.join('\r\n');
+  }
+
+  /**
+   * The peer's IP address, read from the socket the first time it is asked
+   * for. Read while the connection is open (in verifyClient or onOpen, say),
+   * it stays known after the close; first asked after the socket has closed,
+   * it is undefined, as node:net's own socket.remoteAddress is.
+   */
+  get remoteAddress(): string | undefined {
+    const peer = this.#peer;
+    return peer === undefined || typeof peer === 'string' ? peer : remoteAddressOf(peer);
   }
 
   /** Always '1.1': the request was an HTTP/1.1 upgrade (validateUpgradeRequest() accepts no other). */

@@ -650,7 +650,7 @@ export class WebSocketServer<T = unknown> {
     return this.open(socket, rest, {
       validate: () => {
         const info = validateUpgradeRequest(head);
-        return { info, request: new HandshakeRequest(head, info, remoteAddressOf(socket), secure) };
+        return { info, request: new HandshakeRequest(head, info, socket, secure) };
       },
       accept: (key, protocol, extensions) => socket.write(buildUpgradeResponse({ key: key!, protocol, extensions })),
       reject: (status, message, headers) => this.reject(socket, status, message, headers),

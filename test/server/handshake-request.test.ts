@@ -4,6 +4,9 @@ import { HttpHeadParser } from '../../src/core/http-head.js';
 import { validateUpgradeRequest } from '../../src/core/handshake.js';
 import { HandshakeRequest } from '../../src/server/handshake-request.js';
 import { InvalidStateError } from '../../src/core/errors.js';
+import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { Duplex } from 'node:stream';
 
 function parse(text: string) {
   const r = new HttpHeadParser('request').push(Buffer.from(text, 'latin1'));
@@ -102,5 +105,47 @@ describe('HandshakeRequest', () => {
     assert.equal(req.remoteAddress, undefined);
     assert.equal(req.secure, false);
     assert.equal(req.headers.size, 5);
+  });
+
+  it('asks the stream for the peer address only when remoteAddress is read, and once asked keeps it past the close', async () => {
+    let asked = 0;
+    const stream = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    Object.defineProperty(stream, 'remoteAddress', { get: () => (asked++, '192.0.2.9') });
+    const head = parse(HEAD);
+    const req = new HandshakeRequest(head, validateUpgradeRequest(head), stream, false);
+    req.compact();
+    assert.equal(asked, 0, 'no getpeername() for a request whose address nobody reads');
+    assert.equal(req.remoteAddress, '192.0.2.9');
+    assert.equal(asked, 1);
+
+    // Over a real TCP socket: read while open, it is still known once the socket has closed; a
+    // request whose address was never read while open answers undefined after the close, as node:net does.
+    const server = createTcpServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    const clients: Socket[] = [];
+    try {
+      const accepted: Socket[] = [];
+      server.on('connection', (s) => accepted.push(s));
+      for (let i = 0; i < 2; i++) {
+        const c = tcpConnect(port, '127.0.0.1');
+        clients.push(c);
+        await once(c, 'connect');
+      }
+      while (accepted.length < 2) await new Promise((r) => setTimeout(r, 5));
+      const readEarly = new HandshakeRequest(head, validateUpgradeRequest(head), accepted[0], false);
+      const neverRead = new HandshakeRequest(head, validateUpgradeRequest(head), accepted[1], false);
+      assert.equal(readEarly.remoteAddress, '127.0.0.1');
+      for (const s of accepted) {
+        s.destroy();
+        await once(s, 'close');
+      }
+      assert.equal(readEarly.remoteAddress, '127.0.0.1');
+      assert.equal(neverRead.remoteAddress, undefined);
+    } finally {
+      for (const c of clients) c.destroy();
+      server.close();
+    }
   });
 });
