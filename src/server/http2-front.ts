@@ -44,6 +44,8 @@ export interface Http2FrontHost {
   extendedConnect(stream: ServerHttp2Stream, rawHeaders: readonly string[], secure: boolean): void;
   /** Any other request; undefined answers it 426 (this endpoint speaks WebSocket only). */
   readonly onHttpRequest: ((req: Http2ServerRequest, res: Http2ServerResponse) => void) | undefined;
+  /** The front refused a request that came for a WebSocket (a plain CONNECT, or 426 for any other request): counted as a failed handshake. */
+  refused(status: number): void;
   report(error: unknown): void;
 }
 
@@ -108,6 +110,7 @@ export class Http2Front {
       const secure = stream.session?.encrypted === true;
       if (req.headers[':protocol'] === undefined) {
         // A plain CONNECT (RFC 9113 section 8.5) asks for a tunnel: this server is not a proxy.
+        host.refused(405);
         res.writeHead(405, { allow: 'CONNECT', 'content-type': 'text/plain; charset=utf-8' });
         res.end('this server opens WebSockets (RFC 8441), not tunnels');
         return;
@@ -127,6 +130,7 @@ export class Http2Front {
         return;
       }
       // As over HTTP/1.1 (426), without the Upgrade header HTTP/2 forbids (RFC 9113 section 8.2.2).
+      host.refused(426);
       res.writeHead(426, { 'sec-websocket-version': '13', 'content-type': 'text/plain; charset=utf-8' });
       res.end('this endpoint speaks WebSocket only');
     });

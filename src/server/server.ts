@@ -487,7 +487,20 @@ export class WebSocketServer<T = unknown> {
       },
       {
         extendedConnect: (stream, rawHeaders, secure) => this.handleExtendedConnect(stream, rawHeaders, secure),
-        onHttpRequest: this.options.onHttpRequest ? (req, res) => this.options.onHttpRequest!(req, res) : undefined,
+        // The metrics path answers over HTTP/2 as over HTTP/1.1 (test/server/metrics-endpoint.test.ts).
+        onHttpRequest:
+          this.options.onHttpRequest || this.metricsPath !== null
+            ? (req, res) => {
+                if (this.isMetricsTarget(req.url)) this.serveMetrics(req, res);
+                else if (this.options.onHttpRequest) this.options.onHttpRequest(req, res);
+                else {
+                  this.counts.handshakeFailed(426);
+                  res.writeHead(426, { 'sec-websocket-version': '13', 'content-type': 'text/plain; charset=utf-8' });
+                  res.end('this endpoint speaks WebSocket only');
+                }
+              }
+            : undefined,
+        refused: (status) => this.counts.handshakeFailed(status),
         report: (err) => this.report(err),
       },
       this.context,
@@ -629,8 +642,8 @@ export class WebSocketServer<T = unknown> {
     return this.metricsPath !== null && splitTarget(target).path === this.metricsPath;
   }
 
-  /** GET or HEAD of the metrics path: the snapshot in the Prometheus text format 0.0.4. */
-  private serveMetrics(req: IncomingMessage, res: ServerResponse): void {
+  /** GET or HEAD of the metrics path: the snapshot in the Prometheus text format 0.0.4 (over HTTP/1.1 or HTTP/2). */
+  private serveMetrics(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
       res.end('method not allowed');
@@ -638,7 +651,8 @@ export class WebSocketServer<T = unknown> {
     }
     const body = renderPrometheus(this.metrics());
     res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (req.method === 'HEAD') res.end();
+    else res.end(body);
   }
 
   private upgrade(socket: Duplex, head: HttpHead, rest: Buffer, secure: boolean): Promise<void> {
@@ -682,7 +696,11 @@ export class WebSocketServer<T = unknown> {
         if (key !== undefined) headers['sec-websocket-accept'] = acceptKey(key);
         stream.respond(headers);
       },
-      reject: (status, message, headers) => rejectStream(stream, status, message, headers),
+      reject: (status, message, headers) => {
+        // Counted even when the stream has gone already, as over HTTP/1.1 (test/server/http2.test.ts).
+        this.counts.handshakeFailed(status);
+        rejectStream(stream, status, message, headers);
+      },
     });
   }
 

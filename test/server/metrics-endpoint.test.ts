@@ -4,7 +4,8 @@
  * text format 0.0.4, which Prometheus's own `promtool check metrics` accepts
  * (parsed and linted: exit 0, nothing printed) after real traffic; keep-alive
  * scrapes; other methods get 405; over wss too, where a failed TLS
- * handshake is counted. Without the option nothing changes (426 as before);
+ * handshake is counted, and over HTTP/2, where refused extended CONNECTs
+ * and plain requests count as failed handshakes. Without the option nothing changes (426 as before);
  * with onHttpRequest, it gets every other plain request. A bad path, or the
  * option with an attached `server`, fails at createServer(). Every server
  * listens on 127.0.0.1 port 0, every wait is bounded.
@@ -18,6 +19,8 @@ import { connect, createServer, InvalidArgumentError, PROMETHEUS_CONTENT_TYPE, r
 import { echoHandler, startServer, waitUntil, withTimeout } from '../helpers/ws-pair.js';
 import { testCert } from '../helpers/certs.js';
 import { promtoolAvailable, promtoolCheckMetrics, requirePeer } from '../helpers/peers.js';
+import { h2Connect, openStream, within } from '../helpers/h2.js';
+import type { ClientHttp2Session } from 'node:http2';
 
 interface Answer {
   status: number;
@@ -206,6 +209,58 @@ describe('the metrics endpoint', () => {
       assert.equal(check.output, '');
       assert.equal(check.status, 0);
     } finally {
+      await t.server.close();
+    }
+  });
+
+  it('over HTTP/2 (wss, ALPN h2): GET and HEAD answer the snapshot; refused extended CONNECTs and other requests count as failed handshakes', { skip: SKIP_PROMTOOL }, async () => {
+    const { key, cert } = testCert();
+    const t = await startServer({ tls: { key, cert }, metrics: { path: '/metrics' }, handler: echoHandler(), path: '/ws', verifyClient: (r) => r.query.get('ok') === '1' });
+    let session: ClientHttp2Session | undefined;
+    const plain = (path: string, method = 'GET') =>
+      within(
+        new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+          const req = session!.request({ ':method': method, ':path': path });
+          let body = '';
+          req.setEncoding('utf8');
+          req.on('data', (d: string) => (body += d));
+          req.on('response', (h) => req.on('end', () => resolve({ status: Number(h[':status']), type: h['content-type'] as string | undefined, body })));
+          req.on('error', reject);
+          req.end();
+        }),
+        5000,
+        `${method} ${path} over HTTP/2`,
+      );
+    try {
+      ({ session } = await h2Connect(`https://127.0.0.1:${t.port}`));
+      const refusedByPath = await openStream(session, '/elsewhere');
+      assert.equal(refusedByPath.headers[':status'], 404);
+      const refusedByVerify = await openStream(session, '/ws?ok=0');
+      assert.equal(refusedByVerify.headers[':status'], 403);
+      const other = await plain('/index.html');
+      assert.equal(other.status, 426);
+      const accepted = await openStream(session, '/ws?ok=1');
+      assert.equal(accepted.headers[':status'], 200);
+      await waitUntil(() => t.server.clients.size === 1, 5000, 'the HTTP/2 session to open');
+
+      const m = await plain('/metrics');
+      assert.equal(m.status, 200);
+      assert.equal(m.type, PROMETHEUS_CONTENT_TYPE);
+      assert.ok(m.body.includes('\nsockeye_connections_open 1\n'), m.body);
+      assert.deepEqual(t.server.metrics().handshakeFailures, { 403: 1, 404: 1, 426: 1 });
+      assert.ok(m.body.includes('sockeye_handshake_failures_total{status="404"} 1\n'), m.body);
+      assert.ok(m.body.includes('sockeye_handshake_failures_total{status="426"} 1\n'));
+      const check = promtoolCheckMetrics(m.body);
+      assert.equal(check.output, '');
+      assert.equal(check.status, 0);
+      const head = await plain('/metrics', 'HEAD');
+      assert.equal(head.status, 200);
+      assert.equal(head.body, '');
+      const post = await plain('/metrics', 'POST');
+      assert.equal(post.status, 405);
+      accepted.stream.destroy();
+    } finally {
+      session?.destroy();
       await t.server.close();
     }
   });
