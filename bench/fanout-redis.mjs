@@ -423,7 +423,7 @@ async function ready(row, servers, share, env) {
   });
   if (!row.redis) return;
   const deadline = Date.now() + SUBSCRIBED_TIMEOUT_MS;
-  let n = 0;
+  let n;
   while ((n = await numsub(env.redis.port, row.channel)) < servers.length) {
     if (Date.now() > deadline) throw new Error(`${n} of ${servers.length} ${row.id} processes subscribed to ${row.channel} at Redis after ${SUBSCRIBED_TIMEOUT_MS} ms`);
     await sleep(20);
@@ -520,8 +520,9 @@ function report(opts, meta, rows) {
       continue;
     }
     const notes = [];
-    if (r.generatorCpu >= GEN_CPU_WARN) notes.push('gen-bound'), flags.push('gen-bound');
-    if (Number.isFinite(r.otherCpu) && r.otherCpu >= OTHER_CPU_WARN) notes.push('disturbed'), flags.push('disturbed');
+    if (r.generatorCpu >= GEN_CPU_WARN) notes.push('gen-bound');
+    if (Number.isFinite(r.otherCpu) && r.otherCpu >= OTHER_CPU_WARN) notes.push('disturbed');
+    flags.push(...notes);
     if (r.errors.length) notes.push(`${r.errors.length} run${r.errors.length > 1 ? 's' : ''} FAILED`);
     const rate = spread ? `${int(r.deliveriesPerSec)} (${int(r.min)}–${int(r.max)})` : int(r.deliveriesPerSec);
     L.push(`| ${r.title} | ${r.processes} | ${rate} | ${sig(r.broadcastsPerSec)} | ${ratio(r.ratioToBase)} | ${sig(r.p50Ms)} ms | ${sig(r.p99Ms)} ms | ${int(r.deliveriesVerified)} | ${pct(r.generatorCpu)} | ${pct(r.serverCpu)} | ${r.redisCpu === null ? '' : pct(r.redisCpu)} | ${pct(r.otherCpu)} | ${notes.join(', ')} |`);
@@ -592,11 +593,13 @@ async function main() {
     skipped,
     loadBefore: loadavg()[0],
     loadAfter: NaN,
+    redisPort: null,
   };
   let redis = null;
   if (rows.some((r) => r.redis)) {
     redis = await startRedis(pin);
     versions.redisServer = redis.version;
+    meta.redisPort = redis.port;
   }
   const env = { opts, pin, redis, clkTck: clockTicks(), meta };
   const cells = [];
