@@ -38,6 +38,9 @@ const START_TIMEOUT_MS = 20_000;
 const CONTROL_TIMEOUT_MS = 30_000;
 /** How long the processes may take to be subscribed at Redis once every client is open. */
 const SUBSCRIBED_TIMEOUT_MS = 10_000;
+/** The generator's bound on opening every client (and on waiting for the go line): this plus this per client. */
+const CONNECT_BASE_MS = 30_000;
+const CONNECT_PER_CLIENT_MS = 6;
 const GEN_CPU_WARN = 0.9;
 const OTHER_CPU_WARN = 0.25;
 
@@ -362,10 +365,13 @@ async function runCell(row, env) {
       clkTck: env.clkTck,
       cpus: pin ? [...pin.server, pin.generator] : null,
       goOnStdin: true,
+      // socket.io's handshakes (an engine.io open packet and a namespace connect after the 101) are
+      // slower than sockeye's, and a busy machine slows them more: room enough for every row.
+      connectTimeoutMs: CONNECT_BASE_MS + CONNECT_PER_CLIENT_MS * opts.clients,
     };
     const [cmd, ...args] = pinned(pin ? String(pin.generator) : null, [LOADGEN, JSON.stringify(config)]);
     const gen = track(spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
-    const timeoutMs = 15_000 + opts.clients + SUBSCRIBED_TIMEOUT_MS + (opts.warmupS + opts.durationS) * 1000 + 30_000;
+    const timeoutMs = 2 * config.connectTimeoutMs + (opts.warmupS + opts.durationS) * 1000 + 30_000;
     let out = '';
     let checkError = null;
     const result = await new Promise((resolve) => {
