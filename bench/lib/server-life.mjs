@@ -6,7 +6,7 @@
 //   server -> harness  INFO <json>        facts for the report (before LISTENING)
 //   server -> harness  LISTENING <port>
 //   harness -> server  gc                 full garbage collection (needs node --expose-gc), then
-//   server -> harness  MEMORY <json>      { gc, connections, rss, heapUsed, heapTotal, external, arrayBuffers }
+//   server -> harness  MEMORY <json>      { gc, connections, rss, heapUsed, heapTotal, external, arrayBuffers, ...facts() }
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -47,8 +47,9 @@ export function info(facts) {
  * @param {number} port the bound port, announced as "LISTENING <port>"
  * @param {() => Promise<void>} shutdown closes the server and its connections
  * @param {() => number} connections how many client connections are open now
+ * @param {() => object} [facts] more fields for each MEMORY line (the fan-out servers: how many clients are in the topic or room)
  */
-export function serveUntilStdinCloses(port, shutdown, connections) {
+export function serveUntilStdinCloses(port, shutdown, connections, facts = () => ({})) {
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -74,7 +75,7 @@ export function serveUntilStdinCloses(port, shutdown, connections) {
     while ((nl = pending.indexOf('\n')) >= 0) {
       const line = pending.slice(0, nl).trim();
       pending = pending.slice(nl + 1);
-      if (line === 'gc') collect(connections);
+      if (line === 'gc') collect(connections, facts);
       else if (line) process.stderr.write(`bench server: unknown control line ${JSON.stringify(line)}\n`);
     }
   });
@@ -103,7 +104,7 @@ export async function serveSockets(server, sockets) {
   );
 }
 
-function collect(connections) {
+function collect(connections, facts) {
   const gc = typeof globalThis.gc === 'function';
   if (gc) {
     // Two full collections: the first can leave garbage that only its finalizers released.
@@ -113,7 +114,7 @@ function collect(connections) {
   // Answer after the current I/O phase, so sockets closed in it are gone.
   setImmediate(() => {
     const m = process.memoryUsage();
-    process.stdout.write(`MEMORY ${JSON.stringify({ gc, connections: connections(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+    process.stdout.write(`MEMORY ${JSON.stringify({ gc, connections: connections(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, ...facts() })}\n`);
   });
 }
 

@@ -111,6 +111,24 @@ static bool integer(reader *r, int *out, double lo, double hi, const char *key) 
   return true;
 }
 
+/** Reads a JSON array of integers from lo to hi into out (at most cap); *count gets how many. */
+static bool int_array(reader *r, int *out, int *count, int cap, double lo, double hi, const char *key) {
+  if (*r->p != '[') return fail(r, "expected an array");
+  r->p++;
+  *count = 0;
+  ws(r);
+  if (*r->p == ']') return r->p++, true;
+  for (;;) {
+    ws(r);
+    if (*count == cap) return fail(r, "array too long");
+    if (!integer(r, &out[(*count)++], lo, hi, key)) return false;
+    ws(r);
+    if (*r->p == ',') { r->p++; continue; }
+    if (*r->p == ']') { r->p++; return true; }
+    return fail(r, "expected ',' or ']'");
+  }
+}
+
 const char *config_parse(const char *json, config *cfg) {
   static char message[256];
   reader r = {.p = json, .err = {0}};
@@ -159,6 +177,19 @@ const char *config_parse(const char *json, config *cfg) {
     } else if (!strcmp(key, "host")) ok = str(&r, cfg->host, sizeof cfg->host);
     else if (!strcmp(key, "path")) ok = str(&r, cfg->path, sizeof cfg->path);
     else if (!strcmp(key, "port")) ok = seen_port = integer(&r, &cfg->port, 1, 65535, key);
+    else if (!strcmp(key, "ports")) {
+      if ((ok = int_array(&r, cfg->ports, &cfg->nports, MAX_PORTS, 1, 65535, key)) && cfg->nports == 0) ok = fail(&r, "ports is empty");
+    } else if (!strcmp(key, "serverPids")) ok = int_array(&r, cfg->serverPids, &cfg->nserverPids, MAX_PIDS, 1, 1e9, key);
+    else if (!strcmp(key, "redisPid") && lit(&r, "null")) cfg->redisPid = 0;
+    else if (!strcmp(key, "redisPid")) ok = integer(&r, &cfg->redisPid, 0, 1e9, key);
+    else if (!strcmp(key, "goOnStdin")) ok = boolean(&r, &cfg->goOnStdin);
+    else if (!strcmp(key, "ascii")) ok = boolean(&r, &cfg->ascii);
+    else if (!strcmp(key, "protocol")) {
+      char v[16];
+      if (!(ok = str(&r, v, sizeof v))) break;
+      if (!strcmp(v, "engine.io")) cfg->eio = true;
+      else if (strcmp(v, "websocket") != 0) { ok = fail(&r, "protocol must be \"websocket\" or \"engine.io\""); break; }
+    }
     else if (!strcmp(key, "size")) {
       int v;
       if ((ok = integer(&r, &v, 0, 1 << 30, key))) cfg->size = v;
@@ -215,6 +246,14 @@ const char *config_parse(const char *json, config *cfg) {
   if (*r.p) return "config: trailing characters after the object";
 
   // The fields the Node generator requires are required here too.
+  if (cfg->nports > 0) { // "ports" wins over "port"
+    cfg->port = cfg->ports[0];
+    seen_port = true;
+  }
+  if (cfg->nports == 0) {
+    cfg->ports[0] = cfg->port;
+    cfg->nports = 1;
+  }
   const char *missing = !seen_mode ? "mode" : !seen_port ? "port" : cfg->size < 0 ? "size" : !seen_conns ? "connections" : NULL;
   if (!missing && cfg->workload != W_IDLE) {
     missing = cfg->warmupMs < 0 ? "warmupMs" : cfg->durationMs < 0 ? "durationMs" : NULL;
@@ -225,6 +264,14 @@ const char *config_parse(const char *json, config *cfg) {
     return message;
   }
   if (cfg->size < 32) return "payload size must be at least 32 bytes";
+  if (cfg->eio) {
+    // Engine.io events are text (JSON), so the payload is a JSON string of letters and digits: it needs no escaping.
+    if (cfg->raw) return "protocol engine.io needs mode ws";
+    if (cfg->workload != W_FANOUT) return "protocol engine.io is only for the fanout workload";
+    cfg->binary = false;
+    cfg->ascii = true;
+    if (!strcmp(cfg->path, "/")) strcpy(cfg->path, "/socket.io/?EIO=4&transport=websocket");
+  }
   if (cfg->connectTimeoutMs < 0) cfg->connectTimeoutMs = 15000 + cfg->connections; // 1 ms more per connection
   return NULL;
 }

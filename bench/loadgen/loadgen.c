@@ -14,7 +14,10 @@
 //   idle       open `connections`, one echo each, print ESTABLISHED, hold them
 //              until stdin closes or holdMs passes, answering pings
 //   fanout     every connection receives what the first one sends (the server
-//              broadcasts); the next broadcast goes when all have verified it
+//              broadcasts); the next broadcast goes when all have verified it.
+//              The clients may be spread over several server processes
+//              ("ports"), and may speak engine.io/socket.io ("protocol":
+//              "engine.io") inside the WebSocket, for socket.io servers.
 //
 // Each payload starts with a 16-byte ASCII stamp: 8 hex digits of connection
 // id, 8 of sequence number (fanout: the sender's id and the broadcast
@@ -83,6 +86,7 @@ typedef enum { RX_HDR, RX_DATA, RX_CTRL } rx_state;
 typedef struct conn {
   int fd;
   uint32_t id;
+  int port; // the server port this connection dials (cfg.ports[index % nports])
   conn_state state;
   // TLS: NULL for a plain connection, which never goes through OpenSSL. A
   // TLS operation that cannot go on says which way the socket must move, and
@@ -126,6 +130,13 @@ typedef struct conn {
   uint8_t ctrl[125];
   uint64_t msg_off; // bytes of the current echoed message verified so far
   uint8_t exp_stamp[STAMP];
+  // engine.io (cfg.eio): where the connection is in the socket.io handshake,
+  // and the packet being received (see eio_data)
+  uint8_t eio_stage;   // 0: waiting for the open packet, 1: "40" sent, waiting for the connect packet, 2: connected
+  uint8_t eio_kind;    // of the packet being received: 0 not known yet, 'E' an event, 'B' another packet (buffered whole)
+  uint32_t eio_pos;    // bytes of the packet received so far
+  uint16_t eio_len;    // bytes in eio_buf
+  char eio_buf[512];
 } conn;
 
 // ------------------------------------------------------------ run state (one run per process)
@@ -144,6 +155,7 @@ static int ndirty;
 static uint64_t rng_state;
 static int stdin_marker; // its address tags stdin in epoll
 static bool stdin_closed;
+static bool stdin_go; // goOnStdin: a line arrived
 static SSL_CTX *tls_ctx; // NULL unless cfg.tls
 static char tls_protocol[32], tls_cipher[128]; // what the first TLS handshake negotiated, for the result
 
@@ -252,11 +264,11 @@ static double clk_tck(void) {
   return t > 0 ? (double)t : 100;
 }
 
-/** User+system CPU seconds of the server from /proc/<pid>/stat; NaN when unknown. */
-static double server_cpu_seconds(void) {
-  if (cfg.serverPid <= 0) return NAN;
+/** User+system CPU seconds of process pid from /proc/<pid>/stat; NaN when unknown. */
+static double pid_cpu_seconds(int pid) {
+  if (pid <= 0) return NAN;
   char path[64], buf[2048];
-  snprintf(path, sizeof path, "/proc/%d/stat", cfg.serverPid);
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
   FILE *f = fopen(path, "r");
   if (!f) return NAN;
   size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -268,6 +280,14 @@ static double server_cpu_seconds(void) {
   unsigned long long ut = 0, stt = 0;
   if (sscanf(p + 2, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &ut, &stt) != 2) return NAN;
   return (double)(ut + stt) / clk_tck();
+}
+
+/** The server's CPU seconds: serverPid and every serverPids process, summed; NaN when one is unknown. */
+static double server_cpu_seconds(void) {
+  if (cfg.serverPid <= 0 && cfg.nserverPids == 0) return NAN;
+  double sum = cfg.serverPid > 0 ? pid_cpu_seconds(cfg.serverPid) : 0;
+  for (int i = 0; i < cfg.nserverPids; i++) sum += pid_cpu_seconds(cfg.serverPids[i]);
+  return sum;
 }
 
 /** Busy seconds (user, nice, system, irq, softirq, steal) of the pinned CPUs (all when unpinned); NaN elsewhere. */
@@ -312,13 +332,13 @@ static void phase(const char *what) {
 
 typedef struct {
   uint64_t start;
-  double self, server, busy;
+  double self, server, busy, redis;
 } cpu_window;
 
-static cpu_window window_open(void) { return (cpu_window){now_ns(), self_cpu_seconds(), server_cpu_seconds(), busy_cpu_seconds()}; }
+static cpu_window window_open(void) { return (cpu_window){now_ns(), self_cpu_seconds(), server_cpu_seconds(), busy_cpu_seconds(), cfg.redisPid > 0 ? pid_cpu_seconds(cfg.redisPid) : 0}; }
 
 typedef struct {
-  double seconds, generator, server, other;
+  double seconds, generator, server, other, redis;
 } cpu_result;
 
 static cpu_result window_close(cpu_window w) {
@@ -327,8 +347,9 @@ static cpu_result window_close(cpu_window w) {
   r.generator = (self_cpu_seconds() - w.self) / r.seconds;
   r.server = (server_cpu_seconds() - w.server) / r.seconds; // NaN propagates
   double busy = (busy_cpu_seconds() - w.busy) / r.seconds;
+  r.redis = cfg.redisPid > 0 ? (pid_cpu_seconds(cfg.redisPid) - w.redis) / r.seconds : 0;
   // Clock ticks are coarse (10 ms): a small negative difference is rounding.
-  r.other = isnan(busy) || isnan(r.server) ? NAN : fmax(0, busy - r.generator - r.server);
+  r.other = isnan(busy) || isnan(r.server) || isnan(r.redis) ? NAN : fmax(0, busy - r.generator - r.server - r.redis);
   return r;
 }
 
@@ -474,11 +495,31 @@ static uint8_t *frame_header(conn *c, uint8_t op, size_t len, uint8_t key[4]) {
   return f + hlen + 4;
 }
 
+// engine.io (cfg.eio): a broadcast travels as the socket.io event packet
+// 42["fan","<payload>"] in one text frame, both ways (engine.io packet type 4
+// "message", socket.io packet type 2 "event", default namespace); the payload
+// is letters and digits (cfg.ascii), so it is a JSON string as it is.
+static const char EIO_PRE[] = "42[\"fan\",\"";
+static const char EIO_SUF[] = "\"]";
+#define EIO_PRE_LEN (sizeof EIO_PRE - 1)
+#define EIO_SUF_LEN (sizeof EIO_SUF - 1)
+
 /** Queues message `seq` stamped with `id`: a masked frame, or the bare payload for raw. */
 static void send_message(conn *c, uint32_t id, uint32_t seq) {
   uint8_t stamp[STAMP];
   write_stamp(stamp, id, seq);
-  if (cfg.raw) {
+  if (cfg.eio) {
+    size_t len = EIO_PRE_LEN + tmpl_len + EIO_SUF_LEN;
+    uint8_t *msg = xmalloc(len);
+    memcpy(msg, EIO_PRE, EIO_PRE_LEN);
+    memcpy(msg + EIO_PRE_LEN, stamp, STAMP);
+    memcpy(msg + EIO_PRE_LEN + STAMP, tmpl + STAMP, tmpl_len - STAMP);
+    memcpy(msg + EIO_PRE_LEN + tmpl_len, EIO_SUF, EIO_SUF_LEN);
+    uint8_t key[4];
+    uint8_t *p = frame_header(c, OP_TEXT, len, key);
+    mask_copy(p, msg, len, key);
+    free(msg);
+  } else if (cfg.raw) {
     uint8_t *p = out_reserve(c, tmpl_len);
     memcpy(p, stamp, STAMP);
     memcpy(p + STAMP, tmpl + STAMP, tmpl_len - STAMP);
@@ -533,6 +574,8 @@ static void conn_reset(conn *c) {
   c->frame_fin = c->in_message = false;
   c->remaining = 0;
   c->msg_off = 0;
+  c->eio_stage = c->eio_kind = 0;
+  c->eio_pos = c->eio_len = 0;
   free(c->head);
   c->head = NULL;
   c->head_len = 0;
@@ -544,7 +587,7 @@ static void conn_open(conn *c) {
   int one = 1;
   // ws and sockeye both disable Nagle on their sockets; so does the generator.
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
   if (inet_pton(AF_INET, cfg.host, &sa.sin_addr) != 1) fail("host %s is not an IPv4 address", cfg.host);
   c->state = ST_CONNECTING;
   c->t0 = now_ns();
@@ -552,7 +595,7 @@ static void conn_open(conn *c) {
   c->want_out = true;
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
   if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
-    fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, cfg.port, strerror(errno));
+    fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, c->port, strerror(errno));
   }
 }
 
@@ -577,7 +620,7 @@ static void on_connected(conn *c) {
   int err = 0;
   socklen_t len = sizeof err;
   getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err) fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, cfg.port, strerror(err));
+  if (err) fail("connection %u: connect to %s:%d: %s", c->id, cfg.host, c->port, strerror(err));
   if (tls_ctx) tls_start(c); // calls on_transport_ready once the TLS handshake is done
   else on_transport_ready(c);
 }
@@ -597,7 +640,7 @@ static void on_transport_ready(conn *c) {
   int n = snprintf(req, sizeof req,
                    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                   cfg.path, cfg.host, cfg.port, c->key);
+                   cfg.path, cfg.host, c->port, c->key);
   memcpy(out_reserve(c, (size_t)n), req, (size_t)n);
   c->head = xmalloc(MAX_HEAD + 1);
   c->head_len = 0;
@@ -700,9 +743,99 @@ static void verify(conn *c, const uint8_t *p, size_t n) {
   c->msg_off = end;
 }
 
+// ------------------------------------------------------------ engine.io / socket.io (cfg.eio)
+//
+// The handshake inside the WebSocket (engine.io protocol 4, socket.io 5):
+// the server opens with 0{"sid":...,"pingInterval":...}; we connect to the
+// default namespace with "40"; the server answers 40{"sid":...}, and only then
+// is the client counted established. The server pings with "2" every
+// pingInterval; we answer "3". A broadcast is the event 42["fan","<payload>"]:
+// its fixed prefix and suffix are compared byte for byte, the payload with
+// verify() like any other. Anything else (a disconnect "41", a close "1", a
+// connect error "44", an event of another name) fails the run.
+
+/** Fails the run naming an unexpected engine.io packet (its first bytes, printable). */
+static void eio_unexpected(conn *c, const char *why) {
+  char shown[96];
+  size_t n = c->eio_len < 64 ? c->eio_len : 64, k = 0;
+  for (size_t i = 0; i < n; i++) shown[k++] = c->eio_buf[i] >= 0x20 && c->eio_buf[i] < 0x7f ? c->eio_buf[i] : '?';
+  shown[k] = 0;
+  fail("connection %u: %s: engine.io packet \"%s\"%s", c->id, why, shown, c->eio_len > 64 ? "..." : "");
+}
+
+/** n bytes of a text message from a socket.io server (any part of it, in order). */
+static void eio_data(conn *c, const uint8_t *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (c->eio_kind != 'E') {
+      // Buffered until the first two bytes say what the packet is: "42" is an event (streamed, checked as it comes), the rest is kept whole.
+      if (c->eio_len >= sizeof c->eio_buf - 1) eio_unexpected(c, "packet too long");
+      c->eio_buf[c->eio_len++] = (char)p[i++];
+      c->eio_pos++;
+      if (c->eio_kind == 0 && c->eio_len == 2) {
+        c->eio_kind = c->eio_buf[0] == '4' && c->eio_buf[1] == '2' ? 'E' : 'B';
+        if (c->eio_kind == 'E' && c->eio_stage != 2) eio_unexpected(c, "event before the socket.io connect");
+      }
+      continue;
+    }
+    uint64_t pos = c->eio_pos;
+    if (pos < EIO_PRE_LEN) {
+      if (p[i] != (uint8_t)EIO_PRE[pos]) fail("connection %u: broadcast %u: socket.io event differs from 42[\"fan\",\"...\"] at byte %llu", c->id, c->recv_seq, (unsigned long long)pos);
+      c->eio_pos++;
+      i++;
+    } else if (pos < EIO_PRE_LEN + tmpl_len) {
+      size_t k = EIO_PRE_LEN + tmpl_len - pos;
+      if (k > n - i) k = n - i;
+      verify(c, p + i, k);
+      c->eio_pos += (uint32_t)k;
+      i += k;
+    } else if (pos < EIO_PRE_LEN + tmpl_len + EIO_SUF_LEN) {
+      if (p[i] != (uint8_t)EIO_SUF[pos - EIO_PRE_LEN - tmpl_len]) fail("connection %u: broadcast %u: socket.io event differs after its payload, at byte %llu", c->id, c->recv_seq, (unsigned long long)pos);
+      c->eio_pos++;
+      i++;
+    } else {
+      fail("connection %u: broadcast %u: socket.io event longer than the %zu bytes sent", c->id, c->recv_seq, EIO_PRE_LEN + tmpl_len + EIO_SUF_LEN);
+    }
+  }
+}
+
+/** A whole text message from a socket.io server has arrived. */
+static void eio_end(conn *c, uint64_t now) {
+  char kind = (char)c->eio_kind;
+  uint32_t pos = c->eio_pos;
+  c->eio_kind = 0;
+  c->eio_pos = 0;
+  if (kind == 'E') {
+    c->eio_len = 0;
+    if (pos != EIO_PRE_LEN + tmpl_len + EIO_SUF_LEN || c->msg_off != tmpl_len) fail("connection %u: broadcast %u: socket.io event has %u bytes, sent %zu", c->id, c->recv_seq, pos, EIO_PRE_LEN + tmpl_len + EIO_SUF_LEN);
+    on_message_complete(c, now);
+    return;
+  }
+  c->eio_buf[c->eio_len] = 0;
+  const char *b = c->eio_buf;
+  if (c->eio_len == 1 && b[0] == '2') {
+    // engine.io ping (protocol 4: the server pings): answer pong at once.
+    st.pings++;
+    if (c->state == ST_OPEN) send_control(c, OP_TEXT, (const uint8_t *)"3", 1);
+  } else if (c->eio_stage == 0 && b[0] == '0' && b[1] == '{' && strstr(b, "\"sid\":\"") && strstr(b, "\"pingInterval\":")) {
+    c->eio_stage = 1;
+    send_control(c, OP_TEXT, (const uint8_t *)"40", 2); // connect to the default namespace "/"
+  } else if (c->eio_stage == 1 && !strncmp(b, "40{\"sid\":\"", 10)) {
+    c->eio_stage = 2;
+    on_established(c);
+  } else {
+    eio_unexpected(c, c->eio_stage == 2 ? "unexpected packet" : "unexpected packet in the socket.io handshake");
+  }
+  c->eio_len = 0;
+}
+
 static void end_frame(conn *c, uint64_t now) {
   c->rx = RX_HDR;
   if (!c->frame_fin) return;
+  if (cfg.eio) {
+    eio_end(c, now);
+    return;
+  }
   if (c->msg_off != tmpl_len) fail("connection %u: echo of message %u has %llu bytes, sent %zu", c->id, c->recv_seq, (unsigned long long)c->msg_off, tmpl_len);
   on_message_complete(c, now);
 }
@@ -728,7 +861,8 @@ static void on_frames(conn *c, const uint8_t *p, size_t n, uint64_t now) {
   while (pos < n && c->fd >= 0) {
     if (c->rx == RX_DATA) {
       size_t k = c->remaining < n - pos ? (size_t)c->remaining : n - pos;
-      verify(c, p + pos, k);
+      if (cfg.eio) eio_data(c, p + pos, k);
+      else verify(c, p + pos, k);
       pos += k;
       c->remaining -= k;
       if (c->remaining == 0) end_frame(c, now);
@@ -825,7 +959,7 @@ static void on_head(conn *c, const uint8_t *p, size_t n, uint64_t now) {
   free(c->head);
   c->head = NULL;
   c->state = ST_OPEN;
-  on_established(c);
+  if (!cfg.eio) on_established(c); // engine.io: once the socket.io handshake is done (eio_end)
   if (rest_from < n) on_frames(c, p + rest_from, n - rest_from, now);
 }
 
@@ -1084,7 +1218,7 @@ static void tls_handshake(conn *c) {
   }
   char why[256];
   bool eof;
-  fail("connection %u: TLS handshake with %s:%d failed: %s", c->id, cfg.host, cfg.port, tls_error(err, why, sizeof why, &eof));
+  fail("connection %u: TLS handshake with %s:%d failed: %s", c->id, cfg.host, c->port, tls_error(err, why, sizeof why, &eof));
 }
 
 /** Did the connection that was c end (or become a new one, in the handshake workload) meanwhile? */
@@ -1228,6 +1362,7 @@ static void on_event(struct epoll_event *ev) {
   if (ev->data.ptr == &stdin_marker) {
     char buf[256];
     ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    if (n > 0 && memchr(buf, '\n', (size_t)n)) stdin_go = true;
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
       stdin_closed = true;
       epoll_ctl(epfd, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
@@ -1361,6 +1496,7 @@ static bool all_established(void) { return st.established == nconns; }
 static bool all_done(void) { return st.done >= nconns; }
 static bool never(void) { return false; }
 static bool stdin_gone(void) { return stdin_closed; }
+static bool stdin_go_or_gone(void) { return stdin_go || stdin_closed; }
 static bool fanout_drained(void) { return st.fan_done == st.fan_sent; }
 
 static void print_common(cpu_result r);
@@ -1409,6 +1545,7 @@ static void setup_conns(int n) {
     conns[i].head = NULL;
     conn_reset(&conns[i]);
     conns[i].id = (uint32_t)i + 1;
+    conns[i].port = cfg.ports[i % cfg.nports];
     if (cfg.workload == W_ECHO) conns[i].sent_at = xmalloc(ring * sizeof(uint64_t));
   }
 }
@@ -1446,6 +1583,7 @@ static void close_all(void) {
 }
 
 static void print_common(cpu_result r) {
+  if (cfg.redisPid > 0) jnum("redisCpu", r.redis, false);
   jnum("generatorCpu", r.generator, false);
   jnum("serverCpu", r.server, false);
   jnum("otherCpu", r.other, false);
@@ -1565,6 +1703,17 @@ static void run_fanout(void) {
   // Every client must be in the server's set before the first broadcast: it
   // is once its 101 response has arrived (both servers add it before writing that).
   establish_all();
+  if (cfg.goOnStdin) {
+    // The harness checks what only the servers know (every client in its topic or room on every
+    // process, each process subscribed at Redis), then says go.
+    printf("ESTABLISHED %d\n", nconns);
+    fflush(stdout);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stdin_marker};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, STDIN_FILENO, &ev) < 0) fail("goOnStdin: cannot watch stdin: %s", strerror(errno));
+    if (!run_loop(stdin_go_or_gone, now_ns() + (uint64_t)(cfg.connectTimeoutMs * 1e6), NULL)) fail("goOnStdin: no go line within %.0f ms", cfg.connectTimeoutMs);
+    if (!stdin_go) fail("goOnStdin: stdin closed before the go line");
+    epoll_ctl(epfd, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+  }
   st.running = true;
   uint64_t t0 = now_ns();
   for (int k = 0; k < cfg.depth; k++) fanout_send();
@@ -1596,7 +1745,10 @@ static void run_fanout(void) {
 static void make_template(void) {
   tmpl_len = (size_t)cfg.size;
   tmpl = xmalloc(tmpl_len);
-  if (cfg.binary) {
+  if (!cfg.binary && cfg.ascii) {
+    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for (size_t i = 0; i < tmpl_len; i++) tmpl[i] = (uint8_t)alnum[rng_next() % (sizeof alnum - 1)];
+  } else if (cfg.binary) {
     for (size_t i = 0; i < tmpl_len; i += 8) {
       uint64_t r = rng_next();
       memcpy(tmpl + i, &r, tmpl_len - i < 8 ? tmpl_len - i : 8);
