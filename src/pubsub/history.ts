@@ -5,7 +5,7 @@ import { formatOffset, parseOffset, ResumeError } from './offset.js';
 export interface HistoryRange {
   /** The publications after the offset asked for, in offset order, each with its `offset`. */
   readonly entries: readonly Publication[];
-  /** The topic's newest offset when the range was taken (null: nothing published yet in this era). */
+  /** The topic's newest offset when the range was taken (null: the store cannot say). */
   readonly last: string | null;
 }
 
@@ -34,9 +34,13 @@ export class TopicHistory {
     this.ring = new Array<Publication | undefined>(Math.min(this.maxLength, 1024));
   }
 
-  /** The newest offset, or null. */
-  get lastOffset(): string | null {
-    return this.last === 0 ? null : formatOffset(this.era, this.last);
+  /**
+   * The newest offset; `<era>-0` before the first publication, a position
+   * like any other: a client that resumes from it gets everything published
+   * since, from the first.
+   */
+  get lastOffset(): string {
+    return formatOffset(this.era, this.last);
   }
 
   /** The oldest offset kept, or null. */
@@ -67,7 +71,7 @@ export class TopicHistory {
     const at = parseOffset(since);
     if (!at) throw new ResumeError('ERR_BAD_OFFSET', `not an offset: ${JSON.stringify(since)} (an offset is '<era>-<n>')`, topic, since, this.oldestOffset);
     if (at.era > this.era || (at.era === this.era && at.n > this.last)) {
-      throw new ResumeError('ERR_BAD_OFFSET', `offset ${since} of topic '${topic}' is newer than anything published on it (newest: ${this.lastOffset ?? 'none'})`, topic, since, this.oldestOffset);
+      throw new ResumeError('ERR_BAD_OFFSET', `offset ${since} of topic '${topic}' is newer than anything published on it (newest: ${this.lastOffset})`, topic, since, this.oldestOffset);
     }
     const first = this.last - this.size + 1;
     if (at.era < this.era) {

@@ -14,8 +14,9 @@ export interface ResumeResult {
   readonly delivered: number;
   /**
    * Where the session is now: the offset of the last publication it was
-   * sent, or the topic's newest offset if none came after `since` (null:
-   * nothing was ever published on the topic). What the client remembers to
+   * sent, or the topic's newest offset if none came after `since` (with
+   * the cluster broker `<era>-0` before the first publication; null only
+   * from a store that cannot say). What the client remembers to
    * resume from, if no publication comes before it disconnects.
    */
   readonly offset: string | null;

@@ -32,7 +32,8 @@ function refused(code: string, since: string) {
 describe('TopicHistory', () => {
   it('numbers publications 1, 2, 3... in its era, leaving the original unchanged', () => {
     const h = new TopicHistory(ERA, 10);
-    assert.equal(h.lastOffset, null);
+    assert.equal(h.lastOffset, '1000-0', 'before the first: a position to resume from');
+    assert.equal(h.oldestOffset, null);
     const p = pub(1);
     const stored = h.append(p);
     assert.equal(stored.offset, '1000-1');
@@ -50,7 +51,10 @@ describe('TopicHistory', () => {
     assert.deepEqual(texts(h.range('t', '1000-0').entries), ['1000-1:m1', '1000-2:m2', '1000-3:m3', '1000-4:m4', '1000-5:m5']);
     assert.deepEqual(h.range('t', '1000-5'), { entries: [], last: '1000-5' });
     assert.deepEqual(h.range('t', null), { entries: [], last: '1000-5' });
-    assert.deepEqual(new TopicHistory(ERA, 10).range('t', null), { entries: [], last: null });
+    assert.deepEqual(new TopicHistory(ERA, 10).range('t', null), { entries: [], last: '1000-0' });
+    const fresh = new TopicHistory(ERA, 10);
+    fresh.append(pub(1));
+    assert.deepEqual(texts(fresh.range('t', '1000-0').entries), ['1000-1:m1'], 'from before the first, all of it');
   });
 
   it('past maxLength the oldest are forgotten; a range reaching them is ERR_OFFSET_TRIMMED, the edge itself is not', () => {
