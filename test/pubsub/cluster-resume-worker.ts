@@ -8,7 +8,7 @@
  * 4000 and the ResumeError's code.
  *
  * Over IPC: 'publish' starts publishing {"pub":nodeId,"n":1,2,3...} every
- * `everyMs`; 'stop' stops and reports what it published; 'shutdown' stops,
+ * `everyMs` (or publishes `count` at once, answered with a report); 'stop' stops and reports what it published; 'shutdown' stops,
  * reports, then shuts the server down with 1012 and exits. It exits when the
  * primary goes.
  */
@@ -62,10 +62,16 @@ function stop(): PublisherReport {
   return { report: true, pub: broker.nodeId, published, delivered, resumes, errors };
 }
 
-process.on('message', (m: { cmd?: string; everyMs?: number }) => {
+const publishOne = () => server.publish('feed', JSON.stringify({ pub: broker.nodeId, n: ++published }));
+
+process.on('message', (m: { cmd?: string; everyMs?: number; count?: number }) => {
   switch (m.cmd) {
     case 'publish':
-      timer ??= setInterval(() => server.publish('feed', JSON.stringify({ pub: broker.nodeId, n: ++published })), m.everyMs ?? 10);
+      if (m.count === undefined) timer ??= setInterval(publishOne, m.everyMs ?? 10);
+      else {
+        for (let i = 0; i < m.count; i++) publishOne();
+        process.send!({ report: true, pub: broker.nodeId, published, delivered, resumes, errors } satisfies PublisherReport);
+      }
       return;
     case 'stop':
       process.send!(stop());

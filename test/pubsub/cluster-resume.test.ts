@@ -20,7 +20,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import { clusterBrokerPrimary, compareOffsets, reconnect, type ClusterRelay, type Reconnector } from '../../src/index.js';
+import { clusterBrokerPrimary, compareOffsets, connect, reconnect, type ClientSession, type ClusterRelay, type Reconnector } from '../../src/index.js';
 import { waitUntil, withTimeout } from '../helpers/ws-pair.js';
 import type { PublisherReport } from './cluster-resume-worker.js';
 
@@ -71,7 +71,7 @@ function fork(): Promise<{ worker: Worker; node: string; port: number }> {
 }
 
 /** Sends `cmd` and waits for the worker's report of what it published. */
-function report(worker: Worker, cmd: 'stop' | 'shutdown'): Promise<PublisherReport> {
+function report(worker: Worker, cmd: 'stop' | 'shutdown' | 'publish', count?: number): Promise<PublisherReport> {
   return withTimeout(
     new Promise<PublisherReport>((resolve) => {
       const on = (m: PublisherReport) => {
@@ -80,7 +80,7 @@ function report(worker: Worker, cmd: 'stop' | 'shutdown'): Promise<PublisherRepo
         resolve(m);
       };
       worker.on('message', on);
-      worker.send({ cmd });
+      worker.send({ cmd, count });
     }),
     5000,
     `a worker to ${cmd}`,
@@ -172,6 +172,51 @@ describe('durable topics over node:cluster: resume across a rolling restart', ()
         5000,
         'the workers to exit',
       ).catch(() => {});
+    }
+  });
+
+  it('over IPC, an offset older than the kept history closes with ERR_OFFSET_TRIMMED, a future one with ERR_BAD_OFFSET; the edge resumes', { timeout: 30_000 }, async () => {
+    const relay = clusterBrokerPrimary({ heartbeatMs: 500, historyLength: 5 });
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./cluster-resume-worker.js', import.meta.url)), silent: false });
+    let worker: Worker | null = null;
+    const sessions: ClientSession[] = [];
+    try {
+      const f = await fork();
+      worker = f.worker;
+      /** One client resuming from `since`: what it got, and how it was closed. */
+      const resumeFrom = async (since: string | null, expect: number) => {
+        const got: string[] = [];
+        const s = await connect(`ws://127.0.0.1:${f.port}/`, { keepalive: null, handler: { onMessage: (_s, m) => void got.push(m.text) } });
+        sessions.push(s);
+        s.send(JSON.stringify({ since }));
+        const closed = s.closed.then((c) => `${c.code} ${c.reason}`);
+        await waitUntil(() => got.length > expect || s.state !== 'open', 5000, `the resume from ${since} to answer`);
+        return { got, closed, session: s };
+      };
+      const start = await resumeFrom(null, 0);
+      const at = (JSON.parse(start.got[0]) as { at: string }).at;
+      assert.match(at, /^\d+-0$/, 'before the first publication: <era>-0');
+      assert.equal((await report(worker, 'publish', 8)).published, 8); // kept: 4..8
+      await waitUntil(() => start.got.length === 9, 5000, 'the live ones');
+      const era = at.split('-')[0];
+      const trimmed = await resumeFrom(at, 0);
+      assert.equal(await withTimeout(trimmed.closed, 5000, 'the close'), '4000 ERR_OFFSET_TRIMMED');
+      assert.deepEqual(trimmed.got, [], 'nothing sent before the error');
+      const future = await resumeFrom(`${era}-9`, 0);
+      assert.equal(await withTimeout(future.closed, 5000, 'the close'), '4000 ERR_BAD_OFFSET');
+      const edge = await resumeFrom(`${era}-3`, 5);
+      assert.deepEqual(
+        edge.got.map((t) => JSON.parse(t) as { o?: string; at?: string }).map((m) => m.o ?? `at ${m.at}`),
+        [`${era}-4`, `${era}-5`, `${era}-6`, `${era}-7`, `${era}-8`, `at ${era}-8`],
+      );
+    } finally {
+      for (const s of sessions) s.terminate();
+      if (worker && !worker.isDead()) {
+        const exited = new Promise((r) => worker!.once('exit', r));
+        worker.process.kill('SIGKILL');
+        await withTimeout(exited, 5000, 'the worker to exit').catch(() => {});
+      }
+      relay.close();
     }
   });
 });
