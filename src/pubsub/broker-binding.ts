@@ -1,7 +1,7 @@
 import { InvalidStateError } from '../core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type Publication } from './broker.js';
 import { parseOffset, ResumeError } from './offset.js';
-import { CatchUp, type DurableFrame, type ResumeResult } from './resume.js';
+import { CatchUp, MAX_HELD_BYTES, type DurableFrame, type ResumeResult } from './resume.js';
 import { fanOutOwned, ownPayload, type FanOutOptions, type FanOutResult, type FanOutTarget } from './fan-out.js';
 import { MAX_TOPIC_LENGTH, Topics, type Subscriber, type TopicObserver } from './topics.js';
 import { BrokerCounters } from './broker-counters.js';
@@ -216,7 +216,8 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
    * between the history and the live stream. On failure the session is left
    * unsubscribed, nothing sent, and the promise rejects: ResumeError
    * ERR_OFFSET_TRIMMED when what followed `since` is no longer all kept
-   * (test/pubsub/broker-binding.test.ts, "resume").
+   * (test/pubsub/broker-binding.test.ts, "resume"); BrokerError
+   * ERR_BROKER_BACKLOG when more than MAX_HELD_BYTES came live meanwhile.
    */
   async resume(s: S, topic: string, since: string | null): Promise<ResumeResult> {
     if (this.state !== 'open') throw new InvalidStateError('resume a topic', 'unbound from its broker');
@@ -234,6 +235,9 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
       // The node's subscription first: what is stored after it comes live, what before is in the range.
       await this.subscribing.get(topic);
       const range = await this.broker.history(topic, since);
+      if (catchUp.overflowed) {
+        throw new BrokerError('ERR_BROKER_BACKLOG', `resuming topic '${topic}': over ${MAX_HELD_BYTES} bytes of live publications came while its history was on its way`, [topic]);
+      }
       const frames = catchUp.finish(range.entries.map((p) => this.frameOf(p, p.offset!)));
       let sent = 0;
       for (const f of frames) if (fanOutOwned([s], f.payload, f.binary, f.compress).accepted === 1) sent++;

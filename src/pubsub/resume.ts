@@ -8,6 +8,13 @@ export interface DurableFrame {
   readonly compress: boolean;
 }
 
+/**
+ * Most bytes of live publications held for one session while its history is
+ * on its way (S3): past it the resume fails (ERR_BROKER_BACKLOG) rather than
+ * hold without bound or drop some (test/pubsub/resume.test.ts, "bound").
+ */
+export const MAX_HELD_BYTES = 16 * 1024 * 1024;
+
 /** What session.resume() resolves to. */
 export interface ResumeResult {
   /** Publications of the history sent to the session (those after `since`, before the live ones). */
@@ -37,9 +44,13 @@ export class CatchUp {
   readonly since: string | null;
   private held: DurableFrame[] = [];
   private heldBytes = 0;
+  private readonly maxHeldBytes: number;
+  /** A frame came past maxHeldBytes: it was not held, so finish() cannot be complete. */
+  overflowed = false;
 
-  constructor(since: string | null) {
+  constructor(since: string | null, maxHeldBytes = MAX_HELD_BYTES) {
     this.since = since;
+    this.maxHeldBytes = maxHeldBytes;
   }
 
   /** Bytes held so far (a session's queue bound applies to them as to its sends). */
@@ -48,6 +59,13 @@ export class CatchUp {
   }
 
   hold(frame: DurableFrame): void {
+    if (this.overflowed || this.heldBytes + frame.payload.length > this.maxHeldBytes) {
+      // Nothing held from here on: the resume is failed as a whole (the binding checks overflowed).
+      this.overflowed = true;
+      this.held = [];
+      this.heldBytes = 0;
+      return;
+    }
     this.held.push(frame);
     this.heldBytes += frame.payload.length;
   }

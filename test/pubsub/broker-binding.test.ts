@@ -495,6 +495,22 @@ describe('BrokerBinding, durable topics', () => {
     assert.deepEqual(b.got, ['42-5|m5', '42-6|m6', '42-7|m7', '42-8|m8', '42-9|after']);
   });
 
+  it('more live publications than MAX_HELD_BYTES while the history is on its way fail the resume (ERR_BROKER_BACKLOG), nothing sent', async () => {
+    const { broker, binding } = durableSetup();
+    const a = new FakeSubscriber();
+    const g = gate();
+    broker.historyGate = g.promise;
+    const resumed = binding.resume(a, 'd', null);
+    await new Promise((r) => setImmediate(r));
+    const mib = 'x'.repeat(1 << 20);
+    for (let i = 0; i < 17; i++) binding.publish('d', mib);
+    broker.deliver();
+    g.open();
+    await assert.rejects(resumed, (e: unknown) => e instanceof BrokerError && e.code === 'ERR_BROKER_BACKLOG' && e.topics.includes('d'));
+    assert.deepEqual(a.got, []);
+    assert.equal(a.topicSet?.has('d') ?? false, false);
+  });
+
   it('refuses what it cannot do: a topic without history, a malformed offset, a topic the session is in', async () => {
     const { binding } = durableSetup();
     const a = new FakeSubscriber();

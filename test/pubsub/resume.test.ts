@@ -54,4 +54,15 @@ describe('CatchUp', () => {
     for (const f of frames(9, 11)) c.hold(f);
     assert.deepEqual(offsets(c.finish(frames(9, 10))), [9, 10, 11]);
   });
+
+  it('bound: past maxHeldBytes it holds nothing more and says it overflowed, so the resume fails instead of skipping', () => {
+    const c = new CatchUp('7-0', 5);
+    for (const f of frames(1, 2)) c.hold(f); // 4 bytes
+    assert.equal(c.overflowed, false);
+    c.hold(frames(3, 3)[0]); // 6 > 5
+    assert.equal(c.overflowed, true);
+    assert.equal(c.bytes, 0, 'what it held is let go');
+    c.hold(frames(4, 4)[0]);
+    assert.equal(c.bytes, 0);
+  });
 });
