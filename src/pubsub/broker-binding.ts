@@ -35,7 +35,6 @@ export interface DurableDelivery {
  */
 export type DurableEnvelope = (delivery: DurableDelivery) => string | Uint8Array;
 
-const NOTHING: FanOutResult = Object.freeze({ accepted: 0, dropped: 0, backpressure: 0 });
 
 /**
  * Binds a Broker to one server's topics: the node's side of every broker.
@@ -98,9 +97,9 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     const durable = this.broker.keepsHistory?.(topic) === true;
     if (durable && this.state !== 'open') {
       this.fail(new BrokerError('ERR_BROKER_DISCONNECTED', `a publication on durable topic '${topic}' after the broker closed: it was not stored`, [topic]));
-      return NOTHING;
+      return { accepted: 0, dropped: 0, backpressure: 0 };
     }
-    const result = durable ? NOTHING : fanOutOwned(this.topics.subscribers(topic), payload, binary, compress);
+    const result = durable ? { accepted: 0, dropped: 0, backpressure: 0 } : fanOutOwned(this.topics.subscribers(topic), payload, binary, compress);
     // A name no node can subscribe to reaches no one anywhere: not worth a message.
     if (this.state === 'open' && typeof topic === 'string' && topic.length > 0 && topic.length <= MAX_TOPIC_LENGTH) {
       const seq = ++this.seq;

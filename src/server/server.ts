@@ -279,6 +279,8 @@ export class WebSocketServer<T = unknown> {
   /**
    * Sends one message to every session subscribed to `topic` (session.subscribe()), as broadcast() does,
    * and, with a broker, to the other nodes' subscribers. The result counts this node's sessions.
+   * On a durable topic (broker.keepsHistory()) every node's subscribers, this one's included, get it
+   * through the durable store with its offset: the result then counts none.
    */
   publish(topic: string, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
     const started = this.context.now();
