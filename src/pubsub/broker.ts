@@ -79,7 +79,9 @@ export interface BrokerHost {
  * from 0 to 1 and unsubscribe() when it goes back to 0, never once per
  * session. A publication of this node goes to its own subscribers directly,
  * exactly once; publish() hands it to the broker for the other nodes only,
- * and a broker never delivers it back to its origin.
+ * and a broker never delivers it back to its origin, except on a topic it
+ * keeps history of (keepsHistory()): that one comes back to every node, its
+ * origin included, with its offset, and is delivered only then.
  *
  * Guarantees a broker keeps: delivery at most once (a publication is
  * delivered once or lost, never twice), in the order each origin published;
