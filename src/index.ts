@@ -28,6 +28,11 @@ export { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type Br
 export { LocalBrokerHub, type LocalBroker } from './pubsub/local-broker.js';
 export { createClusterBroker, clusterBrokerPrimary, type ClusterBroker, type ClusterBrokerOptions, type ClusterBrokerState } from './pubsub/cluster-broker.js';
 export type { ClusterRelay, ClusterRelayOptions, ClusterRelayStats } from './pubsub/cluster-relay.js';
+// Durable topics with offsets: session.resume() (docs/api.md#resuming-durable-topics).
+export { ResumeError, compareOffsets, type ResumeErrorCode } from './pubsub/offset.js';
+export type { ResumeResult } from './pubsub/resume.js';
+export type { HistoryRange } from './pubsub/history.js';
+export type { DurableEnvelope, DurableDelivery } from './pubsub/broker-binding.js';
 
 // Options and their defaults.
 export { DEFAULT_SESSION_LIMITS, DEFAULT_KEEPALIVE } from './transport/types.js';

@@ -1,10 +1,14 @@
 // cluster: one chat room served by node:cluster workers that share a port.
-// Every line a client sends is published to the topic 'room' on its worker,
-// and the cluster broker carries it to the subscribers on every other worker
-// through the primary. A rolling restart replaces the workers one at a time:
-// each stops with server.shutdown() (close 1012 "service restart", after
-// everything queued), and clients that reconnect (reconnect()) land on the
-// workers still up.
+// Every line a client sends is published to the durable topic 'room' on its
+// worker; the relay in the primary numbers it (its offset) and carries it to
+// the subscribers on every worker. A rolling restart replaces the workers one
+// at a time: each stops with server.shutdown() (close 1012 "service
+// restart", after everything queued), and clients that reconnect
+// (reconnect()) land on the workers still up and resume from the last offset
+// they got, so a line said while they were away still reaches them.
+//
+// The protocol: a client's first message is {"since": offset or null}; the
+// server answers {"at": offset}, then sends each line as {"offset", "text"}.
 //
 //   node dist/examples/cluster/main.js [--port N] [--workers N]   runs until Ctrl-C;
 //                                       SIGHUP to the primary restarts the workers one by one
@@ -13,7 +17,7 @@
 // In your own project, import from 'sockeye' instead of '../../src/index.js'.
 import cluster, { type Worker } from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { clusterBrokerPrimary, createClusterBroker, createServer, reconnect, type ClientSession } from '../../src/index.js';
+import { clusterBrokerPrimary, createClusterBroker, createServer, reconnect, ResumeError, type ClientSession } from '../../src/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,13 +35,24 @@ if (cluster.isPrimary) await primary();
 else await worker();
 
 async function worker(): Promise<void> {
-  const broker = createClusterBroker();
-  const server = createServer({
+  const broker = createClusterBroker({ durable: ['room'] });
+  const server = createServer<{ joined?: boolean }>({
     keepalive: null,
     broker,
+    // Once per line on each worker: every subscriber there gets the same frame, with the line's offset.
+    envelope: ({ offset, payload }) => JSON.stringify({ offset, text: payload.toString('utf8') }),
     handler: {
-      onOpen: (session) => session.subscribe('room'),
-      onMessage: (_session, message) => void server.publish('room', message.text),
+      onMessage(session, message) {
+        if (session.data.joined) return void server.publish('room', message.text);
+        // The first message says where the client was: it gets what it missed, then the live lines.
+        session.data.joined = true;
+        const { since } = JSON.parse(message.text) as { since: string | null };
+        session.resume('room', since).then(
+          ({ offset }) => session.send(JSON.stringify({ at: offset })),
+          // Older than the history the primary keeps (or not an offset): said, not skipped.
+          (err: unknown) => session.close(4000, err instanceof ResumeError ? err.code : 'cannot resume'),
+        );
+      },
     },
   });
   // Workers that listen on the same port share it: the primary accepts and hands the connections out.
@@ -98,13 +113,27 @@ async function primary(): Promise<void> {
   }
   console.log(`${count} workers listening on port ${port}`);
 
-  // Four clients that come back after each drop; each records what the room says.
+  // Four clients that come back after each drop, from the last offset they got; each records what the room says.
   const url = `ws://127.0.0.1:${port}/`;
   const names = ['ann', 'bob', 'cat', 'dan'];
   const current = new Map<string, ClientSession>();
   const heard = new Map<string, string[]>(names.map((n) => [n, []]));
-  const loops = names.map((name) => {
-    const rc = reconnect(url, { keepalive: null, retry: { delaysMs: [50, 100] }, handler: { onMessage: (_s, m) => void heard.get(name)!.push(m.text) } });
+  const last = new Map<string, string | null>(names.map((n) => [n, null]));
+  const join = (name: string) => {
+    const rc = reconnect(url, {
+      keepalive: null,
+      retry: { delaysMs: [50, 100] },
+      handler: {
+        onOpen: (s) => s.send(JSON.stringify({ since: last.get(name) })),
+        onMessage: (_s, m) => {
+          const { at, offset, text } = JSON.parse(m.text) as { at?: string; offset?: string; text?: string };
+          if (offset !== undefined) {
+            last.set(name, offset);
+            heard.get(name)!.push(text!);
+          } else if (last.get(name) === null) last.set(name, at!);
+        },
+      },
+    });
     const done = (async () => {
       for await (const session of rc) {
         current.set(name, session);
@@ -112,7 +141,8 @@ async function primary(): Promise<void> {
       }
     })();
     return { rc, done };
-  });
+  };
+  const loops = new Map(names.map((name) => [name, join(name)]));
   const until = async (check: () => boolean | Promise<boolean>, what: string) => {
     const deadline = Date.now() + 10_000;
     while (!(await check())) {
@@ -120,14 +150,15 @@ async function primary(): Promise<void> {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  /** Every client connected, and the room's subscribers known across the cluster. */
-  const allIn = () => until(async () => names.every((n) => current.get(n)?.state === 'open') && (await relay.subscriberCount('room')) === names.length, 'every client in the room');
-  const say = async (who: string, text: string) => {
-    for (const n of names) heard.set(n, []);
+  /** Every client connected and resumed, and the room's subscribers known across the cluster. */
+  const allIn = () =>
+    until(async () => names.every((n) => current.get(n)?.state === 'open' && last.get(n) !== null) && (await relay.subscriberCount('room')) === names.length, 'every client in the room');
+  const say = async (who: string, text: string, listeners = names) => {
+    for (const n of listeners) heard.set(n, []);
     current.get(who)!.send(text);
-    await until(() => names.every((n) => heard.get(n)!.includes(text)), `everyone to hear "${text}"`);
-    console.log(`${who} said "${text}": all ${names.length} heard it once`);
-    for (const n of names) if (heard.get(n)!.filter((t) => t === text).length !== 1) throw new Error(`${n} heard it more than once`);
+    await until(() => listeners.every((n) => heard.get(n)!.includes(text)), `everyone to hear "${text}"`);
+    console.log(`${who} said "${text}": all ${listeners.length} heard it once`);
+    for (const n of listeners) if (heard.get(n)!.filter((t) => t === text).length !== 1) throw new Error(`${n} heard it more than once`);
   };
 
   await allIn();
@@ -138,8 +169,19 @@ async function primary(): Promise<void> {
   console.log(`${names.length} clients back in the room`);
   await say('dan', 'after the restart');
 
-  for (const l of loops) l.rc.close();
-  await Promise.all(loops.map((l) => l.done));
+  // bob goes away for a while; what is said meanwhile waits for him in the primary's history.
+  const bob = loops.get('bob')!;
+  bob.rc.close();
+  await bob.done;
+  console.log('bob left');
+  await say('ann', 'while bob was away', ['ann', 'cat', 'dan']);
+  heard.set('bob', []);
+  loops.set('bob', join('bob'));
+  await until(() => heard.get('bob')!.length === 1, 'bob to get what he missed');
+  console.log(`bob came back from his last offset and got "${heard.get('bob')![0]}"`);
+
+  for (const l of loops.values()) l.rc.close();
+  await Promise.all([...loops.values()].map((l) => l.done));
   for (const w of workers) w.kill();
   relay.close();
   console.log('done');

@@ -1,5 +1,7 @@
 import { InvalidStateError } from '../core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type Publication } from './broker.js';
+import { parseOffset, ResumeError } from './offset.js';
+import { CatchUp, MAX_HELD_BYTES, type DurableFrame, type ResumeResult } from './resume.js';
 import { fanOutOwned, ownPayload, type FanOutOptions, type FanOutResult, type FanOutTarget } from './fan-out.js';
 import { MAX_TOPIC_LENGTH, Topics, type Subscriber, type TopicObserver } from './topics.js';
 import { BrokerCounters } from './broker-counters.js';
@@ -13,6 +15,26 @@ import { BrokerCounters } from './broker-counters.js';
  * "a forgotten topic restarts its chain").
  */
 export const MAX_REMEMBERED_TOPICS = 65_536;
+
+/** One publication of a durable topic, as the envelope gets it. */
+export interface DurableDelivery {
+  readonly topic: string;
+  /** Its offset: what a client gives back to session.resume() to get what followed it. */
+  readonly offset: string;
+  /** The bytes published (UTF-8 for text); shared, never to be modified. */
+  readonly payload: Buffer;
+  readonly binary: boolean;
+}
+
+/**
+ * Builds what subscribers of a durable topic are sent for one publication
+ * (createServer({ envelope })), so that a client learns each offset: called
+ * once per publication per node (the frame is then built once for all its
+ * subscribers), and once per publication a resume sends from the history.
+ * A string goes as TEXT, bytes as BINARY.
+ */
+export type DurableEnvelope = (delivery: DurableDelivery) => string | Uint8Array;
+
 
 /**
  * Binds a Broker to one server's topics: the node's side of every broker.
@@ -40,9 +62,21 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
   private readonly lastSent = new Map<string, number>();
   /** Per origin, per topic with local subscribers, the seq last delivered from it. */
   private readonly lastReceived = new Map<string, Map<string, number>>();
+  /** The broker's subscription of each topic this node subscribes, as first() asked for it: what a resume waits for. */
+  private readonly subscribing = new Map<string, Promise<void>>();
+  /** Per durable topic, the sessions catching up on it (session.resume()): live publications are held for them. */
+  private readonly catchingUp = new Map<string, Map<S, CatchUp>>();
+  private readonly envelope: DurableEnvelope | null;
 
-  constructor(broker: Broker, report: (error: unknown) => void, maxRememberedTopics = MAX_REMEMBERED_TOPICS, counters: BrokerCounters = new BrokerCounters()) {
+  constructor(
+    broker: Broker,
+    report: (error: unknown) => void,
+    maxRememberedTopics = MAX_REMEMBERED_TOPICS,
+    counters: BrokerCounters = new BrokerCounters(),
+    envelope: DurableEnvelope | null = null,
+  ) {
     this.broker = broker;
+    this.envelope = envelope;
     this.report = report;
     this.counters = counters;
     this.maxRemembered = Math.max(1, maxRememberedTopics);
@@ -58,7 +92,14 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     const payload = ownPayload(data);
     const binary = options.binary ?? typeof data !== 'string';
     const compress = options.compress ?? true;
-    const result = fanOutOwned(this.topics.subscribers(topic), payload, binary, compress);
+    // A durable topic's publication reaches this node's subscribers through the store, with its offset,
+    // after the ones published before it (test/pubsub/broker-binding.test.ts, "durable"): none is sent here.
+    const durable = this.broker.keepsHistory?.(topic) === true;
+    if (durable && this.state !== 'open') {
+      this.fail(new BrokerError('ERR_BROKER_DISCONNECTED', `a publication on durable topic '${topic}' after the broker closed: it was not stored`, [topic]));
+      return { accepted: 0, dropped: 0, backpressure: 0 };
+    }
+    const result = durable ? { accepted: 0, dropped: 0, backpressure: 0 } : fanOutOwned(this.topics.subscribers(topic), payload, binary, compress);
     // A name no node can subscribe to reaches no one anywhere: not worth a message.
     if (this.state === 'open' && typeof topic === 'string' && topic.length > 0 && topic.length <= MAX_TOPIC_LENGTH) {
       const seq = ++this.seq;
@@ -76,6 +117,7 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.lastReceived.clear();
+    this.subscribing.clear();
     await this.broker.close();
   }
 
@@ -83,13 +125,16 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
 
   first(topic: string): void {
     if (this.state !== 'open') return;
+    const subscribed = this.broker.subscribe(topic);
+    this.subscribing.set(topic, subscribed);
     // A request the broker drops because it is closing (server.close(), shutdown()) is no failure to report.
-    this.broker.subscribe(topic).catch((err: unknown) => this.state === 'open' && this.fail(asBrokerError(err, 'subscribe to', topic)));
+    subscribed.catch((err: unknown) => this.state === 'open' && this.fail(asBrokerError(err, 'subscribe to', topic)));
   }
 
   last(topic: string): void {
     // Whatever comes next on this topic, after a new first subscriber, starts a new chain.
     for (const [origin, byTopic] of this.lastReceived) if (byTopic.delete(topic) && byTopic.size === 0) this.lastReceived.delete(origin);
+    this.subscribing.delete(topic);
     if (this.state !== 'open') return;
     // After the broker closed, a refused unsubscribe loses nothing: the whole node has left
     // (examples/cluster: a rolling restart reports no error).
@@ -102,7 +147,8 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     if (this.state !== 'open') throw new InvalidStateError('receive a publication', 'unbound from its broker');
     // Delivered locally when it was published: a broker must not echo it, and if it did, delivering
     // it again would make it twice (test/pubsub/broker-binding.test.ts, "no echo").
-    if (p.origin === this.broker.nodeId) return;
+    // A durable one comes back through the store with its offset: that is its only delivery here.
+    if (p.origin === this.broker.nodeId && p.offset === undefined) return;
     this.counters.publicationsReceived++;
     const subscribers = this.topics.subscribers(p.topic);
     // Unsubscribed here since the broker sent it: nobody to deliver to, so nothing is lost.
@@ -137,13 +183,79 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
     byTopic.set(p.topic, p.seq);
     // Timed once per publication (not per session): the clock is read twice, the sessions are many.
     const started = performance.now();
-    const result = fanOutOwned(subscribers, p.payload, p.binary, p.compress);
+    let result: FanOutResult;
+    if (p.offset === undefined) result = fanOutOwned(subscribers, p.payload, p.binary, p.compress);
+    else {
+      // Enveloped once for every local subscriber; those catching up hold it until their history is sent.
+      let frame: DurableFrame;
+      try {
+        frame = this.frameOf(p, p.offset);
+      } catch (err) {
+        // The application's envelope threw: this publication reaches no local subscriber, and that is said.
+        this.report(err);
+        return;
+      }
+      const catching = this.catchingUp.get(p.topic);
+      const live = catching ? without(subscribers, catching, frame) : subscribers;
+      result = fanOutOwned(live, frame.payload, frame.binary, frame.compress);
+    }
     this.counters.fanOut.observe((performance.now() - started) / 1000);
     this.counters.deliveries += result.accepted;
   }
 
   error(error: BrokerError): void {
     this.fail(error);
+  }
+
+  /**
+   * Subscribes `s` to durable `topic` and sends it what was published after
+   * `since` (none when null), then the live publications, each once and in
+   * offset order. The session is in the topic before the history is asked
+   * for, and what comes live meanwhile is held (CatchUp), so nothing falls
+   * between the history and the live stream. On failure the session is left
+   * unsubscribed, nothing sent, and the promise rejects: ResumeError
+   * ERR_OFFSET_TRIMMED when what followed `since` is no longer all kept
+   * (test/pubsub/broker-binding.test.ts, "resume"); BrokerError
+   * ERR_BROKER_BACKLOG when more than MAX_HELD_BYTES came live meanwhile.
+   */
+  async resume(s: S, topic: string, since: string | null): Promise<ResumeResult> {
+    if (this.state !== 'open') throw new InvalidStateError('resume a topic', 'unbound from its broker');
+    if (this.broker.keepsHistory?.(topic) !== true || this.broker.history === undefined) {
+      throw new ResumeError('ERR_NOT_DURABLE', `topic '${topic}' is not durable on this server's broker: it keeps no history to resume from`, topic, since);
+    }
+    if (since !== null && parseOffset(since) === null) throw new ResumeError('ERR_BAD_OFFSET', `not an offset: ${JSON.stringify(since)} (an offset is '<era>-<n>')`, topic, since);
+    let catching = this.catchingUp.get(topic);
+    if (catching?.has(s)) throw new InvalidStateError(`resume topic '${topic}'`, 'already resuming it');
+    if (!this.topics.subscribe(s, topic)) throw new InvalidStateError(`resume topic '${topic}'`, 'already subscribed to it');
+    const catchUp = new CatchUp(since);
+    if (!catching) this.catchingUp.set(topic, (catching = new Map()));
+    catching.set(s, catchUp);
+    try {
+      // The node's subscription first: what is stored after it comes live, what before is in the range.
+      await this.subscribing.get(topic);
+      const range = await this.broker.history(topic, since);
+      if (catchUp.overflowed) {
+        throw new BrokerError('ERR_BROKER_BACKLOG', `resuming topic '${topic}': over ${MAX_HELD_BYTES} bytes of live publications came while its history was on its way`, [topic]);
+      }
+      const frames = catchUp.finish(range.entries.map((p) => this.frameOf(p, p.offset!)));
+      let sent = 0;
+      for (const f of frames) if (fanOutOwned([s], f.payload, f.binary, f.compress).accepted === 1) sent++;
+      const lastFrame = frames.at(-1);
+      return { delivered: sent, offset: lastFrame?.offset ?? range.last ?? since };
+    } catch (err) {
+      this.topics.unsubscribe(s, topic);
+      throw err;
+    } finally {
+      catching.delete(s);
+      if (catching.size === 0 && this.catchingUp.get(topic) === catching) this.catchingUp.delete(topic);
+    }
+  }
+
+  /** What subscribers are sent for a durable publication: the envelope's bytes, or the payload as it is. */
+  private frameOf(p: Publication, offset: string): DurableFrame {
+    if (!this.envelope) return { offset, payload: p.payload, binary: p.binary, compress: p.compress };
+    const built = this.envelope({ topic: p.topic, offset, payload: p.payload, binary: p.binary });
+    return { offset, payload: ownPayload(built), binary: typeof built !== 'string', compress: p.compress };
   }
 
   nodeDown(nodeId: string, reason: string): void {
@@ -169,6 +281,15 @@ export class BrokerBinding<S extends Subscriber & FanOutTarget> implements Topic
   private fail(error: BrokerError): void {
     this.counters.error(error.code);
     this.report(error);
+  }
+}
+
+/** The subscribers not catching up; each one catching up holds `frame` instead. */
+function* without<S>(subscribers: ReadonlySet<S>, catching: ReadonlyMap<S, CatchUp>, frame: DurableFrame): Generator<S> {
+  for (const s of subscribers) {
+    const c = catching.get(s);
+    if (c) c.hold(frame);
+    else yield s;
   }
 }
 

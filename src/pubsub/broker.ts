@@ -1,4 +1,5 @@
 import { WebSocketError } from '../core/errors.js';
+import type { HistoryRange } from './history.js';
 
 /**
  * One message published to a topic, as it travels between nodes. The origin
@@ -30,6 +31,13 @@ export interface Publication {
    * dropped without a report. Absent everywhere else.
    */
   readonly redelivery?: boolean;
+  /**
+   * Its place in its topic's history, assigned by the durable store (a
+   * durable topic only; docs/api.md, "Resuming durable topics"). A publication
+   * with an offset is delivered through the store to every node, its origin
+   * included, so that the origin's own subscribers get the offset too.
+   */
+  readonly offset?: string;
 }
 
 /** A node of a broker, as presence reports it. */
@@ -71,7 +79,9 @@ export interface BrokerHost {
  * from 0 to 1 and unsubscribe() when it goes back to 0, never once per
  * session. A publication of this node goes to its own subscribers directly,
  * exactly once; publish() hands it to the broker for the other nodes only,
- * and a broker never delivers it back to its origin.
+ * and a broker never delivers it back to its origin, except on a topic it
+ * keeps history of (keepsHistory()): that one comes back to every node, its
+ * origin included, with its offset, and is delivered only then.
  *
  * Guarantees a broker keeps: delivery at most once (a publication is
  * delivered once or lost, never twice), in the order each origin published;
@@ -96,6 +106,21 @@ export interface Broker {
   nodes(): Promise<readonly BrokerNodeInfo[]>;
   /** Leaves: unsubscribes everything, stops heartbeats. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Whether `topic` is durable with offsets: its publications go through the
+   * store, which numbers them, keeps a bounded history and delivers each to
+   * every subscribed node, the origin included (host.receive() with
+   * `offset` set). A broker without it has no such topics.
+   */
+  keepsHistory?(topic: string): boolean;
+  /**
+   * The history of a durable topic after `since` (null: none, only its newest
+   * offset), in offset order. Called once this node's subscription to the
+   * topic is in effect, so what is published after the range was taken
+   * comes live. Rejects with a ResumeError (ERR_OFFSET_TRIMMED when some of
+   * it is no longer kept, ERR_BAD_OFFSET) or a BrokerError.
+   */
+  history?(topic: string, since: string | null): Promise<HistoryRange>;
 }
 
 /**

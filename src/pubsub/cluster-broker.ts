@@ -1,6 +1,8 @@
 import cluster from 'node:cluster';
 import { InvalidStateError } from '../core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type Publication } from './broker.js';
+import type { HistoryRange } from './history.js';
+import { ResumeError } from './offset.js';
 import {
   DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -22,6 +24,14 @@ export interface ClusterBrokerOptions {
   requestTimeoutMs?: number;
   /** Most bytes waiting in the IPC channel to the primary; a publication past it is dropped for the other nodes (and reported). Default 64 MiB. */
   maxQueuedBytes?: number;
+  /**
+   * The durable topics (a list, or a test; every worker must be given the
+   * same): their publications are numbered by the relay in the primary, which
+   * keeps a bounded history of each (clusterBrokerPrimary's historyLength)
+   * and delivers them to every worker subscribed, the publishing one
+   * included, so that sessions can resume them (session.resume()). Default none.
+   */
+  durable?: readonly string[] | ((topic: string) => boolean);
 }
 
 /** The broker's link to the primary: joining (hello sent), open (welcomed), disconnected (for good), closed. */
@@ -30,7 +40,7 @@ export type ClusterBrokerState = 'unattached' | 'joining' | 'open' | 'disconnect
 interface Pending {
   /** What was sent, kept to be sent again when the node joins again after an eviction. */
   readonly message: ToRelay;
-  resolve(value: Extract<ToWorker, { t: 'ack' | 'reply' }>): void;
+  resolve(value: Extract<ToWorker, { t: 'ack' | 'reply' | 'range' }>): void;
   reject(error: BrokerError): void;
   timer: NodeJS.Timeout;
 }
@@ -60,6 +70,7 @@ export class ClusterBroker implements Broker {
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private readonly durable: (topic: string) => boolean;
   private readonly onMessage = (m: unknown) => this.handle(m);
   private readonly onDisconnect = () => this.disconnected('the IPC channel to the primary closed');
 
@@ -70,6 +81,23 @@ export class ClusterBroker implements Broker {
     this.nodeId = options.nodeId ?? `worker-${cluster.worker.id}`;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    const durable = options.durable;
+    if (typeof durable === 'function') this.durable = durable;
+    else {
+      const set = new Set(durable ?? []);
+      this.durable = (topic) => set.has(topic);
+    }
+  }
+
+  keepsHistory(topic: string): boolean {
+    return this.durable(topic);
+  }
+
+  /** The relay's history of durable `topic` after `since` (null: only its newest offset). */
+  async history(topic: string, since: string | null): Promise<HistoryRange> {
+    const m = (await this.request({ [TAG]: PROTOCOL_VERSION, n: this.nodeId, t: 'hist', id: this.nextId++, topic, since })) as Extract<ToWorker, { t: 'range' }>;
+    if (m.error) throw new ResumeError(m.error.code, m.error.message, topic, since, m.error.oldest);
+    return { entries: m.entries.map(asBuffers), last: m.last };
   }
 
   get state(): ClusterBrokerState {
@@ -88,7 +116,9 @@ export class ClusterBroker implements Broker {
     this.check('publish');
     // Disconnected for good: reported once, naming every topic, when it happened.
     if (this._state === 'disconnected') return;
-    const m: ToRelay = { [TAG]: PROTOCOL_VERSION, n: this.nodeId, t: 'pub', p: publication };
+    const m: ToRelay = this.durable(publication.topic)
+      ? { [TAG]: PROTOCOL_VERSION, n: this.nodeId, t: 'pub', p: publication, d: true }
+      : { [TAG]: PROTOCOL_VERSION, n: this.nodeId, t: 'pub', p: publication };
     const size = queuedSize(m);
     if (this.queuedBytes + size > this.maxQueuedBytes) {
       this.host!.error(
@@ -146,13 +176,11 @@ export class ClusterBroker implements Broker {
         this.heartbeat = setInterval(() => this.post({ [TAG]: PROTOCOL_VERSION, n: this.nodeId, t: 'beat' }), m.heartbeatMs);
         this.heartbeat.unref();
         return;
-      case 'pub': {
-        // An 'advanced' channel gives Buffers back as Buffers; a plain Uint8Array is wrapped, not copied.
-        const b = m.p.payload as Uint8Array;
-        host.receive(Buffer.isBuffer(b) ? m.p : { ...m.p, payload: Buffer.from(b.buffer, b.byteOffset, b.byteLength) });
+      case 'pub':
+        host.receive(asBuffers(m.p));
         return;
-      }
       case 'ack':
+      case 'range':
       case 'reply': {
         const p = this.pending.get(m.id);
         if (!p) return;
@@ -218,13 +246,13 @@ export class ClusterBroker implements Broker {
     }
   }
 
-  private request(message: Extract<ToRelay, { t: 'sub' | 'unsub' | 'query' }>): Promise<Extract<ToWorker, { t: 'ack' | 'reply' }>> {
-    this.check(message.t === 'query' ? 'query presence' : message.t === 'sub' ? 'subscribe' : 'unsubscribe');
+  private request(message: Extract<ToRelay, { t: 'sub' | 'unsub' | 'query' | 'hist' }>): Promise<Extract<ToWorker, { t: 'ack' | 'reply' | 'range' }>> {
+    this.check(message.t === 'query' ? 'query presence' : message.t === 'sub' ? 'subscribe' : message.t === 'hist' ? 'read history' : 'unsubscribe');
     if (this._state === 'disconnected') return Promise.reject(new BrokerError('ERR_BROKER_DISCONNECTED', `node ${this.nodeId} is disconnected from the cluster`, 'topic' in message ? [message.topic] : []));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(message.id);
-        const what = message.t === 'query' ? 'presence query' : `${message.t} of topic '${message.topic}'`;
+        const what = message.t === 'query' ? 'presence query' : message.t === 'hist' ? `history request of topic '${message.topic}'` : `${message.t} of topic '${message.topic}'`;
         reject(new BrokerError(message.t === 'query' ? 'ERR_BROKER_TIMEOUT' : 'ERR_BROKER_SUBSCRIBE', `no answer from the primary to the ${what} within ${this.requestTimeoutMs} ms`, 'topic' in message ? [message.topic] : []));
       }, this.requestTimeoutMs);
       timer.unref();
@@ -256,6 +284,12 @@ export class ClusterBroker implements Broker {
     }
     process.send!(m, undefined, undefined, done);
   }
+}
+
+/** An 'advanced' channel gives Buffers back as Buffers; a plain Uint8Array is wrapped, not copied. */
+function asBuffers(p: Publication): Publication {
+  const b = p.payload as Uint8Array;
+  return Buffer.isBuffer(b) ? p : { ...p, payload: Buffer.from(b.buffer, b.byteOffset, b.byteLength) };
 }
 
 /** A node:cluster broker for this worker's server: createServer({ broker: createClusterBroker() }). */

@@ -1,4 +1,5 @@
 import type { BrokerErrorCode, BrokerNodeInfo, Publication } from './broker.js';
+import type { ResumeErrorCode } from './offset.js';
 
 /**
  * The messages between the node:cluster relay (primary) and the cluster
@@ -29,7 +30,10 @@ export type ToRelay = Tagged &
     | { t: 'beat' }
     | { t: 'sub'; id: number; topic: string }
     | { t: 'unsub'; id: number; topic: string }
-    | { t: 'pub'; p: Publication }
+    /** d: a durable topic's publication, for the relay to number, keep and deliver to its origin too. */
+    | { t: 'pub'; p: Publication; d?: true }
+    /** The history of a durable topic after `since`. */
+    | { t: 'hist'; id: number; topic: string; since: string | null }
     | { t: 'count-reply'; id: number; count: number }
     | ({ t: 'query'; id: number } & QueryKind)
     | { t: 'bye' }
@@ -43,6 +47,7 @@ export type ToWorker = Tagged &
     | { t: 'ack'; id: number }
     | { t: 'pub'; p: Publication }
     | { t: 'count'; id: number; topic: string }
+    | { t: 'range'; id: number; entries: Publication[]; last: string | null; error?: { code: ResumeErrorCode; message: string; oldest: string | null } }
     | { t: 'reply'; id: number; count?: number; nodes?: BrokerNodeInfo[]; error?: { code: BrokerErrorCode; message: string; node?: string } }
     | { t: 'down'; node: string; reason: string }
     | { t: 'left'; node: string }
@@ -56,7 +61,9 @@ export function isProtocolMessage(m: unknown): m is Tagged & { t: string } {
 
 /** Bytes a message holds in an IPC queue, near enough for a bound: its payload, if it has one. */
 export function queuedSize(m: ToRelay | ToWorker): number {
-  return m.t === 'pub' ? m.p.payload.length + m.p.topic.length + 64 : 64;
+  if (m.t === 'pub') return m.p.payload.length + m.p.topic.length + 64;
+  if (m.t === 'range') return m.entries.reduce((sum, p) => sum + p.payload.length + p.topic.length + 64, 64);
+  return 64;
 }
 
 /** Default heartbeat interval: a node is down after two missed heartbeats. */

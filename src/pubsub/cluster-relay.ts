@@ -1,6 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { InvalidArgumentError, InvalidStateError } from '../core/errors.js';
-import { BrokerError, type BrokerNodeInfo } from './broker.js';
+import { BrokerError, type BrokerNodeInfo, type Publication } from './broker.js';
+import { DEFAULT_HISTORY_LENGTH, TopicHistory } from './history.js';
+import { ResumeError } from './offset.js';
 import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_QUEUED_BYTES,
@@ -18,6 +20,13 @@ export interface ClusterRelayOptions {
   heartbeatMs?: number;
   /** Most bytes waiting in one worker's IPC queue; a publication past it is dropped for that worker (and reported). Default 64 MiB. */
   maxQueuedBytes?: number;
+  /**
+   * Publications each durable topic keeps (the workers' ClusterBroker
+   * `durable` option) for sessions that resume: a resume from before the
+   * oldest kept fails with ERR_OFFSET_TRIMMED. Kept in this process, so they
+   * outlive any worker, not the primary. Default 10000.
+   */
+  historyLength?: number;
   /** How long a presence query waits for the nodes' answers. Default 5000 ms. */
   queryTimeoutMs?: number;
   onNodeUp?(node: BrokerNodeInfo): void;
@@ -73,6 +82,10 @@ export class ClusterRelay {
   private readonly links = new Map<string, Link>();
   private readonly byTopic = new Map<string, Set<Link>>();
   private readonly queries = new Map<number, CountQuery>();
+  /** Durable topics' histories, numbered in this relay's era (its start time: offsets of an earlier primary never match). */
+  private readonly histories = new Map<string, TopicHistory>();
+  private readonly era = Date.now();
+  private readonly historyLength: number;
   /** Nodes declared down whose worker is still there, told so once (until they join again or the worker goes). */
   private readonly evicted = new Map<string, Worker>();
   private nextQuery = 1;
@@ -92,6 +105,8 @@ export class ClusterRelay {
     this.heartbeatMs = heartbeatMs;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.historyLength = options.historyLength ?? DEFAULT_HISTORY_LENGTH;
+    if (!(this.historyLength >= 1)) throw new InvalidArgumentError('ERR_BAD_HISTORY_LENGTH', `historyLength is at least 1 (got ${this.historyLength})`);
     // Payloads are Buffers: JSON would turn each into an array of numbers. Workers forked from here on
     // get the structured-clone channel; one forked with 'json' is refused at its hello (the probe).
     if (cluster.settings.serialization === 'json') {
@@ -209,6 +224,9 @@ export class ClusterRelay {
       case 'query':
         this.query(link, m);
         return;
+      case 'hist':
+        this.range(link, m);
+        return;
       case 'bye':
         this.remove(link);
         for (const other of this.links.values()) this.send(other, { [TAG]: PROTOCOL_VERSION, n: other.id, t: 'left', node: link.id });
@@ -238,11 +256,19 @@ export class ClusterRelay {
 
   private forward(origin: Link, m: Extract<ToRelay, { t: 'pub' }>): void {
     this.received++;
-    const set = this.byTopic.get(m.p.topic);
+    let p: Publication = m.p;
+    if (m.d) {
+      // Numbered and kept here, in the order it came: each origin's channel is in order, so offsets follow
+      // every publisher's order, and the origin gets it back with its offset (test/pubsub/cluster-resume.test.ts).
+      let h = this.histories.get(p.topic);
+      if (!h) this.histories.set(p.topic, (h = new TopicHistory(this.era, this.historyLength)));
+      p = h.append(p);
+    }
+    const set = this.byTopic.get(p.topic);
     if (!set) return;
     for (const l of set) {
-      if (l === origin) continue;
-      const out: ToWorker = { [TAG]: PROTOCOL_VERSION, n: l.id, t: 'pub', p: m.p };
+      if (l === origin && !m.d) continue;
+      const out: ToWorker = { [TAG]: PROTOCOL_VERSION, n: l.id, t: 'pub', p };
       if (l.queuedBytes + queuedSize(out) > this.maxQueuedBytes) {
         // The receiver sees the gap too, at its next publication of this origin on this topic.
         l.dropped++;
@@ -270,6 +296,26 @@ export class ClusterRelay {
         reply({ error: { code: e.code, message: e.message, node: e.node } });
       },
     );
+  }
+
+  /**
+   * A durable topic's history after an offset. Answered on the channel that
+   * carries the topic's live publications to that node, after the
+   * subscription the node asked for first: every publication numbered after
+   * this range reaches the node live.
+   */
+  private range(link: Link, m: Extract<ToRelay, { t: 'hist' }>): void {
+    const h = this.histories.get(m.topic) ?? new TopicHistory(this.era, this.historyLength);
+    let out: ToWorker;
+    try {
+      const r = h.range(m.topic, m.since);
+      out = { [TAG]: PROTOCOL_VERSION, n: link.id, t: 'range', id: m.id, entries: [...r.entries], last: r.last };
+    } catch (err) {
+      if (!(err instanceof ResumeError)) throw err;
+      const e = err;
+      out = { [TAG]: PROTOCOL_VERSION, n: link.id, t: 'range', id: m.id, entries: [], last: h.lastOffset, error: { code: e.code, message: e.message, oldest: e.oldest } };
+    }
+    this.send(link, out);
   }
 
   private settle(id: number, q: CountQuery): void {

@@ -22,7 +22,7 @@ import { HandshakeRequest, headOfRequest, splitTarget } from './handshake-reques
 import { Topics } from '../pubsub/topics.js';
 import { fanOut, type FanOutOptions, type FanOutResult } from '../pubsub/fan-out.js';
 import type { Broker } from '../pubsub/broker.js';
-import { BrokerBinding } from '../pubsub/broker-binding.js';
+import { BrokerBinding, type DurableEnvelope } from '../pubsub/broker-binding.js';
 import { encodeClosePayload } from '../core/close-payload.js';
 import { isEncrypted, remoteAddressOf } from '../transport/stream-adapter.js';
 import type { CloseInfo } from '../transport/types.js';
@@ -116,6 +116,14 @@ export interface ServerOptions<T = unknown> {
    * (lost publications, a node down) go to onError, naming the topics.
    */
   broker?: Broker;
+  /**
+   * What subscribers of a durable topic are sent for each publication, built
+   * from its offset and payload, so that clients can resume
+   * (session.resume()): called once per publication on this node, the frame
+   * then built once for every subscriber. Default none: the payload as
+   * published (the offset is then not sent).
+   */
+  envelope?: DurableEnvelope;
   /**
    * Serves server.metrics() in the Prometheus text format on the server's own
    * port: `{ path: '/metrics' }` answers GET and HEAD on that path (before
@@ -233,7 +241,7 @@ export class WebSocketServer<T = unknown> {
     this.attached = options.server ?? null;
     if (this.attached) this.attached.on('upgrade', this.onUpgrade);
     // With a broker, its binding owns the topics: it hears of each topic's first and last subscriber.
-    this.brokerBinding = options.broker ? new BrokerBinding<ServerSession<never>>(options.broker, (err) => this.report(err), undefined, this.counts.broker) : null;
+    this.brokerBinding = options.broker ? new BrokerBinding<ServerSession<never>>(options.broker, (err) => this.report(err), undefined, this.counts.broker, options.envelope ?? null) : null;
     this.topics = this.brokerBinding?.topics ?? new Topics<ServerSession<never>>();
   }
 
@@ -271,6 +279,8 @@ export class WebSocketServer<T = unknown> {
   /**
    * Sends one message to every session subscribed to `topic` (session.subscribe()), as broadcast() does,
    * and, with a broker, to the other nodes' subscribers. The result counts this node's sessions.
+   * On a durable topic (broker.keepsHistory()) every node's subscribers, this one's included, get it
+   * through the durable store with its offset: the result then counts none.
    */
   publish(topic: string, data: string | Uint8Array, options: FanOutOptions = {}): FanOutResult {
     const started = this.context.now();
@@ -781,6 +791,7 @@ export class WebSocketServer<T = unknown> {
         },
         request,
         this.topics,
+        this.brokerBinding,
       );
       this.sessions.add(session);
       this.counts.opened++;

@@ -10,7 +10,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerBinding } from '../../src/pubsub/broker-binding.js';
+import { BrokerBinding, type DurableDelivery } from '../../src/pubsub/broker-binding.js';
+import { TopicHistory, type HistoryRange } from '../../src/pubsub/history.js';
+import { ResumeError } from '../../src/pubsub/offset.js';
+import { InvalidStateError } from '../../src/core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type Publication } from '../../src/pubsub/broker.js';
 import type { FanOutTarget } from '../../src/pubsub/fan-out.js';
 import type { Subscriber } from '../../src/pubsub/topics.js';
@@ -323,5 +326,200 @@ describe('BrokerBinding', () => {
     binding.topics.unsubscribe(a, 't');
     assert.deepEqual(broker.calls, ['subscribe t', 'close'], 'no unsubscribe through a closed broker');
     assert.throws(() => host.receive(pub('n1', 't', 1, 0)), /unbound from its broker/);
+  });
+});
+
+/**
+ * A durable store in memory, as the cluster relay is one: numbers what is
+ * published on topic 'd', keeps it, and hands it back (to every node, here
+ * the only one) when told to; history() answers when the test says so, to
+ * open the window in which live publications race the history.
+ */
+class StoreBroker extends RecordingBroker {
+  readonly history_ = new TopicHistory(42, 5);
+  readonly stored: Publication[] = [];
+  historyGate: Promise<void> = Promise.resolve();
+  subscribeGate: Promise<void> = Promise.resolve();
+  keepsHistory(topic: string): boolean {
+    return topic === 'd';
+  }
+  override publish(p: Publication): void {
+    super.publish(p);
+    if (p.topic === 'd') this.stored.push(this.history_.append(p));
+  }
+  /** Delivers every stored publication not yet delivered, as the store does, in order. */
+  deliver(): void {
+    for (const p of this.stored.splice(0)) this.host!.receive(p);
+  }
+  override subscribe(topic: string): Promise<void> {
+    return super.subscribe(topic).then(() => this.subscribeGate).then(() => void this.calls.push(`subscribed ${topic}`));
+  }
+  async history(topic: string, since: string | null): Promise<HistoryRange> {
+    this.calls.push(`history ${topic} ${since}`);
+    await this.historyGate;
+    return this.history_.range(topic, since);
+  }
+}
+
+function durableSetup(envelope = (d: DurableDelivery) => `${d.offset}|${d.payload.toString()}`) {
+  const broker = new StoreBroker();
+  const errors: unknown[] = [];
+  const envelopes: string[] = [];
+  const binding = new BrokerBinding<FakeSubscriber>(broker, (e) => errors.push(e), undefined, undefined, (d) => {
+    envelopes.push(d.offset);
+    return envelope(d);
+  });
+  return { broker, errors, envelopes, binding };
+}
+
+function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+}
+
+describe('BrokerBinding, durable topics', () => {
+  it('a publication on a durable topic reaches local subscribers through the store, with its offset, enveloped once', () => {
+    const { broker, binding, envelopes } = durableSetup();
+    const [a, b] = [new FakeSubscriber(), new FakeSubscriber()];
+    binding.topics.subscribe(a, 'd');
+    binding.topics.subscribe(b, 'd');
+    const result = binding.publish('d', 'one');
+    assert.deepEqual(result, { accepted: 0, dropped: 0, backpressure: 0 }, 'nothing delivered before the store numbered it');
+    assert.deepEqual(a.got, []);
+    assert.equal(broker.published.length, 1);
+    assert.equal(broker.published[0].offset, undefined, 'the store assigns the offset, not the origin');
+    binding.publish('d', 'two');
+    broker.deliver();
+    assert.deepEqual(a.got, ['42-1|one', '42-2|two']);
+    assert.deepEqual(b.got, a.got);
+    assert.deepEqual(envelopes, ['42-1', '42-2'], 'the envelope is built once per publication, not per subscriber');
+    assert.equal(a.frames[0], b.frames[0], 'and the frame once');
+  });
+
+  it('a non-durable topic on the same broker is still delivered at once and never echoed', () => {
+    const { broker, binding } = durableSetup();
+    const a = new FakeSubscriber();
+    binding.topics.subscribe(a, 'plain');
+    binding.publish('plain', 'x');
+    assert.deepEqual(a.got, ['x']);
+    broker.host!.receive({ ...broker.published[0] });
+    assert.deepEqual(a.got, ['x']);
+  });
+
+  it('an envelope that throws is reported and that publication skipped here; the next one goes', () => {
+    const { broker, binding, errors } = durableSetup((d) => {
+      if (d.payload.toString() === 'bad') throw new Error('envelope failed');
+      return d.payload.toString();
+    });
+    const a = new FakeSubscriber();
+    binding.topics.subscribe(a, 'd');
+    binding.publish('d', 'bad');
+    binding.publish('d', 'good');
+    broker.deliver();
+    assert.deepEqual(a.got, ['good']);
+    assert.equal(errors.length, 1);
+    assert.match(String(errors[0]), /envelope failed/);
+  });
+
+  it('resume: the history after the offset, then live, each once and in order, whatever arrives live while the history is on its way', async () => {
+    const { broker, binding } = durableSetup();
+    const early = new FakeSubscriber();
+    binding.topics.subscribe(early, 'd');
+    for (const t of ['m1', 'm2', 'm3']) binding.publish('d', t);
+    broker.deliver();
+    const late = new FakeSubscriber();
+    const g = gate();
+    broker.historyGate = g.promise;
+    const resumed = binding.resume(late, 'd', '42-1');
+    // Stored after the node subscribed but before the range is taken (in both), then after it (live only).
+    binding.publish('d', 'm4');
+    broker.deliver();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(late.got, [], 'held while catching up');
+    assert.deepEqual(early.got.at(-1), '42-4|m4', 'the others are not held up');
+    g.open();
+    await new Promise((r) => setImmediate(r));
+    binding.publish('d', 'm5');
+    broker.deliver();
+    const r = await resumed;
+    binding.publish('d', 'm6');
+    broker.deliver();
+    assert.deepEqual(late.got, ['42-2|m2', '42-3|m3', '42-4|m4', '42-5|m5', '42-6|m6']);
+    assert.equal(r.delivered, 3);
+    assert.equal(r.offset, '42-4');
+  });
+
+  it("resume waits for the node's subscription to be in effect before it asks for the history", async () => {
+    const { broker, binding } = durableSetup();
+    const g = gate();
+    broker.subscribeGate = g.promise;
+    const a = new FakeSubscriber();
+    const resumed = binding.resume(a, 'd', null);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(broker.calls, ['subscribe d']);
+    g.open();
+    const r = await resumed;
+    assert.deepEqual(broker.calls, ['subscribe d', 'subscribed d', 'history d null']);
+    assert.deepEqual(r, { delivered: 0, offset: '42-0' }, 'a position before the first publication');
+  });
+
+  it('resume without an offset sends nothing old and says where the topic is', async () => {
+    const { broker, binding } = durableSetup();
+    binding.topics.subscribe(new FakeSubscriber(), 'd');
+    binding.publish('d', 'old');
+    broker.deliver();
+    const a = new FakeSubscriber();
+    assert.deepEqual(await binding.resume(a, 'd', null), { delivered: 0, offset: '42-1' });
+    assert.deepEqual(a.got, []);
+    binding.publish('d', 'new');
+    broker.deliver();
+    assert.deepEqual(a.got, ['42-2|new']);
+  });
+
+  it('an offset older than the history keeps is ERR_OFFSET_TRIMMED: nothing sent, the session left out of the topic', async () => {
+    const { broker, binding } = durableSetup();
+    binding.topics.subscribe(new FakeSubscriber(), 'd');
+    for (let i = 1; i <= 8; i++) binding.publish('d', `m${i}`); // keeps 4..8
+    broker.deliver();
+    const a = new FakeSubscriber();
+    await assert.rejects(binding.resume(a, 'd', '42-2'), (e: unknown) => e instanceof ResumeError && e.code === 'ERR_OFFSET_TRIMMED' && e.oldest === '42-4');
+    assert.deepEqual(a.got, []);
+    assert.equal(a.topicSet?.has('d') ?? false, false);
+    binding.publish('d', 'after');
+    broker.deliver();
+    assert.deepEqual(a.got, [], 'not subscribed');
+    // 'after' made it 5..9 kept; the edge: everything after 4 is kept.
+    const b = new FakeSubscriber();
+    assert.equal((await binding.resume(b, 'd', '42-4')).delivered, 5);
+    assert.deepEqual(b.got, ['42-5|m5', '42-6|m6', '42-7|m7', '42-8|m8', '42-9|after']);
+  });
+
+  it('more live publications than MAX_HELD_BYTES while the history is on its way fail the resume (ERR_BROKER_BACKLOG), nothing sent', async () => {
+    const { broker, binding } = durableSetup();
+    const a = new FakeSubscriber();
+    const g = gate();
+    broker.historyGate = g.promise;
+    const resumed = binding.resume(a, 'd', null);
+    await new Promise((r) => setImmediate(r));
+    const mib = 'x'.repeat(1 << 20);
+    for (let i = 0; i < 17; i++) binding.publish('d', mib);
+    broker.deliver();
+    g.open();
+    await assert.rejects(resumed, (e: unknown) => e instanceof BrokerError && e.code === 'ERR_BROKER_BACKLOG' && e.topics.includes('d'));
+    assert.deepEqual(a.got, []);
+    assert.equal(a.topicSet?.has('d') ?? false, false);
+  });
+
+  it('refuses what it cannot do: a topic without history, a malformed offset, a topic the session is in', async () => {
+    const { binding } = durableSetup();
+    const a = new FakeSubscriber();
+    await assert.rejects(binding.resume(a, 'plain', null), (e: unknown) => e instanceof ResumeError && e.code === 'ERR_NOT_DURABLE');
+    await assert.rejects(binding.resume(a, 'd', 'yesterday'), (e: unknown) => e instanceof ResumeError && e.code === 'ERR_BAD_OFFSET');
+    assert.equal(a.topicSet?.size ?? 0, 0);
+    binding.topics.subscribe(a, 'd');
+    await assert.rejects(binding.resume(a, 'd', null), (e: unknown) => e instanceof InvalidStateError && /already subscribed/.test(e.message));
+    const plainBinding = setup().binding;
+    await assert.rejects(plainBinding.resume(new FakeSubscriber(), 'd', null), (e: unknown) => e instanceof ResumeError && e.code === 'ERR_NOT_DURABLE');
   });
 });
