@@ -65,6 +65,7 @@ const ROOT_TYPES = [
   'BrokerMetrics',
   'BrokerNodeInfo',
   'ClientHandler',
+  'ClientHttp2Options',
   'CloseEventInit',
   'CloseInfo',
   'ClusterBroker',
