@@ -474,7 +474,11 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
           },
         };
         c.members.add(member);
-        s.once('close', () => pool.release(poolKey, c, member));
+        let streamClosed = false;
+        s.once('close', () => {
+          streamClosed = true;
+          pool.release(poolKey, c, member);
+        });
         // The session takes the stream's errors once it starts; until then (and after) this one keeps them from being unhandled.
         s.on('error', () => undefined);
         const onEarlyClose = () => fail(new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: the server ${s.rstCode !== undefined && s.rstCode !== HTTP2_NO_ERROR ? `reset the stream (RST_STREAM ${s.rstCode})` : 'closed the stream'} during the opening handshake`));
@@ -493,7 +497,10 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
             resolve(opened);
             setImmediate(() => {
               opened.start(Buffer.alloc(0));
-              if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
+              // A stream reset right after its 200 has closed before the session listened: it is told now, or it
+              // would wait for a 'close' that never comes again (test/client/http2.test.ts, "reset right after").
+              if (streamClosed) opened.onStreamClose();
+              else if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
             });
           } catch (err) {
             fail(answerError(err, Buffer.alloc(0)));

@@ -133,15 +133,23 @@ export class Http2Pool {
     if (member !== null) connection.members.delete(member);
     connection.inUse--;
     const origin = this.origins.get(key);
-    if (connection.inUse === 0 && !connection.session.closed) {
-      if (connection.retired || this.closed || origin === undefined) connection.session.close();
-      else {
-        // Idle: it waits for the next WebSocket without holding the process open (test/client/http2.test.ts, "idle").
-        connection.session.unref();
-        this.timers.schedule(connection, this.timers.now() + origin.options.idleTimeoutMs);
-      }
-    }
+    if (connection.inUse === 0) this.idle(connection, origin);
     if (origin !== undefined) this.pump(key, origin);
+  }
+
+  /**
+   * A connection with no stream left waits idleTimeoutMs for the next
+   * WebSocket without holding the process open, then closes
+   * (test/client/http2.test.ts, "idle connections close").
+   */
+  private idle(connection: PooledHttp2Connection, origin: Origin | undefined): void {
+    if (connection.session.closed) return;
+    if (connection.retired || this.closed || origin === undefined) {
+      connection.session.close();
+      return;
+    }
+    connection.session.unref();
+    this.timers.schedule(connection, this.timers.now() + origin.options.idleTimeoutMs);
   }
 
   /** Hands free slots to waiters, and dials when they need more room than the connections have. */
@@ -168,8 +176,10 @@ export class Http2Pool {
           session.destroy();
           return;
         }
-        this.add(key, origin, session);
+        const connection = this.add(key, origin, session);
         this.pump(key, origin);
+        // Its waiters may have given up meanwhile (timeout, abort): unused, it is idle from the start.
+        if (connection.inUse === 0) this.idle(connection, origin);
       },
       (err: unknown) => {
         origin.dialing = false;
@@ -181,7 +191,7 @@ export class Http2Pool {
     );
   }
 
-  private add(key: string, origin: Origin, session: ClientHttp2Session): void {
+  private add(key: string, origin: Origin, session: ClientHttp2Session): PooledHttp2Connection {
     // RFC 9113 section 6.5.2: no limit until the peer sets one; node's own queueing is never relied on.
     const peerMax = session.remoteSettings.maxConcurrentStreams ?? 0xffffffff;
     const connection = new PooledHttp2Connection(session, Math.max(1, peerMax), (c) => {
@@ -201,6 +211,7 @@ export class Http2Pool {
       if (origin.connections.length === 0 && origin.waiters.length === 0 && origin.unavailable === undefined && !origin.dialing) this.origins.delete(key);
       else this.pump(key, origin);
     });
+    return connection;
   }
 
   private retire(connection: PooledHttp2Connection, close: boolean): void {

@@ -357,6 +357,8 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
           streams.set(String(h[':path']), stream);
           // This one never reads: what the client sends it stays queued.
           if (String(h[':path']).startsWith('/stuck')) stream.pause();
+          // This one is reset right after its 200.
+          if (h[':path'] === '/reset-now') stream.close(http2.constants.NGHTTP2_CANCEL);
         },
       });
       const ctx = t.add(new Context(), (c) => c.close());
@@ -367,6 +369,10 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
       streams.get('/a')!.close(http2.constants.NGHTTP2_CANCEL);
       const ai = await within(a.closed, 5000, 'the reset WebSocket');
       assert.deepEqual([ai.code, ai.wasClean], [1006, false]);
+      // A stream reset right after its 200, before the session started reading it: the session still ends.
+      const early = t.add(await connect(url('/reset-now'), { http2: true, context: ctx, tls }), (y) => y.terminate());
+      const earlyInfo = await within(early.closed, 5000, 'the WebSocket reset right after its 200');
+      assert.deepEqual([earlyInfo.code, earlyInfo.wasClean], [1006, false]);
       b.send('b lives');
       c.send('c lives');
       assert.equal((await next(b)).text, 'b lives');
