@@ -100,7 +100,7 @@ export interface ConnectOptions<T = unknown> {
 /** A client-side session; `messages()` iterates what arrives. */
 export class ClientSession<T = unknown> extends Session<T> {
   readonly url: URL;
-  /** Response headers of the opening handshake (lower-cased names). */
+  /** Response headers of the opening handshake (lower-cased names; over HTTP/2, `:status` among them). */
   readonly responseHeaders: ReadonlyMap<string, readonly string[]>;
   constructor(init: ConstructorParameters<typeof Session<T>>[0], url: URL, responseHeaders: ReadonlyMap<string, readonly string[]>) {
     super(init);

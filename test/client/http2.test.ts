@@ -24,6 +24,9 @@ import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { createServer as createNetServer } from 'node:net';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, Context, createServer, HandshakeError, WebSocket, type ClientSession, type CloseInfo, type ServerOptions, type ServerSession, type WebSocketServer } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
 import { decodeFrames, frame, Op } from '../helpers/frames.js';
@@ -258,6 +261,26 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
       assert.equal(s.sessions.length, 3);
       assert.equal(s.sessions[2].http2, true);
       assert.equal(counted.accepted(), 1, 'the WHATWG WebSocket shares the context\'s connection');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('h2c over a unix domain socket (ws+unix: URL)', async () => {
+    const t = new Scope();
+    const dir = t.add(mkdtempSync(join(tmpdir(), 'sockeye-h2-unix-')), (d) => rmSync(d, { recursive: true, force: true }));
+    try {
+      const sessions: ServerSession[] = [];
+      const server = t.add(createServer({ http2: true, keepalive: null, handler: { onOpen: (x) => void sessions.push(x), onMessage: (x, m) => void x.send(m.data) } }), (x) => x.close());
+      const path = join(dir, 'h2.sock');
+      await server.listen({ path });
+      const ctx = t.add(new Context(), (c) => c.close());
+      const client = t.add(await connect(`ws+unix://${path}:/over/unix?q=1`, { http2: 'require', context: ctx }), (x) => x.terminate());
+      client.send('unix h2c');
+      assert.equal((await next(client)).text, 'unix h2c');
+      assert.equal(sessions[0].http2, true);
+      assert.equal(sessions[0].request.path, '/over/unix');
+      assert.equal(sessions[0].request.host, 'localhost');
     } finally {
       await t.close();
     }
