@@ -16,7 +16,7 @@ import { setNoDelay } from '../transport/stream-adapter.js';
 import { openTunnel, selectProxy, type ProxyConfig } from './proxy.js';
 import type { Duplex } from 'node:stream';
 import type { ClientHttp2Stream } from 'node:http2';
-import { HTTP2_NO_ERROR, type Http2Member, type PooledHttp2Connection } from '../transport/http2-pool.js';
+import { HTTP2_NO_ERROR, HTTP2_REFUSED_STREAM, type Http2Member, type PooledHttp2Connection } from '../transport/http2-pool.js';
 import { cancelStream, dialHttp2, http2Choice, isHttp2Unavailable, responseHead, toOutgoingHeaders, type ClientHttp2Options, type Http2Endpoint } from './http2.js';
 
 /**
@@ -423,7 +423,8 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
     const pool = context.http2;
     // Connections are shared by origin, and only under the same TLS settings (a client that accepts any certificate shares nothing with one that checks).
     const poolKey = `${target.secure ? 'wss' : 'ws'}://${target.host}:${target.port}|${target.socketPath ?? ''}|${options.insecure ? 1 : 0}|${pool.idOf(options.tls)}`;
-    const lease = pool.acquire(poolKey, { maxConnections: choice.maxConnectionsPerOrigin, idleTimeoutMs: choice.idleTimeoutMs, dial: () => dialHttp2(endpoint, context), unavailable: isHttp2Unavailable });
+    let lease: ReturnType<typeof pool.acquire>;
+    let retries = 0;
     let settled = false;
     let connection: PooledHttp2Connection | null = null;
     let stream: ClientHttp2Stream | null = null;
@@ -444,71 +445,86 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
       else if (connection !== null) pool.release(poolKey, connection, null);
       reject(err);
     };
-    lease.promise.then(
-      (c) => {
-        if (settled) {
-          pool.release(poolKey, c, null);
+    const onLease = (c: PooledHttp2Connection): void => {
+      if (settled) {
+        pool.release(poolKey, c, null);
+        return;
+      }
+      connection = c;
+      let s: ClientHttp2Stream;
+      try {
+        const fields = buildExtendedConnectRequest({ scheme: target.secure ? 'https' : 'http', authority: target.hostHeader, path: target.path, protocols, extensions, origin: options.origin, headers });
+        s = c.session.request(toOutgoingHeaders(fields), { endStream: false });
+      } catch (err) {
+        fail(err instanceof WebSocketError ? err : new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: cannot open an HTTP/2 stream: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      stream = s;
+      let session: ClientSession<T> | null = null;
+      let goneAway = false;
+      let goawayBeforeResponse = false;
+      // RFC 9113 section 6.8: after GOAWAY with NO_ERROR the streams open may finish; a WebSocket has no end of
+      // its own, so each closes with 1001 (going away), its queued messages sent first (S4). With an error code
+      // node ends the connection at once: each WebSocket ends with 1006 and counts its unsent messages.
+      // test/client/http2.test.ts ("GOAWAY").
+      const member: Http2Member = {
+        goaway: (code) => {
+          if (session === null) goawayBeforeResponse = true;
+          if (code !== HTTP2_NO_ERROR) return;
+          goneAway = true;
+          session?.close(1001, 'the HTTP/2 connection is going away');
+        },
+      };
+      c.members.add(member);
+      let streamClosed = false;
+      s.once('close', () => {
+        streamClosed = true;
+        pool.release(poolKey, c, member);
+      });
+      // The session takes the stream's errors once it starts; until then (and after) this one keeps them from being unhandled.
+      s.on('error', () => undefined);
+      const onEarlyClose = () => {
+        // RFC 9113 section 8.7: a stream refused (REFUSED_STREAM, or beyond the last stream of a GOAWAY) was not
+        // processed, and may be tried again: once more, on a connection with room (test/client/http2.test.ts, "refused").
+        if (!settled && retries < 1 && (s.rstCode === HTTP2_REFUSED_STREAM || goawayBeforeResponse)) {
+          retries++;
+          stream = null;
+          connection = null;
+          attempt();
           return;
         }
-        connection = c;
-        let s: ClientHttp2Stream;
+        fail(new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: the server ${s.rstCode !== undefined && s.rstCode !== HTTP2_NO_ERROR ? `reset the stream (RST_STREAM ${s.rstCode})` : 'closed the stream'} during the opening handshake`));
+      };
+      s.once('close', onEarlyClose);
+      s.once('response', (responseHeaders) => {
+        s.off('close', onEarlyClose);
+        if (settled) return;
         try {
-          const fields = buildExtendedConnectRequest({ scheme: target.secure ? 'https' : 'http', authority: target.hostHeader, path: target.path, protocols, extensions, origin: options.origin, headers });
-          s = c.session.request(toOutgoingHeaders(fields), { endStream: false });
+          const head = responseHead(responseHeaders);
+          const agreed = validateExtendedConnectResponse(head, { protocols, offeredExtensions });
+          const codec = codecFor(agreed.extensions);
+          settled = true;
+          cleanup();
+          const opened = newSession(s, agreed.protocol, agreed.extensions, codec, head.headers);
+          session = opened;
+          resolve(opened);
+          setImmediate(() => {
+            opened.start(Buffer.alloc(0));
+            // A stream reset right after its 200 has closed before the session listened: it is told now, or it
+            // would wait for a 'close' that never comes again (test/client/http2.test.ts, "reset right after").
+            if (streamClosed) opened.onStreamClose();
+            else if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
+          });
         } catch (err) {
-          fail(err instanceof WebSocketError ? err : new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: cannot open an HTTP/2 stream: ${(err as Error).message}`, { cause: err }));
-          return;
+          fail(answerError(err, Buffer.alloc(0)));
         }
-        stream = s;
-        let session: ClientSession<T> | null = null;
-        let goneAway = false;
-        // RFC 9113 section 6.8: after GOAWAY with NO_ERROR the streams open may finish; a WebSocket has no end of
-        // its own, so each closes with 1001 (going away), its queued messages sent first (S4). With an error code
-        // node ends the connection at once: each WebSocket ends with 1006 and counts its unsent messages.
-        // test/client/http2.test.ts ("GOAWAY").
-        const member: Http2Member = {
-          goaway: (code) => {
-            if (code !== HTTP2_NO_ERROR) return;
-            goneAway = true;
-            session?.close(1001, 'the HTTP/2 connection is going away');
-          },
-        };
-        c.members.add(member);
-        let streamClosed = false;
-        s.once('close', () => {
-          streamClosed = true;
-          pool.release(poolKey, c, member);
-        });
-        // The session takes the stream's errors once it starts; until then (and after) this one keeps them from being unhandled.
-        s.on('error', () => undefined);
-        const onEarlyClose = () => fail(new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: the server ${s.rstCode !== undefined && s.rstCode !== HTTP2_NO_ERROR ? `reset the stream (RST_STREAM ${s.rstCode})` : 'closed the stream'} during the opening handshake`));
-        s.once('close', onEarlyClose);
-        s.once('response', (responseHeaders) => {
-          s.off('close', onEarlyClose);
-          if (settled) return;
-          try {
-            const head = responseHead(responseHeaders);
-            const agreed = validateExtendedConnectResponse(head, { protocols, offeredExtensions });
-            const codec = codecFor(agreed.extensions);
-            settled = true;
-            cleanup();
-            const opened = newSession(s, agreed.protocol, agreed.extensions, codec, head.headers);
-            session = opened;
-            resolve(opened);
-            setImmediate(() => {
-              opened.start(Buffer.alloc(0));
-              // A stream reset right after its 200 has closed before the session listened: it is told now, or it
-              // would wait for a 'close' that never comes again (test/client/http2.test.ts, "reset right after").
-              if (streamClosed) opened.onStreamClose();
-              else if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
-            });
-          } catch (err) {
-            fail(answerError(err, Buffer.alloc(0)));
-          }
-        });
-      },
-      (err: unknown) => fail(err),
-    );
+      });
+    };
+    const attempt = (): void => {
+      lease = pool.acquire(poolKey, { maxConnections: choice.maxConnectionsPerOrigin, idleTimeoutMs: choice.idleTimeoutMs, dial: () => dialHttp2(endpoint, context), unavailable: isHttp2Unavailable });
+      lease.promise.then(onLease, fail);
+    };
+    attempt();
     if (options.signal?.aborted) onAbort();
     else options.signal?.addEventListener('abort', onAbort);
   });

@@ -243,3 +243,5 @@ export class Http2Pool {
 
 /** NO_ERROR (RFC 9113 section 7): a GOAWAY that is a graceful shutdown. */
 export const HTTP2_NO_ERROR: number = h2constants.NGHTTP2_NO_ERROR;
+/** REFUSED_STREAM (RFC 9113 section 7): the stream was not processed and may be retried (section 8.7). */
+export const HTTP2_REFUSED_STREAM: number = h2constants.NGHTTP2_REFUSED_STREAM;

@@ -429,6 +429,43 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
     }
   });
 
+  it('a stream refused (REFUSED_STREAM, RFC 9113 section 8.7) is tried again once; refused twice, connect() rejects', async () => {
+    const t = new Scope();
+    try {
+      const refusals = new Map<string, number>();
+      const server = http2.createSecureServer({ key: cert.key, cert: cert.cert, settings: { enableConnectProtocol: true } });
+      server.on('session', (x) => x.on('error', () => undefined));
+      server.on('stream', (stream, h) => {
+        stream.on('error', () => undefined);
+        const path = String(h[':path']);
+        const n = refusals.get(path) ?? 0;
+        const limit = path === '/once' ? 1 : Infinity;
+        if (n < limit) {
+          refusals.set(path, n + 1);
+          stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+          return;
+        }
+        stream.respond({ ':status': 200 });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      t.add(server, (x) => new Promise((r) => x.close(r)));
+      const port = (server.address() as { port: number }).port;
+      const ctx = t.add(new Context(), (c) => c.close());
+      const once = t.add(await connect(`wss://127.0.0.1:${port}/once`, { http2: true, context: ctx, tls }), (x) => x.terminate());
+      assert.equal(once.http2, true);
+      assert.equal(refusals.get('/once'), 1);
+      const err = await connect(`wss://127.0.0.1:${port}/always`, { http2: true, context: ctx, tls }).then(
+        () => assert.fail('refused twice must reject'),
+        (e: unknown) => e as { code?: string; message: string },
+      );
+      assert.equal(err.code, 'ERR_CONNECTION_CLOSED');
+      assert.match(err.message, /RST_STREAM 7/);
+      assert.equal(refusals.get('/always'), 2, 'one retry, no more');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('limits: the server\'s SETTINGS_MAX_CONCURRENT_STREAMS, a second connection, then a queue; idle connections close', async () => {
     const t = new Scope();
     try {
