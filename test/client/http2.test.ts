@@ -12,8 +12,10 @@
  * - fallback to HTTP/1.1 (a sockeye server with http2: false, a node:http2
  *   server without the setting) and http2: 'require' failing with
  *   ERR_HTTP2_UNAVAILABLE;
- * - RST_STREAM ends one WebSocket (1006), GOAWAY NO_ERROR closes all with
- *   1001, a dropped connection ends all with 1006 and unsentMessages (S4);
+ * - h2c over a unix domain socket;
+ * - RST_STREAM ends one WebSocket (1006), even right after its 200; GOAWAY
+ *   NO_ERROR closes all with 1001, a dropped connection ends all with 1006
+ *   and unsentMessages (S4); a refused stream is tried again once;
  * - limits: the server's SETTINGS_MAX_CONCURRENT_STREAMS, more connections
  *   up to maxConnectionsPerOrigin, then a queue; idle connections closed;
  * - S2 under keepalive pings and S1 (large transfers both ways, a stalled
@@ -473,7 +475,7 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
       const counted = await countingRelay(t, s.port);
       const ctx = t.add(new Context(), (c) => c.close());
       const url = `wss://127.0.0.1:${counted.relay.port}/`;
-      const opts = { context: ctx, tls, http2: { maxConnectionsPerOrigin: 2, idleTimeoutMs: 200 } };
+      const opts = { context: ctx, tls, http2: { maxConnectionsPerOrigin: 2, idleTimeoutMs: 1000 } };
       const four = await Promise.all([0, 1, 2, 3].map(() => connect(url, opts)));
       for (const x of four) t.add(x, (y) => y.terminate());
       assert.equal(counted.accepted(), 2, 'two streams per connection, four WebSockets: two connections');
