@@ -17,7 +17,8 @@
  *   NO_ERROR closes all with 1001, a dropped connection ends all with 1006
  *   and unsentMessages (S4); a refused stream is tried again once;
  * - limits: the server's SETTINGS_MAX_CONCURRENT_STREAMS, more connections
- *   up to maxConnectionsPerOrigin, then a queue; idle connections closed;
+ *   up to maxConnectionsPerOrigin, then a queue; idle connections closed,
+ *   and never holding a process that has nothing else to do;
  * - S2 under keepalive pings and S1 (large transfers both ways, a stalled
  *   stream beside a flowing one) over one HTTP/2 connection.
  */
@@ -29,6 +30,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { connect, Context, createServer, HandshakeError, WebSocket, type ClientSession, type CloseInfo, type ServerOptions, type ServerSession, type WebSocketServer } from '../../src/index.js';
 import { testCert } from '../helpers/certs.js';
 import { decodeFrames, frame, Op } from '../helpers/frames.js';
@@ -500,6 +503,33 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
       own.close();
       await within(own.closed, 5000, 'closed');
       await waitUntil(() => counted.open() === 0, 2000, 'its connection to close at once');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a process whose last WebSocket has closed exits, its idle HTTP/2 connection open and its context never closed', async () => {
+    const t = new Scope();
+    try {
+      const s = await start(t);
+      const lib = fileURLToPath(new URL('../../src/index.js', import.meta.url));
+      const program = `
+        const { connect, Context } = await import(${JSON.stringify(lib)});
+        const context = new Context();
+        const ws = await connect('wss://127.0.0.1:${s.port}/', { http2: { idleTimeoutMs: 60000 }, context, tls: { ca: process.env.CA } });
+        ws.send('bye');
+        for await (const m of ws.messages()) { process.stdout.write(m.text + ' ' + ws.http2 + '\\n'); ws.close(); }
+        process.stdout.write('closed\\n');
+      `;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', program], { env: { ...process.env, CA: cert.ca.toString() }, stdio: ['ignore', 'pipe', 'pipe'] });
+      t.add(child, (c) => c.kill('SIGKILL'));
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d));
+      child.stderr.on('data', (d: Buffer) => (err += d));
+      const code = await within(new Promise<number | null>((r) => child.once('exit', r)), 10_000, 'the child to exit by itself (an idle HTTP/2 connection must not hold the process)');
+      assert.equal(code, 0, err);
+      assert.equal(out, 'bye true\nclosed\n');
     } finally {
       await t.close();
     }
