@@ -424,11 +424,14 @@ describe('connect() over HTTP/2 (RFC 8441)', { timeout: 180_000 }, () => {
       assert.deepEqual([di.code, di.wasClean, ei.code], [1006, false, 1006]);
       assert.ok(di.unsentMessages > 0, `unsent messages reported: ${di.unsentMessages}`);
       // GOAWAY with an error code: the connection ends at once, its WebSockets with 1006.
-      const f = t.add(await connect(url('/f'), { http2: true, context: ctx, tls }), (y) => y.terminate());
+      const f = t.add(await connect(url('/stuck-f'), { http2: true, context: ctx, tls }), (y) => y.terminate());
+      for (let i = 0; i < 64; i++) f.send(Buffer.alloc(64 * 1024, i));
+      await waitUntil(() => f.bufferedAmount > 0, 5000, 'f to hold queued messages');
       const third = [...raw.sessions].at(-1)!;
       third.goaway(http2.constants.NGHTTP2_PROTOCOL_ERROR);
       const fi = await within(f.closed, 5000, 'f after GOAWAY PROTOCOL_ERROR');
       assert.deepEqual([fi.code, fi.wasClean], [1006, false]);
+      assert.ok(fi.unsentMessages > 0, `unsent messages reported after GOAWAY with an error: ${fi.unsentMessages}`);
     } finally {
       await t.close();
     }
