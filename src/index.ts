@@ -7,6 +7,7 @@
 export { createServer, WebSocketServer, type ServerOptions, type ServerHandler, type VerifyResult } from './server/server.js';
 export { ServerSession, type UpgradeRequest } from './server/server-session.js';
 export { connect, ClientSession, type ConnectOptions, type ClientHandler } from './client/connect.js';
+export type { ClientHttp2Options } from './client/http2.js';
 export { reconnect, retryable, type Reconnector, type ReconnectOptions, type ReconnectAttempt, type RetryPolicy, type RetryReason } from './client/reconnect.js';
 export { WebSocket, type WebSocketOptions } from './client/websocket.js';
 export { CloseEvent, type CloseEventInit } from './client/dom-events.js';

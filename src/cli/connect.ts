@@ -58,6 +58,9 @@ Options:
   -L, --location     follow redirects (301, 302, 303, 307, 308; at most 10);
                      Authorization and Cookie headers are not sent to
                      another origin
+  --http2            open the WebSocket over HTTP/2 (RFC 8441): h2 by ALPN for
+                     wss://, cleartext HTTP/2 with prior knowledge for ws://;
+                     HTTP/1.1 if the server does not take it
   --unix PATH        connect over the unix domain socket at PATH (the URL
                      gives the request path and Host); a ws+unix URL says
                      the same: ws+unix:///run/app.sock:/chat
@@ -147,6 +150,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
       echo: { type: 'boolean' },
       reconnect: { type: 'boolean' },
       unix: { type: 'string' },
+      http2: { type: 'boolean' },
       proxy: { type: 'string' },
       'no-proxy': { type: 'boolean' },
       location: { type: 'boolean', short: 'L' },
@@ -255,6 +259,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     perMessageDeflate: values.deflate ?? false,
     handshakeTimeoutMs,
     socketPath: values.unix,
+    http2: values.http2 ?? false,
     proxy: values['no-proxy'] ? (false as const) : values.proxy,
     followRedirects: values.location ?? false,
     signal: abort.signal,
@@ -309,7 +314,7 @@ export async function runConnect(argv: string[], io: CliIo): Promise<number> {
     return EXIT_FAILURE;
   }
   const announce = (s: ClientSession, verb: string) => {
-    io.stderr.write(`sockeye: ${verb} ${s.url.href}${s.protocol !== undefined ? ` (subprotocol ${s.protocol})` : ''}${s.extensions.length > 0 ? ` (extensions ${s.extensions.join(', ')})` : ''}\n`);
+    io.stderr.write(`sockeye: ${verb} ${s.url.href}${s.protocol !== undefined ? ` (subprotocol ${s.protocol})` : ''}${s.extensions.length > 0 ? ` (extensions ${s.extensions.join(', ')})` : ''}${s.http2 ? ' (HTTP/2)' : ''}\n`);
     // A wait for onWritable also ends when the session does (no callback comes then).
     void s.closed.then(() => wakeWriter(s));
   };

@@ -3,7 +3,8 @@ import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions }
 import type { KeepaliveOptions } from '../core/connection.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS } from '../core/connection.js';
 import { HandshakeError, InvalidArgumentError, TimeoutError, TransportError, WebSocketError } from '../core/errors.js';
-import { buildUpgradeRequest, validateUpgradeResponse } from '../core/handshake.js';
+import { buildExtendedConnectRequest, buildUpgradeRequest, validateExtendedConnectResponse, validateUpgradeResponse } from '../core/handshake.js';
+import type { ExtensionOffer } from '../core/extension-header.js';
 import { HttpHeadParser } from '../core/http-head.js';
 import { acceptDeflateResponse, buildDeflateOffer, PERMESSAGE_DEFLATE } from '../core/deflate-negotiation.js';
 import type { MessageCodec } from '../core/message-codec.js';
@@ -13,6 +14,10 @@ import { Session } from '../transport/session.js';
 import { DEFAULT_KEEPALIVE, type Handler, type SessionLimits } from '../transport/types.js';
 import { setNoDelay } from '../transport/stream-adapter.js';
 import { openTunnel, selectProxy, type ProxyConfig } from './proxy.js';
+import type { Duplex } from 'node:stream';
+import type { ClientHttp2Stream } from 'node:http2';
+import { HTTP2_NO_ERROR, HTTP2_REFUSED_STREAM, type Http2Member, type PooledHttp2Connection } from '../transport/http2-pool.js';
+import { cancelStream, dialHttp2, http2Choice, isHttp2Unavailable, responseHead, toOutgoingHeaders, type ClientHttp2Options, type Http2Endpoint } from './http2.js';
 
 /**
  * A handler whose sessions carry `T` as `session.data` (an empty object until
@@ -69,8 +74,25 @@ export interface ConnectOptions<T = unknown> {
   proxyTls?: TlsConnectionOptions;
   /** Largest HTTP head accepted from the server. Default 16384. */
   maxHeadBytes?: number;
-  /** Share timers and randomness with other clients; by default each client has its own. */
+  /**
+   * Share timers, randomness and HTTP/2 connections with other clients; by
+   * default each client has its own.
+   */
   context?: Context;
+  /**
+   * Open the WebSocket as a stream of an HTTP/2 connection (RFC 8441
+   * extended CONNECT) instead of a connection of its own. wss: negotiates h2
+   * by TLS ALPN; ws: speaks cleartext HTTP/2 with prior knowledge (the
+   * server must expect it: no Upgrade: h2c is tried). Clients that share a
+   * `context` (and the same `tls` object and `insecure`) share connections:
+   * one per origin, more when the server's SETTINGS_MAX_CONCURRENT_STREAMS
+   * is reached, up to maxConnectionsPerOrigin. A server that does not take
+   * WebSockets over HTTP/2 gets the usual HTTP/1.1 upgrade on a new
+   * connection, unless `'require'` (or `{ fallback: false }`): then
+   * connect() rejects with HandshakeError ERR_HTTP2_UNAVAILABLE. Through a
+   * proxy, HTTP/1.1 is used. Default false.
+   */
+  http2?: boolean | 'require' | ClientHttp2Options;
   /** Errors thrown by handlers. Default: printed to stderr. */
   onError?(error: unknown, session: ClientSession<T>): void;
 }
@@ -78,7 +100,7 @@ export interface ConnectOptions<T = unknown> {
 /** A client-side session; `messages()` iterates what arrives. */
 export class ClientSession<T = unknown> extends Session<T> {
   readonly url: URL;
-  /** Response headers of the opening handshake (lower-cased names). */
+  /** Response headers of the opening handshake (lower-cased names; over HTTP/2, `:status` among them). */
   readonly responseHeaders: ReadonlyMap<string, readonly string[]>;
   constructor(init: ConstructorParameters<typeof Session<T>>[0], url: URL, responseHeaders: ReadonlyMap<string, readonly string[]>) {
     super(init);
@@ -230,16 +252,20 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
   const ownContext = !options.context;
   const key = context.newKey();
   const protocols = options.protocol === undefined ? [] : Array.isArray(options.protocol) ? options.protocol : [options.protocol];
+  let h2: Required<ClientHttp2Options> | null;
+  let extensions: ExtensionOffer[];
+  let headers: Array<[string, string]>;
   try {
+    h2 = http2Choice(options.http2);
     target = parseWebSocketUrl(url);
     if (options.socketPath !== undefined) {
       if (typeof options.socketPath !== 'string' || options.socketPath === '') throw new InvalidArgumentError('ERR_BAD_PATH', 'socketPath must be the path of a unix socket');
       target = { ...target, socketPath: options.socketPath };
     }
     proxy = selectProxy(target, options.proxy, process.env);
-    const headers: Array<[string, string]> = options.headers === undefined ? [] : Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
+    headers = options.headers === undefined ? [] : Symbol.iterator in options.headers ? [...(options.headers as Iterable<[string, string]>)] : Object.entries(options.headers);
     if (deflateConfig) validateZlibOptions(deflateConfig);
-    const extensions = deflateConfig ? [buildDeflateOffer(deflateConfig)] : [];
+    extensions = deflateConfig ? [buildDeflateOffer(deflateConfig)] : [];
     request = buildUpgradeRequest({ host: target.hostHeader, path: target.path, key, protocols, origin: options.origin, headers, extensions });
   } catch (err) {
     if (ownContext) context.close();
@@ -248,6 +274,48 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
 
   // The handshake timeout runs from here: through a proxy it covers the proxy's exchange too.
   const deadline = context.now() + (options.handshakeTimeoutMs ?? 10_000);
+  const deferStart = followRedirects || h2 !== null;
+  const offeredExtensions = deflateConfig ? [PERMESSAGE_DEFLATE] : [];
+  const codecFor = (agreedExtensions: ExtensionOffer[]): MessageCodec | null => {
+    const deflateAnswer = agreedExtensions.find((e) => e.name === PERMESSAGE_DEFLATE);
+    return deflateAnswer && deflateConfig ? new DeflateCodec('client', acceptDeflateResponse(deflateAnswer, deflateConfig), deflateConfig, context.zlib) : null;
+  };
+  /** The session over `socket` (a TCP or TLS connection, or an HTTP/2 stream) once the handshake has succeeded. */
+  const newSession = (socket: Duplex, protocol: string | undefined, agreedExtensions: ExtensionOffer[], codec: MessageCodec | null, responseHeaders: ReadonlyMap<string, readonly string[]>): ClientSession<T> => {
+    const handler = options.handler ?? {};
+    return new ClientSession<T>(
+      {
+        role: 'client',
+        socket,
+        context,
+        handler: handler as Handler<unknown>,
+        protocol,
+        extensions: agreedExtensions.map((e) => e.name),
+        codec,
+        limits: options.limits ?? {},
+        keepalive: options.keepalive !== undefined ? options.keepalive : DEFAULT_KEEPALIVE,
+        closeTimeoutMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+        head: Buffer.alloc(0),
+        inbox: !handler.onMessage && !handler.onFragment,
+        onHandlerError: (e, s) => (options.onError ? options.onError(e, s as unknown as ClientSession<T>) : console.error('sockeye:', e)),
+        onFinished: () => {
+          if (ownContext) context.close();
+        },
+      },
+      target.url,
+      responseHeaders,
+    );
+  };
+  /** What a failed answer rejects with: a redirect to follow, a status said in the user's terms, or the error as it is. */
+  const answerError = (err: unknown, body: Buffer | null): WebSocketError => {
+    if (err instanceof HandshakeError && err.code === 'ERR_UNEXPECTED_STATUS' && body !== null) {
+      const location = err.headers?.location;
+      if (followRedirects && location !== undefined && REDIRECT_STATUSES.has(err.status ?? 0)) return new RedirectAnswer(target.url, location, err.status!, err.headers);
+      return unexpectedStatus(err, target, body);
+    }
+    if (err instanceof WebSocketError) return err;
+    return new HandshakeError('ERR_HANDSHAKE', String(err));
+  };
   /** The opening handshake on a new connection, or on `tunnel`, a proxy's connection that relays to the target (TLS inside it for wss://). */
   const dial = (tunnel: Socket | null): Promise<ClientSession<T>> => new Promise<ClientSession<T>>((resolve, reject) => {
     let socket: Socket;
@@ -301,56 +369,24 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
         result = parser.push(chunk);
         if (!result) return;
         const agreed = validateUpgradeResponse(result.head, { key, protocols, offeredExtensions: deflateConfig ? [PERMESSAGE_DEFLATE] : [] });
-        let codec: MessageCodec | null = null;
-        const deflateAnswer = agreed.extensions.find((e) => e.name === PERMESSAGE_DEFLATE);
-        if (deflateAnswer && deflateConfig) {
-          codec = new DeflateCodec('client', acceptDeflateResponse(deflateAnswer, deflateConfig), deflateConfig, context.zlib);
-        }
+        const codec = codecFor(agreed.extensions);
         settled = true;
         cleanup();
         socket.pause();
-        const handler = options.handler ?? {};
-        const session = new ClientSession<T>(
-          {
-            role: 'client',
-            socket,
-            context,
-            handler: handler as Handler<unknown>,
-            protocol: agreed.protocol,
-            extensions: agreed.extensions.map((e) => e.name),
-            codec,
-            limits: options.limits ?? {},
-            keepalive: options.keepalive !== undefined ? options.keepalive : DEFAULT_KEEPALIVE,
-            closeTimeoutMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
-            head: Buffer.alloc(0),
-            inbox: !handler.onMessage && !handler.onFragment,
-            onHandlerError: (e, s) => (options.onError ? options.onError(e, s as unknown as ClientSession<T>) : console.error('sockeye:', e)),
-            onFinished: () => {
-              if (ownContext) context.close();
-            },
-          },
-          target.url,
-          result.head.headers,
-        );
+        const session = newSession(socket, agreed.protocol, agreed.extensions, codec, result.head.headers);
         resolve(session);
         // Frames that came in the same packet as the 101 answer are processed after the caller got the session,
         // copied out of the read's buffer (the usual empty rest needs no copy, as on the server).
         const rest = result.rest.length === 0 ? result.rest : Buffer.from(result.rest);
-        // Through connect()'s redirect loop the session reaches the caller a few microtasks later: the
-        // frames wait for the next turn of the event loop then (test/client/redirects.test.ts, "paused
-        // right after"); without it, connect() hands the session on before this microtask runs.
-        if (followRedirects) setImmediate(() => session.start(rest));
+        // Through connect()'s redirect loop (or after an HTTP/2 attempt) the session reaches the caller a few
+        // microtasks later: the frames wait for the next turn of the event loop then (test/client/redirects.test.ts,
+        // "paused right after"); without it, connect() hands the session on before this microtask runs.
+        if (deferStart) setImmediate(() => session.start(rest));
         else queueMicrotask(() => session.start(rest));
       } catch (err) {
-        if (err instanceof HandshakeError && err.code === 'ERR_UNEXPECTED_STATUS' && result) {
-          const location = err.headers?.location;
-          if (followRedirects && location !== undefined && REDIRECT_STATUSES.has(err.status ?? 0)) fail(new RedirectAnswer(target.url, location, err.status!, err.headers));
-          else fail(unexpectedStatus(err, target, result.rest));
-        }
-        else if (err instanceof HandshakeError && !result && tlsRecord(chunk) && !target.secure) {
+        if (err instanceof HandshakeError && !result && tlsRecord(chunk) && !target.secure) {
           fail(new HandshakeError(err.code, `${target.url.href}: the server answered with TLS, not HTTP: use wss://`));
-        } else if (err instanceof WebSocketError) fail(err);
-        else fail(new HandshakeError('ERR_HANDSHAKE', String(err)));
+        } else fail(answerError(err, result === null ? null : result.rest));
       }
     };
     if (tunnel === null || target.secure) socket.on(target.secure ? 'secureConnect' : 'connect', onConnect);
@@ -367,6 +403,145 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
     if (options.signal?.aborted) onAbort();
     else options.signal?.addEventListener('abort', onAbort);
   });
+  /**
+   * The opening handshake as a stream of a pooled HTTP/2 connection (RFC
+   * 8441 section 5): extended CONNECT, 200, then the session over the stream.
+   */
+  const viaHttp2 = (choice: Required<ClientHttp2Options>): Promise<ClientSession<T>> => new Promise<ClientSession<T>>((resolve, reject) => {
+    const timeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    const endpoint: Http2Endpoint = {
+      secure: target.secure,
+      host: target.host,
+      port: target.port,
+      authority: target.hostHeader,
+      href: target.url.href,
+      socketPath: target.socketPath,
+      tls: { ...(isIP(target.host) === 0 ? { servername: target.host } : {}), ...(options.insecure ? { rejectUnauthorized: false } : {}), ...options.tls },
+      timeoutMs,
+      connectError: (err) => new TransportError('ERR_CONNECT', `cannot connect to ${target.url.href}: ${err.message}${connectHint(err, target.secure)}`, { cause: err }),
+    };
+    const pool = context.http2;
+    // Connections are shared by origin, and only under the same TLS settings (a client that accepts any certificate shares nothing with one that checks).
+    const poolKey = `${target.secure ? 'wss' : 'ws'}://${target.host}:${target.port}|${target.socketPath ?? ''}|${options.insecure ? 1 : 0}|${pool.idOf(options.tls)}`;
+    let lease: ReturnType<typeof pool.acquire>;
+    let retries = 0;
+    let settled = false;
+    let connection: PooledHttp2Connection | null = null;
+    let stream: ClientHttp2Stream | null = null;
+    const timer = { onTimer: () => fail(new TimeoutError('ERR_HANDSHAKE_TIMEOUT', `opening handshake not finished within ${timeoutMs} ms`)) };
+    context.timers.schedule(timer, deadline);
+    const onAbort = () => fail(new TransportError('ERR_ABORTED', `${target.url.href}: the opening handshake was aborted`));
+    const cleanup = () => {
+      context.timers.cancel(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      lease.cancel();
+      // The stream's 'close' gives its slot back; a slot taken for a stream never opened goes back here.
+      if (stream !== null) cancelStream(stream);
+      else if (connection !== null) pool.release(poolKey, connection, null);
+      reject(err);
+    };
+    const onLease = (c: PooledHttp2Connection): void => {
+      if (settled) {
+        pool.release(poolKey, c, null);
+        return;
+      }
+      connection = c;
+      let s: ClientHttp2Stream;
+      try {
+        const fields = buildExtendedConnectRequest({ scheme: target.secure ? 'https' : 'http', authority: target.hostHeader, path: target.path, protocols, extensions, origin: options.origin, headers });
+        s = c.session.request(toOutgoingHeaders(fields), { endStream: false });
+      } catch (err) {
+        fail(err instanceof WebSocketError ? err : new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: cannot open an HTTP/2 stream: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      stream = s;
+      let session: ClientSession<T> | null = null;
+      let goneAway = false;
+      let goawayBeforeResponse = false;
+      // RFC 9113 section 6.8: after GOAWAY with NO_ERROR the streams open may finish; a WebSocket has no end of
+      // its own, so each closes with 1001 (going away), its queued messages sent first (S4). With an error code
+      // node ends the connection at once: each WebSocket ends with 1006 and counts its unsent messages.
+      // test/client/http2.test.ts ("GOAWAY").
+      const member: Http2Member = {
+        goaway: (code) => {
+          if (session === null) goawayBeforeResponse = true;
+          if (code !== HTTP2_NO_ERROR) return;
+          goneAway = true;
+          session?.close(1001, 'the HTTP/2 connection is going away');
+        },
+      };
+      c.members.add(member);
+      let streamClosed = false;
+      s.once('close', () => {
+        streamClosed = true;
+        pool.release(poolKey, c, member);
+      });
+      // The session takes the stream's errors once it starts; until then (and after) this one keeps them from being unhandled.
+      s.on('error', () => undefined);
+      const onEarlyClose = () => {
+        // RFC 9113 section 8.7: a stream refused (REFUSED_STREAM, or beyond the last stream of a GOAWAY) was not
+        // processed, and may be tried again: once more, on a connection with room (test/client/http2.test.ts, "refused").
+        if (!settled && retries < 1 && (s.rstCode === HTTP2_REFUSED_STREAM || goawayBeforeResponse)) {
+          retries++;
+          stream = null;
+          connection = null;
+          attempt();
+          return;
+        }
+        fail(new TransportError('ERR_CONNECTION_CLOSED', `${target.url.href}: the server ${s.rstCode !== undefined && s.rstCode !== HTTP2_NO_ERROR ? `reset the stream (RST_STREAM ${s.rstCode})` : 'closed the stream'} during the opening handshake`));
+      };
+      s.once('close', onEarlyClose);
+      s.once('response', (responseHeaders) => {
+        s.off('close', onEarlyClose);
+        if (settled) return;
+        try {
+          const head = responseHead(responseHeaders);
+          const agreed = validateExtendedConnectResponse(head, { protocols, offeredExtensions });
+          const codec = codecFor(agreed.extensions);
+          settled = true;
+          cleanup();
+          const opened = newSession(s, agreed.protocol, agreed.extensions, codec, head.headers);
+          session = opened;
+          resolve(opened);
+          setImmediate(() => {
+            opened.start(Buffer.alloc(0));
+            // A stream reset right after its 200 has closed before the session listened: it is told now, or it
+            // would wait for a 'close' that never comes again (test/client/http2.test.ts, "reset right after").
+            if (streamClosed) opened.onStreamClose();
+            else if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
+          });
+        } catch (err) {
+          fail(answerError(err, Buffer.alloc(0)));
+        }
+      });
+    };
+    const attempt = (): void => {
+      lease = pool.acquire(poolKey, { maxConnections: choice.maxConnectionsPerOrigin, idleTimeoutMs: choice.idleTimeoutMs, dial: () => dialHttp2(endpoint, context), unavailable: isHttp2Unavailable });
+      lease.promise.then(onLease, fail);
+    };
+    attempt();
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort);
+  });
+  if (h2 !== null) {
+    if (proxy === null) {
+      return viaHttp2(h2).catch((err: unknown) => {
+        // RFC 8441 is optional for a server: one that does not do it gets the HTTP/1.1 upgrade on a new connection.
+        if (h2.fallback && isHttp2Unavailable(err) && !options.signal?.aborted) return dial(null);
+        if (ownContext) context.close();
+        throw err;
+      });
+    }
+    if (!h2.fallback) {
+      if (ownContext) context.close();
+      return Promise.reject(new HandshakeError('ERR_HTTP2_UNAVAILABLE', `${target.url.href}: WebSockets over HTTP/2 are not opened through a proxy (http2: 'require')`));
+    }
+  }
   if (proxy === null) return dial(null);
   const tunnelled = openTunnel(proxy, { host: target.host, port: target.port, href: target.url.href }, { context, deadline, timeoutMs: options.handshakeTimeoutMs ?? 10_000, signal: options.signal, proxyTls: options.proxyTls, maxHeadBytes: options.maxHeadBytes });
   return tunnelled.then(

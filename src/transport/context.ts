@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { FramePool } from './frame-pool.js';
+import { Http2Pool } from './http2-pool.js';
 import { Limiter } from './limiter.js';
 import { TimerWheel } from './timer-wheel.js';
 
@@ -22,6 +23,7 @@ export class Context {
   /** Reused buffers for large outgoing frames (see FramePool). */
   readonly frames: FramePool;
   private pool = Buffer.alloc(0);
+  private http2Pool: Http2Pool | null = null;
   private poolPos = 0;
 
   constructor(options: ContextOptions = {}) {
@@ -53,7 +55,13 @@ export class Context {
     return Buffer.from(this.random(16)).toString('base64');
   }
 
+  /** @internal The client's HTTP/2 connections (connect()'s http2 option), shared by every client of this context. */
+  get http2(): Http2Pool {
+    return (this.http2Pool ??= new Http2Pool(this.timers));
+  }
+
   close(): void {
+    this.http2Pool?.close();
     this.timers.cancel(this.frames);
     this.frames.clear();
     this.timers.stop();

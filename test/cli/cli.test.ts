@@ -434,6 +434,24 @@ describe('sockeye CLI', { concurrency: 3 }, () => {
     }
   });
 
+  it('connect --http2 opens the WebSocket over HTTP/2 and says so; against an HTTP/1.1-only server it falls back', async () => {
+    const cert = testCert();
+    const s = await serve(['--port', '0', '--tls-cert', cert.certPath, '--tls-key', cert.keyPath]);
+    const plain = await serve(['--port', '0']);
+    try {
+      const [h2, h1] = [cli(['connect', s.url, '--http2', '--ca', cert.certPath], { stdin: 'over h2\n' }), cli(['connect', plain.url, '--http2'], { stdin: 'over h1\n' })];
+      assert.equal(await h2.exited(), 0, h2.stderr());
+      assert.equal(h2.stdout(), 'over h2\n');
+      assert.match(h2.stderr(), /\(HTTP\/2\)\n/);
+      assert.equal(await h1.exited(), 0, h1.stderr());
+      assert.equal(h1.stdout(), 'over h1\n');
+      assert.doesNotMatch(h1.stderr(), /HTTP\/2/);
+    } finally {
+      reap(s.c);
+      reap(plain.c);
+    }
+  });
+
   it('failures go to stderr with exit 1: refused, handshake refused, abnormal close, error close, unreadable --ca', async () => {
     const port = await freePort();
     const { server, url } = await ourServer({

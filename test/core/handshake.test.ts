@@ -6,10 +6,13 @@ import {
   buildRejectResponse,
   buildUpgradeRequest,
   buildUpgradeResponse,
+  buildExtendedConnectRequest,
   isValidKey,
   parseTokenList,
   validateUpgradeRequest,
   validateUpgradeResponse,
+  validateExtendedConnect,
+  validateExtendedConnectResponse,
   type UpgradeRequestOptions,
 } from '../../src/core/handshake.js';
 import { HttpHeadParser, type HttpHead } from '../../src/core/http-head.js';
@@ -681,5 +684,209 @@ describe('validateUpgradeResponse', () => {
 
   it('refuses a request head', () => {
     refuses(() => validateUpgradeResponse(request(), CLIENT), 'ERR_BAD_HEAD_KIND');
+  });
+});
+
+/**
+ * RFC 8441: the head of an HTTP/2 request or response as an HTTP/2 layer
+ * hands it over (HPACK-decoded fields, lower-case names, pseudo-header
+ * fields among them; :method and :path also as method and target, :status
+ * as status).
+ */
+function h2Head(kind: 'request' | 'response', fields: Lines): HttpHead {
+  const headers = new Map<string, string[]>();
+  for (const [name, value] of fields) headers.set(name, [...(headers.get(name) ?? []), value]);
+  const first = (name: string) => headers.get(name)?.[0];
+  return {
+    kind,
+    method: kind === 'request' ? (first(':method') ?? '') : '',
+    target: kind === 'request' ? (first(':path') ?? '') : '',
+    status: kind === 'response' ? Number(first(':status') ?? 0) : 0,
+    reason: '',
+    version: '2',
+    headers,
+    rawHeaders: fields,
+  };
+}
+
+const BASE_CONNECT: Lines = [
+  [':method', 'CONNECT'],
+  [':protocol', 'websocket'],
+  [':scheme', 'https'],
+  [':authority', 'server.example.com'],
+  [':path', '/chat?room=1'],
+  ['sec-websocket-version', '13'],
+];
+
+/** An extended CONNECT from the base fields, with the fields named in `drop` removed and `add` appended. */
+function connectHead(opts: { drop?: string[]; add?: Lines; set?: Lines } = {}): HttpHead {
+  const drop = [...(opts.drop ?? []), ...(opts.set ?? []).map(([n]) => n)];
+  return h2Head('request', BASE_CONNECT.filter(([n]) => !drop.includes(n)).concat(opts.set ?? [], opts.add ?? []));
+}
+
+describe('validateExtendedConnect (RFC 8441 sections 4 and 5)', () => {
+  it('accepts the extended CONNECT and reports what it asked for', () => {
+    const info = validateExtendedConnect(connectHead({ add: [['sec-websocket-protocol', 'chat, superchat'], ['sec-websocket-extensions', 'permessage-deflate; client_max_window_bits'], ['origin', 'https://example.com']] }));
+    assert.equal(info.path, '/chat?room=1');
+    assert.equal(info.host, 'server.example.com');
+    assert.deepEqual(info.protocols, ['chat', 'superchat']);
+    assert.deepEqual(info.extensions.map((e) => e.name), ['permessage-deflate']);
+    assert.equal(info.origin, 'https://example.com');
+    assert.equal(info.key, undefined, 'section 5: no key is needed');
+    const plain = validateExtendedConnect(connectHead({ set: [[':scheme', 'http'], [':path', '/']] }));
+    assert.deepEqual([plain.path, plain.protocols, plain.extensions, plain.origin], ['/', [], [], undefined]);
+  });
+
+  it('returns a key sent anyway, and refuses a malformed or repeated one (400)', () => {
+    assert.equal(validateExtendedConnect(connectHead({ add: [['sec-websocket-key', KEY]] })).key, KEY);
+    rejects(() => validateExtendedConnect(connectHead({ add: [['sec-websocket-key', 'short']] })), 'ERR_BAD_KEY', 400);
+    rejects(() => validateExtendedConnect(connectHead({ add: [['sec-websocket-key', KEY], ['sec-websocket-key', KEY]] })), 'ERR_BAD_KEY', 400);
+  });
+
+  it('answers 405 with Allow: CONNECT to another :method', () => {
+    for (const method of ['GET', 'POST', 'connect']) {
+      rejects(() => validateExtendedConnect(connectHead({ set: [[':method', method]] })), 'ERR_BAD_METHOD', 405, { Allow: 'CONNECT' });
+    }
+  });
+
+  it('answers 400 to a missing, repeated or other :protocol', () => {
+    rejects(() => validateExtendedConnect(connectHead({ drop: [':protocol'] })), 'ERR_BAD_UPGRADE', 400);
+    for (const p of ['websockets', 'WebSocket', 'h2c', '']) rejects(() => validateExtendedConnect(connectHead({ set: [[':protocol', p]] })), 'ERR_BAD_UPGRADE', 400);
+    rejects(() => validateExtendedConnect(connectHead({ add: [[':protocol', 'websocket']] })), 'ERR_BAD_UPGRADE', 400);
+  });
+
+  it('answers 400 to a missing or bad :scheme and :path', () => {
+    rejects(() => validateExtendedConnect(connectHead({ drop: [':scheme'] })), 'ERR_BAD_TARGET', 400);
+    for (const scheme of ['ws', 'wss', 'HTTPS', 'ftp']) rejects(() => validateExtendedConnect(connectHead({ set: [[':scheme', scheme]] })), 'ERR_BAD_TARGET', 400);
+    rejects(() => validateExtendedConnect(connectHead({ add: [[':scheme', 'https']] })), 'ERR_BAD_TARGET', 400);
+    rejects(() => validateExtendedConnect(connectHead({ drop: [':path'] })), 'ERR_BAD_TARGET', 400);
+    for (const path of ['chat', '*', 'https://server.example.com/chat', '']) rejects(() => validateExtendedConnect(connectHead({ set: [[':path', path]] })), 'ERR_BAD_TARGET', 400);
+  });
+
+  it('answers 400 to a missing, empty, repeated or userinfo :authority', () => {
+    rejects(() => validateExtendedConnect(connectHead({ drop: [':authority'] })), 'ERR_BAD_HOST', 400);
+    rejects(() => validateExtendedConnect(connectHead({ set: [[':authority', '']] })), 'ERR_BAD_HOST', 400);
+    rejects(() => validateExtendedConnect(connectHead({ set: [[':authority', 'user:pw@server.example.com']] })), 'ERR_BAD_HOST', 400);
+    rejects(() => validateExtendedConnect(connectHead({ add: [[':authority', 'other.example.com']] })), 'ERR_BAD_HOST', 400);
+  });
+
+  it('answers 400 to each connection-specific field (RFC 9113 section 8.2.2)', () => {
+    for (const name of ['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding']) {
+      rejects(() => validateExtendedConnect(connectHead({ add: [[name, name === 'upgrade' ? 'websocket' : 'x']] })), 'ERR_BAD_CONNECTION', 400);
+    }
+  });
+
+  it('answers 400 to a request announcing a body; content-length 0 is allowed', () => {
+    rejects(() => validateExtendedConnect(connectHead({ add: [['content-length', '5']] })), 'ERR_UNEXPECTED_BODY', 400);
+    rejects(() => validateExtendedConnect(connectHead({ add: [['content-length', '0'], ['content-length', '0']] })), 'ERR_UNEXPECTED_BODY', 400);
+    assert.equal(validateExtendedConnect(connectHead({ add: [['content-length', '0']] })).path, '/chat?room=1');
+  });
+
+  it('answers 426 with Sec-WebSocket-Version: 13 to a missing or other version, 400 to a repeated one', () => {
+    rejects(() => validateExtendedConnect(connectHead({ drop: ['sec-websocket-version'] })), 'ERR_BAD_VERSION', 426, { 'Sec-WebSocket-Version': '13' });
+    rejects(() => validateExtendedConnect(connectHead({ set: [['sec-websocket-version', '8']] })), 'ERR_BAD_VERSION', 426, { 'Sec-WebSocket-Version': '13' });
+    rejects(() => validateExtendedConnect(connectHead({ add: [['sec-websocket-version', '13']] })), 'ERR_BAD_VERSION', 400);
+  });
+
+  it('answers 400 to bad subprotocols, extensions and a repeated origin, as over HTTP/1.1', () => {
+    for (const p of ['a b', 'chat, chat', ',', 'a;b']) rejects(() => validateExtendedConnect(connectHead({ add: [['sec-websocket-protocol', p]] })), 'ERR_BAD_PROTOCOL', 400);
+    assert.throws(() => validateExtendedConnect(connectHead({ add: [['sec-websocket-extensions', 'permessage-deflate; =']] })), (e: unknown) => e instanceof HandshakeError && e.status === 400);
+    rejects(() => validateExtendedConnect(connectHead({ add: [['origin', 'https://a.test'], ['origin', 'https://b.test']] })), 'ERR_BAD_ORIGIN', 400);
+  });
+
+  it('refuses a response head', () => {
+    refuses(() => validateExtendedConnect(h2Head('response', [[':status', '200']])), 'ERR_BAD_HEAD_KIND');
+  });
+});
+
+describe('buildExtendedConnectRequest (RFC 8441 section 5)', () => {
+  const base = { scheme: 'https' as const, authority: 'server.example.com:8443', path: '/chat?room=1' };
+
+  it('builds the pseudo-header fields first, then the version, origin, subprotocols, extensions and extra fields, lower-cased', () => {
+    assert.deepEqual(buildExtendedConnectRequest(base), [
+      [':method', 'CONNECT'],
+      [':protocol', 'websocket'],
+      [':scheme', 'https'],
+      [':authority', 'server.example.com:8443'],
+      [':path', '/chat?room=1'],
+      ['sec-websocket-version', '13'],
+    ]);
+    const full = buildExtendedConnectRequest({ ...base, scheme: 'http', protocols: ['chat', 'superchat'], extensions: [{ name: 'permessage-deflate', params: [['client_max_window_bits', true]] }], origin: 'https://example.com', headers: [['X-Token', 'abc'], ['Cookie', 'a=1']] });
+    assert.deepEqual(full.slice(5), [
+      ['sec-websocket-version', '13'],
+      ['origin', 'https://example.com'],
+      ['sec-websocket-protocol', 'chat, superchat'],
+      ['sec-websocket-extensions', 'permessage-deflate; client_max_window_bits'],
+      ['x-token', 'abc'],
+      ['cookie', 'a=1'],
+    ]);
+    assert.equal(full[2][1], 'http');
+    assert.ok(!full.some(([n]) => n === 'sec-websocket-key' || n === 'host' || n === 'upgrade' || n === 'connection'), 'no HTTP/1.1 handshake fields');
+  });
+
+  it('round trip: what it builds passes validateExtendedConnect with the same offer', () => {
+    const fields = buildExtendedConnectRequest({ ...base, protocols: ['chat'], extensions: [{ name: 'permessage-deflate', params: [] }], origin: 'https://example.com' });
+    const info = validateExtendedConnect(h2Head('request', fields));
+    assert.deepEqual([info.path, info.host, info.protocols, info.extensions.map((e) => e.name), info.origin], ['/chat?room=1', 'server.example.com:8443', ['chat'], ['permessage-deflate'], 'https://example.com']);
+  });
+
+  it('refuses a bad scheme, authority, path, subprotocol, origin or extension', () => {
+    refuses(() => buildExtendedConnectRequest({ ...base, scheme: 'wss' as 'https' }), 'ERR_BAD_URL');
+    refuses(() => buildExtendedConnectRequest({ ...base, authority: '' }), 'ERR_BAD_HOST');
+    refuses(() => buildExtendedConnectRequest({ ...base, authority: 'a\r\nx: y' }), 'ERR_BAD_HOST');
+    for (const path of ['', 'chat', '/a b', '/a#b']) refuses(() => buildExtendedConnectRequest({ ...base, path }), 'ERR_BAD_PATH');
+    refuses(() => buildExtendedConnectRequest({ ...base, protocols: ['chat', 'chat'] }), 'ERR_BAD_PROTOCOL');
+    refuses(() => buildExtendedConnectRequest({ ...base, origin: 'https://a\r\nx: y' }), 'ERR_BAD_ORIGIN');
+    refuses(() => buildExtendedConnectRequest({ ...base, extensions: [{ name: 'a b', params: [] }] }), 'ERR_BAD_EXTENSION');
+  });
+
+  it('refuses extra fields that override the handshake or are connection-specific (RFC 9113 section 8.2.2)', () => {
+    for (const name of ['Host', 'Upgrade', 'connection', 'Sec-WebSocket-Key', 'sec-websocket-version', 'Sec-WebSocket-Protocol', 'Sec-WebSocket-Extensions', 'Origin', 'Content-Length', 'Transfer-Encoding', 'keep-alive', 'proxy-connection']) {
+      refuses(() => buildExtendedConnectRequest({ ...base, headers: [[name, 'x']] }), 'ERR_BAD_HEADER');
+    }
+    refuses(() => buildExtendedConnectRequest({ ...base, headers: [['x-a', 'b\r\nc']] }), 'ERR_BAD_HEADER');
+  });
+});
+
+describe('validateExtendedConnectResponse (RFC 8441 section 5)', () => {
+  const offer = { protocols: ['chat', 'superchat'], offeredExtensions: ['permessage-deflate'] };
+
+  it('accepts :status 200 with the subprotocol and extensions chosen from the offer', () => {
+    assert.deepEqual(validateExtendedConnectResponse(h2Head('response', [[':status', '200']]), offer), { protocol: undefined, extensions: [] });
+    const agreed = validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-protocol', 'superchat'], ['sec-websocket-extensions', 'permessage-deflate; server_no_context_takeover']]), offer);
+    assert.equal(agreed.protocol, 'superchat');
+    assert.deepEqual(agreed.extensions.map((e) => e.name), ['permessage-deflate']);
+  });
+
+  it('rejects any other status with ERR_UNEXPECTED_STATUS, its status and its headers (pseudo-header fields left out)', () => {
+    for (const status of [101, 201, 204, 301, 400, 403, 404, 426, 500]) {
+      const head = h2Head('response', [[':status', String(status)], ['www-authenticate', 'Basic'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2']]);
+      rejects(() => validateExtendedConnectResponse(head, offer), 'ERR_UNEXPECTED_STATUS', status);
+      assert.throws(() => validateExtendedConnectResponse(head, offer), (e: unknown) => {
+        assert.deepEqual({ ...(e as HandshakeError).headers }, { 'www-authenticate': 'Basic', 'set-cookie': 'a=1, b=2' });
+        return true;
+      });
+    }
+  });
+
+  it('checks a Sec-WebSocket-Accept only when a key was sent', () => {
+    const withAccept = (accept: string) => h2Head('response', [[':status', '200'], ['sec-websocket-accept', accept]]);
+    assert.doesNotThrow(() => validateExtendedConnectResponse(withAccept('anything'), offer));
+    assert.doesNotThrow(() => validateExtendedConnectResponse(withAccept(ACCEPT), { ...offer, key: KEY }));
+    assert.doesNotThrow(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200']]), { ...offer, key: KEY }));
+    rejects(() => validateExtendedConnectResponse(withAccept('wrong'), { ...offer, key: KEY }), 'ERR_BAD_ACCEPT', undefined);
+    rejects(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-accept', ACCEPT], ['sec-websocket-accept', ACCEPT]]), { ...offer, key: KEY }), 'ERR_BAD_ACCEPT', undefined);
+  });
+
+  it('rejects a subprotocol or extension that was not offered, several subprotocols, an extension twice', () => {
+    rejects(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-protocol', 'other']]), offer), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-protocol', 'chat, superchat']]), offer), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-protocol', 'chat']]), { protocols: [], offeredExtensions: [] }), 'ERR_BAD_PROTOCOL', undefined);
+    rejects(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-extensions', 'x-other']]), offer), 'ERR_BAD_EXTENSION', undefined);
+    rejects(() => validateExtendedConnectResponse(h2Head('response', [[':status', '200'], ['sec-websocket-extensions', 'permessage-deflate, permessage-deflate']]), offer), 'ERR_BAD_EXTENSION', undefined);
+  });
+
+  it('refuses a request head', () => {
+    refuses(() => validateExtendedConnectResponse(connectHead(), offer), 'ERR_BAD_HEAD_KIND');
   });
 });

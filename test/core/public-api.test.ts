@@ -67,6 +67,7 @@ const ROOT_TYPES = [
   'BrokerMetrics',
   'BrokerNodeInfo',
   'ClientHandler',
+  'ClientHttp2Options',
   'CloseEventInit',
   'CloseInfo',
   'ClusterBroker',

@@ -10,7 +10,10 @@
  * - the statuses of HTTP/1.1 for the refusals; static mounts over HTTP/2;
  * - RST_STREAM ends one WebSocket (1006), the connection going ends all of
  *   them, each counting its unsent messages (S4);
- * - SETTINGS_MAX_CONCURRENT_STREAMS is advertised and enforced;
+ * - SETTINGS_MAX_CONCURRENT_STREAMS is advertised and enforced; a
+ *   connection that opens no stream within handshakeTimeoutMs is closed;
+ *   a header list over maxHeadBytes, or with more fields than maxHeaders,
+ *   is refused on its stream;
  * - over HTTP/2 too: a large transfer both ways at once (S1), a graceful
  *   close with queued messages loses nothing (S4), 1009, 1007, a deflate
  *   bomb, and a stream that never reads beside one that keeps flowing.
@@ -374,6 +377,66 @@ describe('WebSockets over HTTP/2 (RFC 8441), server', { timeout: 120_000 }, () =
       assert.equal(stuckSession.state, 'open', 'the stuck session is still there, not failed');
       client.close();
       await within(client.closed, 5000, 'close');
+    } finally {
+      await t.close();
+    }
+  });
+  it('closes an HTTP/2 connection that opens no stream within handshakeTimeoutMs; one that opened a WebSocket stays', async () => {
+    const t = new Scope();
+    try {
+      const s = await start(t, { handshakeTimeoutMs: 300 });
+      const t0 = Date.now();
+      const idle = await h2Connect(s.origin);
+      t.add(idle.session, (x) => x.destroy());
+      const busy = await h2Connect(s.origin);
+      t.add(busy.session, (x) => x.destroy());
+      const { stream } = await openStream(busy.session, '/');
+      await within(new Promise((r) => idle.session.once('close', r)), 5000, 'the idle connection to be closed');
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed >= 250, `closed after ${elapsed} ms, not before the timeout`);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(busy.session.closed, false, 'the connection with a stream is not timed out');
+      const ctx = t.add(new Context(), (c) => c.close());
+      const client = clientOver(stream, ctx);
+      client.send('still here');
+      assert.equal((await within(client.messages().next(), 5000, 'echo')).value?.text, 'still here');
+      client.close();
+      await within(client.closed, 5000, 'close');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses a header list over maxHeadBytes and more fields than maxHeaders (RST_STREAM ENHANCE_YOUR_CALM); the server carries on', async () => {
+    const t = new Scope();
+    try {
+      const s = await start(t, { maxHeadBytes: 4096, maxHeaders: 10 });
+      const refused = async (extra: http2.OutgoingHttpHeaders): Promise<number | undefined> => {
+        const { session, settings } = await h2Connect(s.origin);
+        t.add(session, (x) => x.destroy());
+        assert.equal(settings.maxHeaderListSize, 4096, 'SETTINGS_MAX_HEADER_LIST_SIZE is maxHeadBytes');
+        const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': '/', 'sec-websocket-version': '13', ...extra }, { endStream: false });
+        stream.on('error', () => undefined);
+        let status: unknown;
+        stream.once('response', (h) => (status = h[':status']));
+        await within(new Promise((r) => stream.once('close', r)), 5000, 'the stream to end');
+        assert.equal(status, undefined, 'no answer to a refused head');
+        return stream.rstCode;
+      };
+      assert.equal(await refused({ 'x-big': 'a'.repeat(8000) }), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      const many: http2.OutgoingHttpHeaders = {};
+      for (let i = 0; i < 20; i++) many[`x-field-${i}`] = 'v';
+      assert.equal(await refused(many), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.equal(s.sessions.length, 0, 'no session opened for a refused head');
+      // Within the limits (a 3,000-byte field, 8 extra fields), on a fresh connection: accepted.
+      const { session } = await h2Connect(s.origin);
+      t.add(session, (x) => x.destroy());
+      const few: http2.OutgoingHttpHeaders = { 'x-mid': 'a'.repeat(3000) };
+      for (let i = 0; i < 7; i++) few[`x-field-${i}`] = 'v';
+      const ok = await openStream(session, '/', few);
+      assert.equal(ok.headers[':status'], 200);
+      await waitUntil(() => s.sessions.length === 1, 5000, 'the session');
+      ok.stream.close(http2.constants.NGHTTP2_CANCEL);
     } finally {
       await t.close();
     }
