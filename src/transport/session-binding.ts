@@ -147,6 +147,12 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     // The stream was paused for the handshake. Reading starts here, unless the application paused it
     // already (pauseReading() in onOpen, or right after connect() resolved).
     this.gate.apply();
+    // connect() hands the session over before it starts: sends made in between may have filled the
+    // stream, whose 'drain' can come before this listened (an HTTP/2 stream drains as soon as its
+    // connection takes the bytes). A stream that needs no drain any more has had it: the queue goes
+    // on now instead of waiting for an event that already came (test/integration/nothing-lost.test.ts,
+    // over HTTP/2; test/transport/session-streams.test.ts, "drained before start").
+    if (this.out.blocked && !this.socket.writableNeedDrain && !this.streamGone) this.onDrain();
   }
 
   /** @internal Where the session is in its close sequence (test/transport/lifecycle.test.ts). */

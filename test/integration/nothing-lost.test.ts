@@ -3,7 +3,8 @@
  * fast as flow control lets it and then closes; the other side receives
  * every one of them, in order and byte for byte, before its close event —
  * for ws and wss, with and without permessage-deflate, small and large
- * messages, in both directions (16 cases).
+ * messages, in both directions (16 cases), and for wss over HTTP/2, each
+ * WebSocket an RFC 8441 stream (8 cases more).
  *
  *   client -> server: the client sends, then close(1000); the server's
  *     onClose must come after the last message, with the count complete.
@@ -105,6 +106,8 @@ interface Case {
   secure: boolean;
   compressed: boolean;
   size: Size;
+  /** The client connects over HTTP/2 (the server offers h2 by ALPN on its TLS port). */
+  http2?: boolean;
 }
 
 const deflate = { threshold: 0 };
@@ -128,6 +131,7 @@ function clientOptions(c: Case) {
     tls: c.secure ? { ca: testCert().ca } : undefined,
     perMessageDeflate: c.compressed ? deflate : false,
     keepalive: null,
+    ...(c.http2 ? { http2: 'require' as const } : {}),
   };
 }
 
@@ -145,6 +149,7 @@ async function clientToServer(c: Case): Promise<void> {
     const gate = writableGate();
     client = await connect(url, { ...clientOptions(c), handler: { onWritable: () => gate.fire(), onMessage: () => {} } });
     const session = client;
+    assert.equal(session.http2, c.http2 === true);
     assert.deepEqual([...session.extensions], c.compressed ? ['permessage-deflate'] : []);
     await produce(session, c.size, { wait: () => gate.wait(session) });
     const clientInfo = await session.closed;
@@ -175,6 +180,7 @@ async function serverToClient(c: Case): Promise<void> {
   let client: ClientSession | undefined;
   try {
     client = await connect(url, clientOptions(c));
+    assert.equal(client.http2, c.http2 === true);
     assert.deepEqual([...client.extensions], c.compressed ? ['permessage-deflate'] : []);
     const rx = new Receiver(c.size);
     // messages() yields every message in order, then ends (does not throw) after the clean close.
@@ -192,11 +198,11 @@ async function serverToClient(c: Case): Promise<void> {
   }
 }
 
-for (const secure of [false, true]) {
+for (const [secure, http2] of [[false, false], [true, false], [true, true]]) {
   for (const compressed of [false, true]) {
     for (const size of [SMALL, LARGE]) {
-      const c: Case = { secure, compressed, size: compressed && size === SMALL ? SMALL_COMPRESSED : size };
-      const label = `${secure ? 'wss' : 'ws'}, ${compressed ? 'compressed' : 'uncompressed'}, ${c.size.count} ${size.name} (${size.size} B)`;
+      const c: Case = { secure, http2, compressed, size: compressed && size === SMALL ? SMALL_COMPRESSED : size };
+      const label = `${secure ? 'wss' : 'ws'}${http2 ? ' over HTTP/2' : ''}, ${compressed ? 'compressed' : 'uncompressed'}, ${c.size.count} ${size.name} (${size.size} B)`;
       test(`nothing lost client -> server: ${label}`, { timeout: 120_000 }, () => clientToServer(c));
       test(`nothing lost server -> client: ${label}`, { timeout: 120_000 }, () => serverToClient(c));
     }

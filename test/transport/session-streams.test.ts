@@ -25,7 +25,7 @@ interface Side {
   errors: unknown[];
 }
 
-function side(role: 'server' | 'client', stream: Duplex, context: Context, echo: boolean): Side {
+function side(role: 'server' | 'client', stream: Duplex, context: Context, echo: boolean, start = true): Side {
   const messages: Message[] = [];
   const pongs: Buffer[] = [];
   const errors: unknown[] = [];
@@ -52,7 +52,7 @@ function side(role: 'server' | 'client', stream: Duplex, context: Context, echo:
     head: Buffer.alloc(0),
     onHandlerError: (e) => errors.push(e),
   });
-  session.start(Buffer.alloc(0));
+  if (start) session.start(Buffer.alloc(0));
   return { session, messages, pongs, closed: session.closed, errors };
 }
 
@@ -92,6 +92,31 @@ describe('Session over any Duplex', () => {
       const server = side('server', a, context, true);
       const client = side('client', b, context, false);
       await exchange(server, client);
+    } finally {
+      context.close();
+    }
+  });
+
+  it('drained before start: sends made before start() that filled the stream go on once it starts, though its drain came first', async () => {
+    // connect() hands a session over before starting it; what the caller sends meanwhile is queued behind
+    // the stream's first refusal, and that stream may drain before the session listens.
+    const context = new Context();
+    try {
+      const [a, b] = duplexPair(1024);
+      const server = side('server', a, context, false);
+      const client = side('client', b, context, false, false);
+      for (let i = 0; i < 20; i++) assert.notEqual(client.session.send(testBytes(1024, i)), 'dropped');
+      assert.equal(b.writableNeedDrain, true, 'the stream refused more before start()');
+      const deadline = Date.now() + 5000;
+      while (b.writableNeedDrain && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(b.writableNeedDrain, false, 'the stream drained (its drain event went by unheard)');
+      client.session.start(Buffer.alloc(0));
+      while (server.messages.length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(server.messages.length, 20);
+      server.messages.forEach((m, i) => assert.ok(m.data.equals(testBytes(1024, i)), `message ${i}`));
+      client.session.close(1000);
+      const [s, c] = await Promise.all([server.closed, client.closed]);
+      assert.deepEqual([s.code, c.code, c.unsentMessages], [1000, 1000, 0]);
     } finally {
       context.close();
     }
