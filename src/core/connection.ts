@@ -119,6 +119,11 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   get pendingOutputBytes(): number {
     return this.codecs?.pendingOutputBytes ?? 0;
   }
+
+  /** @internal The part of pendingOutputBytes that is the codec's fixed charge per job, not payload. */
+  get pendingOutputOverhead(): number {
+    return this.codecs?.pendingOutputOverhead ?? 0;
+  }
   /** True while a streamed outgoing message is open (send() must wait until it ends). */
   get sendingStream(): boolean {
     return this.sender.sendingStream;
@@ -174,8 +179,11 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     return used;
   }
 
-  /** The transport ended (EOF, reset, TLS error). */
-  transportClosed(error?: Error): void {
+  /**
+   * The transport ended (EOF, reset, TLS error). Messages received before it and still with the
+   * codec are delivered first, unless `dropReceived` (the application's own terminate()).
+   */
+  transportClosed(error?: Error, dropReceived = false): void {
     if (this._state === 'closed') return;
     if (this.peerClose !== null && error === undefined) {
       // The peer's close frame came, held behind messages still with the codec, and then its EOF: the
@@ -186,7 +194,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
       return;
     }
     const err = error instanceof WebSocketError ? error : new TransportError('ERR_CONNECTION_LOST', error ? `connection lost: ${error.message}` : 'connection closed without a close frame', error ? { cause: error } : undefined);
-    this.finish(CloseCode.Abnormal, '', false, err, 'abort');
+    this.finish(CloseCode.Abnormal, '', false, err, 'abort', dropReceived);
     this.deliver();
   }
 
@@ -306,21 +314,25 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     this.finish(code, error.message, false, error, 'graceful');
   }
 
-  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup): void {
+  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup, dropReceived = false): void {
     this._state = 'closed';
     this.parser.stop();
     this.assembler.clear();
     const ev: ClosedEvent = { type: 'closed', code, reason, wasClean, error, hangup };
     const codecs = this.codecs;
     if (codecs !== null) {
-      if (wasClean && codecs.pendingInputMessages > 0) {
-        // Messages received before the close frame are delivered first (they are still with the codec).
+      // Nothing more will be written after an abort: what the codec still compresses is dropped and counted (S4).
+      if (hangup === 'abort') codecs.dropOutput();
+      if (!dropReceived && codecs.pendingInputMessages > 0) {
+        // Messages received before the end (a close frame, a bad frame, the stream's end) are still with
+        // the codec: they are delivered first, as they would have been without compression, and the
+        // closed event follows them (S4; test/core/connection-codec.test.ts, "messages still inflating
+        // when the connection fails or the stream ends are delivered before closed").
         this.heldClose = ev;
         return;
       }
       this.heldClose = null;
       codecs.dropInput();
-      if (hangup === 'abort') codecs.dropOutput();
       // A graceful end still flushes what the codec is compressing (S4); the codec is released after that.
       codecs.release();
     }
@@ -391,11 +403,16 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   onCodecError(err: WebSocketError, input: boolean): void {
     const codecs = this.codecs!;
     if (input && this.heldClose !== null) {
+      // A stream already gone stays an abort; otherwise the stream is ended gracefully.
+      const hangup = this.heldClose.hangup;
       this.heldClose = null;
       codecs.dropInput();
-      this.finish(CloseCode.Abnormal, err.message, false, err, 'graceful');
+      this.finish(CloseCode.Abnormal, err.message, false, err, hangup);
       return;
     }
+    // A message that cannot be restored fails the connection where it stands: the messages after it
+    // are not delivered (those before it were, the codec restores them in order).
+    if (input) codecs.dropInput();
     if (!input) {
       // The failed frame will never be written, so nothing queued behind it can be either: it is all
       // dropped and counted (S4), and our close frame goes out at once (test/core/connection-codec.test.ts,

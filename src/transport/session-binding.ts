@@ -174,6 +174,16 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
     return this.out.pendingBytes + (this.held?.bytes ?? 0) + this.conn.pendingOutputBytes;
   }
 
+  /**
+   * @internal bufferedAmount without the fixed charge each message waiting for the codec carries
+   * (maxQueuedBytes still counts it, S3): the bytes sent and not yet written, which is what ws's
+   * bufferedAmount reports (test/compat/ws/websocket.test.ts, "bufferedAmount counts a message
+   * waiting for compression by its size").
+   */
+  get bufferedPayloadAmount(): number {
+    return this.bufferedAmount - this.conn.pendingOutputOverhead;
+  }
+
   /** @internal PacerHost */
   get highWaterMark(): number {
     return this.limits.highWaterMark ?? DEFAULT_SESSION_LIMITS.highWaterMark;
@@ -307,7 +317,10 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
         break;
       case 'closed':
         this.pacer?.cancel();
-        if (ev.error && !this.streamGone) {
+        // A fault found while the stream was there is reported even if the stream has closed since
+        // (the closed event waited for messages still with the codec: test/compat/ws/websocket.test.ts,
+        // "messages received before a fault of the peer are emitted before 'error' and 'close'").
+        if (ev.error && (!this.streamGone || ev.hangup === 'graceful')) {
           const e = ev.error;
           this.callHandlerFinal(() => this.handler.onError?.(this, e));
         }

@@ -159,7 +159,8 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
 
   /** Drops the connection at once, without a closing handshake. */
   terminate(): void {
-    if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_TERMINATED', 'terminated by the application'));
+    // The application ends it now: messages still being inflated are not delivered.
+    if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_TERMINATED', 'terminated by the application'), true);
     this.destroyStream();
   }
 
