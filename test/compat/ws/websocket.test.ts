@@ -358,6 +358,153 @@ describe('send()', () => {
   });
 });
 
+/** A Blob whose bytes come when the test says: read() resolves them, fail() rejects as an unreadable file does. */
+class HeldBlob extends Blob {
+  #settle: { resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void } | null = null;
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return new Promise((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+  }
+  get reading(): boolean {
+    return this.#settle !== null;
+  }
+  read(): void {
+    this.#settle!.resolve(new ArrayBuffer(3));
+  }
+  fail(err: Error): void {
+    this.#settle!.reject(err);
+  }
+}
+
+function unreadable(): Error {
+  const err = new Error('The blob could not be read');
+  err.name = 'NotReadableError';
+  return err;
+}
+
+describe('send() of a Blob that cannot go out', () => {
+  it('a Blob that cannot be read: its callback and those queued behind it get the error, then one \'error\' and the close', async () => {
+    const p = await pair();
+    const blob = new HeldBlob(['abc']);
+    const results: Array<Error | undefined> = [];
+    const errors: unknown[] = [];
+    p.client.on('error', (err) => errors.push(err));
+    const closed = nextEvent<[number]>(p.client, 'close');
+    p.client.send(blob, (err) => results.push(err));
+    p.client.send('queued behind the blob', (err) => results.push(err));
+    await waitUntil(() => blob.reading, WAIT, 'the blob to be read');
+    const failure = unreadable();
+    blob.fail(failure);
+    await closed;
+    assert.deepEqual(results, [failure, failure]);
+    assert.deepEqual(errors, [failure]);
+  });
+
+  it("a Blob that fails after 'close': the callback gets the error and no 'error' is emitted", async () => {
+    const p = await pair();
+    const blob = new HeldBlob(['abc']);
+    const errors: unknown[] = [];
+    p.client.on('error', (err) => errors.push(err));
+    const result = new Promise<Error | undefined>((resolve) => p.client.send(blob, resolve));
+    const closed = nextEvent(p.client, 'close');
+    p.server.terminate();
+    await closed;
+    const failure = unreadable();
+    blob.fail(failure);
+    assert.equal(await withTimeout(result, WAIT, 'the send callback'), failure);
+    await delay(20);
+    assert.deepEqual(errors, []);
+  });
+
+  it("'error' is emitted at most once: a Blob failing after a fault of the peer reports to its callback only", async () => {
+    const port = await rawServer((socket, req) => {
+      socket.write(switchingProtocols(req.key));
+      // A frame with the reserved opcode 0x5: the client fails the connection.
+      setTimeout(() => socket.write(Buffer.from([0x85, 0x00])), 50);
+    });
+    const c = client(`ws://127.0.0.1:${port}/`, undefined, { perMessageDeflate: false });
+    await opened(c);
+    const errors: Array<Error & { code?: string }> = [];
+    c.on('error', (err: Error) => errors.push(err));
+    const blob = new HeldBlob(['abc']);
+    const result = new Promise<Error | undefined>((resolve) => c.send(blob, resolve));
+    await waitUntil(() => errors.length === 1, WAIT, "the peer's fault");
+    const failure = unreadable();
+    blob.fail(failure);
+    assert.equal(await withTimeout(result, WAIT, 'the send callback'), failure);
+    await delay(20);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].code, 'WS_ERR_INVALID_OPCODE');
+  });
+
+  it('terminate() while a Blob is read: its callback and those queued behind it get "The socket was closed while the blob was being read" while CLOSING', async () => {
+    const p = await pair();
+    const blob = new HeldBlob(['abc']);
+    const results: Array<{ err: Error | undefined; state: number }> = [];
+    const record = (err: Error | undefined) => results.push({ err, state: p.client.readyState });
+    p.client.send(blob, record);
+    p.client.send('queued');
+    p.client.send('queued too', record);
+    await waitUntil(() => blob.reading, WAIT, 'the blob to be read');
+    p.client.terminate();
+    blob.read();
+    await waitUntil(() => results.length === 2, WAIT, 'both callbacks');
+    for (const { err, state } of results) {
+      assert.ok(err instanceof Error);
+      assert.equal(err.message, 'The socket was closed while the blob was being read');
+      assert.equal(state, WebSocket.CLOSING);
+    }
+  });
+});
+
+describe('send() with permessage-deflate', () => {
+  it('bufferedAmount counts a message waiting for compression by its size', async () => {
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    assert.equal(p.client.extensions, 'permessage-deflate');
+    p.client.send('abc');
+    assert.equal(p.client.bufferedAmount, 3);
+    const written = new Promise<Error | undefined>((resolve) => p.client.send('defg', resolve));
+    assert.equal(p.client.bufferedAmount, 7);
+    assert.equal(await withTimeout(written, WAIT, 'the send callback'), undefined);
+    assert.equal(p.client.bufferedAmount, 0);
+  });
+
+  it('a send cut short while compressing: the callback gets "The socket was closed while data was being compressed"', async () => {
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    const result = new Promise<{ err: Error | undefined; state: number }>((resolve) => p.client.send('hi', (err) => resolve({ err, state: p.client.readyState })));
+    p.client.terminate();
+    const { err, state } = await withTimeout(result, WAIT, 'the send callback');
+    assert.ok(err instanceof Error);
+    assert.equal(err.message, 'The socket was closed while data was being compressed');
+    assert.equal(state, WebSocket.CLOSING);
+  });
+
+  it("messages received before the peer's socket ended without a close frame are all emitted before 'close' (1006)", async () => {
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    const got = collect(p.client);
+    const closed = nextEvent<[number]>(p.client, 'close');
+    const words = ['one', 'two', 'three', 'four'];
+    for (const w of words.slice(0, -1)) p.server.send(w);
+    p.server.send(words.at(-1)!, () => (p.server._socket as Socket).end());
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.deepEqual(got.map((m) => asBuffer(m.data).toString()), words);
+  });
+
+  it("messages received before a fault of the peer are emitted before 'error' and 'close'", async () => {
+    const events: string[] = [];
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    p.client.on('message', (data: Buffer) => events.push(`message ${data.toString()}`));
+    p.client.on('error', (err: Error & { code?: string }) => events.push(`error ${err.code}`));
+    const closed = nextEvent(p.client, 'close');
+    p.server.send('first');
+    p.server.send('second', () => (p.server._socket as Socket).write(Buffer.from([0x85, 0x00])));
+    await closed;
+    assert.deepEqual(events, ['message first', 'message second', 'error WS_ERR_INVALID_OPCODE']);
+  });
+});
+
 describe("'message' and binaryType", () => {
   it('text arrives as a Buffer with isBinary false', async () => {
     const p = await pair();
