@@ -58,6 +58,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   private parsing = false;
   /** Pings are answered by us (the default) or by the application (ConnectionOptions.autoPong). */
   private readonly autoPong: boolean;
+  /** ConnectionOptions.closeFrames is 'ws'. */
+  private readonly wsCloseFrames: boolean;
   /** The peer's close frame, parsed and acted on after the events before it (receive()). */
   private peerClose: { payload: Buffer; code: number; reason: string } | null = null;
 
@@ -66,6 +68,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     this.role = options.role;
     this.limits = resolveLimits(options.limits);
     this.autoPong = options.autoPong ?? true;
+    this.wsCloseFrames = options.closeFrames === 'ws';
     if (this.role === 'client' && !options.maskSource) throw new InvalidArgumentError('ERR_NO_MASK_SOURCE', 'a client connection needs a maskSource');
     this.liveness = new Liveness(options.keepalive, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, this.limits.maxControlFramesPerSecond, options.now);
     const codec = options.codec ?? null;
@@ -310,7 +313,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   private failNow(error: WebSocketError): void {
     if (this._state === 'closed') return;
     const code = error.closeCode !== undefined && isValidWireCloseCode(error.closeCode) ? error.closeCode : CloseCode.ProtocolError;
-    if (this._state === 'open') this.sender.close(encodeClosePayload(code, truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES)));
+    if (this._state === 'open') this.sender.close(encodeClosePayload(code, this.wsCloseFrames ? '' : truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES)));
     this.finish(code, error.message, false, error, 'graceful');
   }
 
@@ -380,8 +383,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   private closeReceived(close: { payload: Buffer; code: number; reason: string }): void {
     this.peerClose = null;
     if (this._state === 'closed') return; // the application terminated meanwhile
-    // Section 5.5.1: answer a close we did not start, echoing its code.
-    if (!this.sender.closeSent) this.sender.close(close.payload.length === 0 ? EMPTY : encodeClosePayload(close.code, ''));
+    // Section 5.5.1: answer a close we did not start, echoing its code (and its reason, as ws does, with closeFrames 'ws').
+    if (!this.sender.closeSent) this.sender.close(close.payload.length === 0 ? EMPTY : encodeClosePayload(close.code, this.wsCloseFrames ? close.reason : ''));
     this.finish(close.code, close.reason, true, undefined, 'graceful');
   }
 

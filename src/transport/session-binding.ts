@@ -39,6 +39,8 @@ export interface SessionInit<S> {
   codec?: MessageCodec | null;
   /** Answer pings automatically (default true; ConnectionOptions.autoPong). */
   autoPong?: boolean;
+  /** @internal How close frames read (ConnectionOptions.closeFrames; sockeye/ws sets 'ws'). */
+  closeFrames?: 'sockeye' | 'ws';
   /** The counters this session reports to, shared by every session of its server (server.metrics()); none for a client. */
   counters?: SessionCounters | null;
 }
@@ -127,6 +129,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       now: init.context.now(),
       codec: init.codec ?? null,
       autoPong: init.autoPong,
+      closeFrames: init.closeFrames,
       allocFrame: pool === null ? undefined : pool.alloc,
     });
   }

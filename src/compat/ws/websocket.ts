@@ -262,6 +262,9 @@ export class WebSocket extends EventEmitter {
       closeTimeoutMs: a.options.closeTimeout ?? WS_DEFAULT_CLOSE_TIMEOUT,
       head: EMPTY,
       autoPong: a.options.autoPong ?? true,
+      // ws's close frames: a reply repeats the peer's reason, a failure's close frame has none
+      // (test/compat/ws/websocket.test.ts, "close frames read as ws writes them").
+      closeFrames: 'ws',
       onHandlerError: (err) => this.#listenerThrew(err),
     });
     this.#session = session as unknown as Session;

@@ -727,6 +727,24 @@ describe('close() and terminate()', () => {
     assert.equal(openedEvent, false);
   });
 
+  it("close frames read as ws writes them: the reply repeats the closer's reason, and a failure's close frame has none", async () => {
+    const p = await pair();
+    const closed = nextEvent<[number, Buffer]>(p.client, 'close');
+    p.client.close(4000, 'my reason');
+    const [code, reason] = await closed;
+    assert.equal(code, 4000);
+    assert.equal(reason.toString(), 'my reason');
+
+    const q = await pair();
+    q.client.on('error', () => {});
+    const serverClosed = nextEvent<[number, Buffer]>(q.server, 'close');
+    // A frame with the reserved opcode 0x5: the client fails the connection with 1002.
+    (q.server._socket as Socket).write(Buffer.from([0x85, 0x00]));
+    const [failCode, failReason] = await serverClosed;
+    assert.equal(failCode, 1002);
+    assert.equal(failReason.length, 0);
+  });
+
   it('terminate() gives 1006 on both sides', async () => {
     const p = await pair();
     const clientClosed = nextEvent<[number]>(p.client, 'close', 'client close');
