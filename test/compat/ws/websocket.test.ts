@@ -1171,6 +1171,16 @@ describe('allowSynchronousEvents', () => {
   });
 });
 
+describe('maxBufferedChunks', () => {
+  it('is accepted by the server and the client, which connect and exchange messages as usual', async () => {
+    const p = await pair({ maxBufferedChunks: 4 }, { maxBufferedChunks: 4 });
+    const got = collect(p.server);
+    p.client.send(Buffer.alloc(100_000, 7));
+    await waitCount(got, 1, 'message');
+    assert.equal(asBuffer(got[0].data).length, 100_000);
+  });
+});
+
 describe('maxPayload', () => {
   it("a message above it: the receiver emits a RangeError 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', the sender's 'close' gets 1009", async () => {
     const p = await pair({}, { maxPayload: 10 });
