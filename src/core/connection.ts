@@ -183,10 +183,13 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   }
 
   /**
-   * The transport ended (EOF, reset, TLS error). Messages received before it and still with the
-   * codec are delivered first, unless `dropReceived` (the application's own terminate()).
+   * The transport ended (EOF, reset, TLS error). `undelivered` says what becomes of what was
+   * received and not yet delivered: 'inflating' (the default) delivers the messages still with the
+   * codec first, but not the rest of a read whose events are being delivered (the host ended it from
+   * a handler); 'drop' delivers nothing more (the application's terminate()); 'all' delivers both
+   * (ws's terminate(), for sockeye/ws).
    */
-  transportClosed(error?: Error, dropReceived = false): void {
+  transportClosed(error?: Error, undelivered: 'inflating' | 'drop' | 'all' = 'inflating'): void {
     if (this._state === 'closed') return;
     if (this.peerClose !== null && error === undefined) {
       // The peer's close frame came, held behind messages still with the codec, and then its EOF: the
@@ -197,7 +200,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
       return;
     }
     const err = error instanceof WebSocketError ? error : new TransportError('ERR_CONNECTION_LOST', error ? `connection lost: ${error.message}` : 'connection closed without a close frame', error ? { cause: error } : undefined);
-    this.finish(CloseCode.Abnormal, '', false, err, 'abort', dropReceived);
+    this.finish(CloseCode.Abnormal, '', false, err, 'abort', undelivered);
     this.deliver();
   }
 
@@ -317,7 +320,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     this.finish(code, error.message, false, error, 'graceful');
   }
 
-  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup, dropReceived = false): void {
+  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup, undelivered: 'inflating' | 'drop' | 'all' = 'inflating'): void {
     this._state = 'closed';
     this.parser.stop();
     this.assembler.clear();
@@ -326,7 +329,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     if (codecs !== null) {
       // Nothing more will be written after an abort: what the codec still compresses is dropped and counted (S4).
       if (hangup === 'abort') codecs.dropOutput();
-      if (!dropReceived && codecs.pendingInputMessages > 0) {
+      if (undelivered !== 'drop' && codecs.pendingInputMessages > 0) {
         // Messages received before the end (a close frame, a bad frame, the stream's end) are still with
         // the codec: they are delivered first, as they would have been without compression, and the
         // closed event follows them (S4; test/core/connection-codec.test.ts, "messages still inflating
@@ -342,8 +345,10 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     // Ended by the application while events of the last input were being delivered (terminate() in
     // onMessage): what that input brought after the current event is no longer delivered, as a read
     // is not parsed further once the connection is closed (test/core/connection.test.ts,
-    // "terminate() from a handler drops the rest of the read").
-    if (this.eventQueue !== null && this.eventQueue.delivering && !this.parsing) this.eventQueue.dropUndelivered();
+    // "terminate() from a handler drops the rest of the read"). Unless the host asked to keep what
+    // was received (sockeye/ws's terminate(), as ws's: test/compat/ws/websocket.test.ts,
+    // "terminate() from a 'message' listener").
+    if (undelivered !== 'all' && this.eventQueue !== null && this.eventQueue.delivering && !this.parsing) this.eventQueue.dropUndelivered();
     this.events().push(ev);
   }
 

@@ -320,10 +320,11 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
         break;
       case 'closed':
         this.pacer?.cancel();
-        // A fault found while the stream was there is reported even if the stream has closed since
-        // (the closed event waited for messages still with the codec: test/compat/ws/websocket.test.ts,
-        // "messages received before a fault of the peer are emitted before 'error' and 'close'").
-        if (ev.error && (!this.streamGone || ev.hangup === 'graceful')) {
+        // The stream's own end (a TransportError once it is gone) is told by onClose alone; a fault of
+        // the peer is reported even if the stream has closed since, as when the closed event waited
+        // for messages still with the codec (test/compat/ws/websocket.test.ts, "messages received
+        // before a fault of the peer are emitted before 'error' and 'close'").
+        if (ev.error && (!this.streamGone || !(ev.error instanceof TransportError))) {
           const e = ev.error;
           this.callHandlerFinal(() => this.handler.onError?.(this, e));
         }

@@ -258,10 +258,10 @@ describe('codec pipeline: incoming', () => {
       assert.deepEqual(host.summary(), ['message text okokok', 'closed 1006 false']);
     });
 
-    it('dropReceived (the application terminates): nothing more is delivered', () => {
+    it("'drop' (the application terminates): nothing more is delivered", () => {
       const { host, codec, conn } = setup();
       conn.receive(peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('dropped') }), 1);
-      conn.transportClosed(new Error('terminated'), true);
+      conn.transportClosed(new Error('terminated'), 'drop');
       assert.deepEqual(host.summary(), ['closed 1006 false']);
       codec.finishDecompress(0);
       assert.deepEqual(host.summary(), ['closed 1006 false']);

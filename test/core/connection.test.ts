@@ -1602,6 +1602,14 @@ describe('Connection: events are delivered after parsing (a handler never runs i
       assert.deepEqual(summary(rec.items), [wPong('p'), 'text "one"', 'closed 1006 ERR_CONNECTION_LOST abort']);
     });
 
+    it(`${role}: transportClosed with 'all' (sockeye/ws's terminate()) from a handler still delivers the rest of the read, then 'closed'`, () => {
+      const { conn, rec } = reacting(role, (conn, e) => {
+        if (e.type === 'message' && e.text === 'one') conn.transportClosed(new Error('terminated'), 'all');
+      });
+      conn.receive(concat(text(role, 'one'), text(role, 'two'), ping(role, 'p')), 0);
+      assert.deepEqual(summary(rec.items), [wPong('p'), 'text "one"', 'text "two"', 'ping 70', 'closed 1006 ERR_CONNECTION_LOST abort']);
+    });
+
     it(`${role}: close() from a handler keeps delivering the rest of the read (a closing connection still receives)`, () => {
       const { conn, rec } = reacting(role, (conn, e) => {
         if (e.type === 'message' && e.text === 'one') conn.close(1000, '');

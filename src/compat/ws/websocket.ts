@@ -613,8 +613,9 @@ export class WebSocket extends EventEmitter {
       this.#abortHandshake('WebSocket was closed before the connection was established');
       return;
     }
-    // CLOSING after a failed handshake has no session: 'close' is on its way.
-    this.#session?.terminate();
+    // CLOSING after a failed handshake has no session: 'close' is on its way. As in ws, messages
+    // already received and still being decompressed are emitted before 'close'.
+    this.#session?.terminateKeepingReceived();
   }
 
   #abortHandshake(message: string): void {

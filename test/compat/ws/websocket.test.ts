@@ -745,6 +745,50 @@ describe('close() and terminate()', () => {
     assert.equal(failReason.length, 0);
   });
 
+  it("terminate() while messages are being decompressed: they are emitted before 'close' (1006), as in ws", async () => {
+    const p = await pair({ perMessageDeflate: true }, { perMessageDeflate: true });
+    const events: string[] = [];
+    p.client.on('message', (data: Buffer) => events.push(`message '${data.toString()}'`));
+    const closed = nextEvent<[number]>(p.client, 'close');
+    // Terminated as soon as the bytes are read, while zlib still has the messages.
+    (p.client._socket as Socket).once('data', () => p.client.terminate());
+    // Four compressed text frames, each an empty message (0x00 is an empty stored block's start; the
+    // receiver appends 00 00 ff ff, RFC 7692 section 7.2.2).
+    (p.server._socket as Socket).write(Buffer.from('c10100'.repeat(4), 'hex'));
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.deepEqual(events, ["message ''", "message ''", "message ''", "message ''"]);
+  });
+
+  it("terminate() while a message is being decompressed that turns out corrupt: 'error' with zlib's code, then 'close'", async () => {
+    const p = await pair({ perMessageDeflate: true }, { perMessageDeflate: true });
+    const errors: Array<Error & { code?: string }> = [];
+    p.client.on('error', (err: Error) => errors.push(err));
+    const closed = nextEvent<[number]>(p.client, 'close');
+    (p.client._socket as Socket).once('data', () => p.client.terminate());
+    // A compressed text frame whose deflate data starts a block of the reserved type 3: zlib fails it.
+    (p.server._socket as Socket).write(Buffer.from('c10107', 'hex'));
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].code, 'Z_DATA_ERROR');
+  });
+
+  it("terminate() from a 'message' listener: the other messages of the same read are still emitted, then 'close', as in ws", async () => {
+    const p = await pair({ perMessageDeflate: false }, { perMessageDeflate: false });
+    const events: string[] = [];
+    p.client.on('message', (data: Buffer) => {
+      events.push(data.toString());
+      if (events.length === 1) p.client.terminate();
+    });
+    const closed = nextEvent<[number]>(p.client, 'close');
+    // Three text frames in one write: 'a', 'b', 'c'.
+    (p.server._socket as Socket).write(Buffer.from('810161810162810163', 'hex'));
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.deepEqual(events, ['a', 'b', 'c']);
+  });
+
   it('terminate() gives 1006 on both sides', async () => {
     const p = await pair();
     const clientClosed = nextEvent<[number]>(p.client, 'close', 'client close');
