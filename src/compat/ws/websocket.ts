@@ -514,11 +514,12 @@ export class WebSocket extends EventEmitter {
           bytes = Buffer.from(await data.arrayBuffer());
         } catch (err) {
           // A Blob that cannot be read leaves a hole in the messages: the connection fails (S4), as in ws.
-          // Its callback and those of the sends behind it get the error; 'error' follows unless the
+          // Its callback and those of the sends behind it get the error, then 'error' follows unless the
           // socket has closed (test/compat/ws/websocket.test.ts, "a Blob that cannot be read").
-          this.#failBlobQueue(err as Error);
-          this.#emitError(err);
-          if (this.readyState === OPEN) this.#session!.close(1011, 'a Blob could not be read');
+          this.#failBlobQueue(err as Error, () => {
+            this.#emitError(err);
+            if (this.readyState === OPEN) this.#session!.close(1011, 'a Blob could not be read');
+          });
           return;
         }
         if (this.readyState !== OPEN) {
@@ -535,12 +536,13 @@ export class WebSocket extends EventEmitter {
     this.#blobQueue = null;
   }
 
-  /** Every send waiting in the Blob queue fails with `err` (on the next tick, as ws calls them). */
-  #failBlobQueue(err: Error): void {
+  /** Every send waiting in the Blob queue fails with `err` on the next tick, as ws calls them; `then` runs after them. */
+  #failBlobQueue(err: Error, then?: () => void): void {
     const q = this.#blobQueue!;
     this.#blobQueue = null;
     process.nextTick(() => {
       for (const { cb } of q) if (cb) cb(err);
+      then?.();
     });
   }
 

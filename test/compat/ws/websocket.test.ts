@@ -387,18 +387,29 @@ describe('send() of a Blob that cannot go out', () => {
   it('a Blob that cannot be read: its callback and those queued behind it get the error, then one \'error\' and the close', async () => {
     const p = await pair();
     const blob = new HeldBlob(['abc']);
+    const order: string[] = [];
     const results: Array<Error | undefined> = [];
     const errors: unknown[] = [];
-    p.client.on('error', (err) => errors.push(err));
+    p.client.on('error', (err) => {
+      order.push('error');
+      errors.push(err);
+    });
     const closed = nextEvent<[number]>(p.client, 'close');
-    p.client.send(blob, (err) => results.push(err));
-    p.client.send('queued behind the blob', (err) => results.push(err));
+    p.client.send(blob, (err) => {
+      order.push('blob callback');
+      results.push(err);
+    });
+    p.client.send('queued behind the blob', (err) => {
+      order.push('queued callback');
+      results.push(err);
+    });
     await waitUntil(() => blob.reading, WAIT, 'the blob to be read');
     const failure = unreadable();
     blob.fail(failure);
     await closed;
     assert.deepEqual(results, [failure, failure]);
     assert.deepEqual(errors, [failure]);
+    assert.deepEqual(order, ['blob callback', 'queued callback', 'error']);
   });
 
   it("a Blob that fails after 'close': the callback gets the error and no 'error' is emitted", async () => {
