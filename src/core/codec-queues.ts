@@ -27,7 +27,9 @@ interface InboundEntry {
 interface OutboundEntry {
   chunks: Buffer[] | null;
   endsMessage: boolean;
+  /** What it counts for in pendingOutputBytes: its payload, plus CODEC_JOB_OVERHEAD for a codec job. */
   bytes: number;
+  overhead: number;
   opcode: number;
 }
 
@@ -53,6 +55,8 @@ export class CodecQueues {
   private readonly input: InboundEntry[] = [];
   private readonly output: OutboundEntry[] = [];
   private outputBytes = 0;
+  /** The part of outputBytes that is CODEC_JOB_OVERHEAD charges, not payload. */
+  private outputOverhead = 0;
   /** Bumped when a queue is dropped: a completion from before belongs to nothing. */
   private inputEpoch = 0;
   private outputEpoch = 0;
@@ -80,6 +84,11 @@ export class CodecQueues {
 
   get pendingOutputBytes(): number {
     return this.outputBytes;
+  }
+
+  /** The part of pendingOutputBytes that is the fixed charge of codec jobs rather than payload. */
+  get pendingOutputOverhead(): number {
+    return this.outputOverhead;
   }
 
   /** A received message that needs no codec: false when nothing is ahead of it (deliver it now), true when it was queued. */
@@ -135,9 +144,10 @@ export class CodecQueues {
     const copy = owned && Buffer.isBuffer(data) ? data : Buffer.from(data);
     // A codec job costs more than its payload (zlib state, callbacks): count a fixed overhead so that
     // bufferedAmount shows backpressure before thousands of tiny jobs pile up.
-    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length + CODEC_JOB_OVERHEAD, opcode };
+    const entry: OutboundEntry = { chunks: null, endsMessage: last, bytes: copy.length + CODEC_JOB_OVERHEAD, overhead: CODEC_JOB_OVERHEAD, opcode };
     this.output.push(entry);
     this.outputBytes += entry.bytes;
+    this.outputOverhead += CODEC_JOB_OVERHEAD;
     const epoch = this.outputEpoch;
     codec.compress(
       copy,
@@ -160,7 +170,7 @@ export class CodecQueues {
     if (this.output.length === 0) return false;
     let bytes = 0;
     for (const c of chunks) bytes += c.length;
-    this.output.push({ chunks, endsMessage, bytes, opcode });
+    this.output.push({ chunks, endsMessage, bytes, overhead: 0, opcode });
     this.outputBytes += bytes;
     return true;
   }
@@ -170,6 +180,7 @@ export class CodecQueues {
     while (queue.length > 0 && queue[0].chunks !== null) {
       const e = queue.shift()!;
       this.outputBytes -= e.bytes;
+      this.outputOverhead -= e.overhead;
       this.wire.write(e.chunks!, false, e.endsMessage, e.opcode);
     }
     if (queue.length === 0 && this.released) this.closeCodec();
@@ -180,6 +191,7 @@ export class CodecQueues {
     this.droppedOutputMessages += this.pendingOutputMessages;
     this.output.length = 0;
     this.outputBytes = 0;
+    this.outputOverhead = 0;
     this.outputEpoch++;
   }
 

@@ -173,6 +173,13 @@ export interface ConnectionOptions {
    * false the application answers them itself (the 'ping' event still comes).
    */
   autoPong?: boolean;
+  /**
+   * @internal How close frames read, for sockeye/ws (ws writes them so): with `'ws'` the reply to
+   * the peer's close frame repeats its reason as well as its code, and the close frame of a failed
+   * connection carries the code only. Default `'sockeye'`: the reply repeats the code, and a
+   * failure's close frame says what the fault was.
+   */
+  closeFrames?: 'sockeye' | 'ws';
 }
 
 export type ClosedEvent = Extract<ConnectionEvent, { type: 'closed' }>;

@@ -58,6 +58,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   private parsing = false;
   /** Pings are answered by us (the default) or by the application (ConnectionOptions.autoPong). */
   private readonly autoPong: boolean;
+  /** ConnectionOptions.closeFrames is 'ws'. */
+  private readonly wsCloseFrames: boolean;
   /** The peer's close frame, parsed and acted on after the events before it (receive()). */
   private peerClose: { payload: Buffer; code: number; reason: string } | null = null;
 
@@ -66,6 +68,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     this.role = options.role;
     this.limits = resolveLimits(options.limits);
     this.autoPong = options.autoPong ?? true;
+    this.wsCloseFrames = options.closeFrames === 'ws';
     if (this.role === 'client' && !options.maskSource) throw new InvalidArgumentError('ERR_NO_MASK_SOURCE', 'a client connection needs a maskSource');
     this.liveness = new Liveness(options.keepalive, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, this.limits.maxControlFramesPerSecond, options.now);
     const codec = options.codec ?? null;
@@ -118,6 +121,11 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   /** Bytes of outgoing messages still with the codec or waiting behind one (part of bufferedAmount). */
   get pendingOutputBytes(): number {
     return this.codecs?.pendingOutputBytes ?? 0;
+  }
+
+  /** @internal The part of pendingOutputBytes that is the codec's fixed charge per job, not payload. */
+  get pendingOutputOverhead(): number {
+    return this.codecs?.pendingOutputOverhead ?? 0;
   }
   /** True while a streamed outgoing message is open (send() must wait until it ends). */
   get sendingStream(): boolean {
@@ -174,8 +182,14 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     return used;
   }
 
-  /** The transport ended (EOF, reset, TLS error). */
-  transportClosed(error?: Error): void {
+  /**
+   * The transport ended (EOF, reset, TLS error). `undelivered` says what becomes of what was
+   * received and not yet delivered: 'inflating' (the default) delivers the messages still with the
+   * codec first, but not the rest of a read whose events are being delivered (the host ended it from
+   * a handler); 'drop' delivers nothing more (the application's terminate()); 'all' delivers both
+   * (ws's terminate(), for sockeye/ws).
+   */
+  transportClosed(error?: Error, undelivered: 'inflating' | 'drop' | 'all' = 'inflating'): void {
     if (this._state === 'closed') return;
     if (this.peerClose !== null && error === undefined) {
       // The peer's close frame came, held behind messages still with the codec, and then its EOF: the
@@ -186,7 +200,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
       return;
     }
     const err = error instanceof WebSocketError ? error : new TransportError('ERR_CONNECTION_LOST', error ? `connection lost: ${error.message}` : 'connection closed without a close frame', error ? { cause: error } : undefined);
-    this.finish(CloseCode.Abnormal, '', false, err, 'abort');
+    this.finish(CloseCode.Abnormal, '', false, err, 'abort', undelivered);
     this.deliver();
   }
 
@@ -302,33 +316,39 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   private failNow(error: WebSocketError): void {
     if (this._state === 'closed') return;
     const code = error.closeCode !== undefined && isValidWireCloseCode(error.closeCode) ? error.closeCode : CloseCode.ProtocolError;
-    if (this._state === 'open') this.sender.close(encodeClosePayload(code, truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES)));
+    if (this._state === 'open') this.sender.close(encodeClosePayload(code, this.wsCloseFrames ? '' : truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES)));
     this.finish(code, error.message, false, error, 'graceful');
   }
 
-  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup): void {
+  private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup, undelivered: 'inflating' | 'drop' | 'all' = 'inflating'): void {
     this._state = 'closed';
     this.parser.stop();
     this.assembler.clear();
     const ev: ClosedEvent = { type: 'closed', code, reason, wasClean, error, hangup };
     const codecs = this.codecs;
     if (codecs !== null) {
-      if (wasClean && codecs.pendingInputMessages > 0) {
-        // Messages received before the close frame are delivered first (they are still with the codec).
+      // Nothing more will be written after an abort: what the codec still compresses is dropped and counted (S4).
+      if (hangup === 'abort') codecs.dropOutput();
+      if (undelivered !== 'drop' && codecs.pendingInputMessages > 0) {
+        // Messages received before the end (a close frame, a bad frame, the stream's end) are still with
+        // the codec: they are delivered first, as they would have been without compression, and the
+        // closed event follows them (S4; test/core/connection-codec.test.ts, "messages still inflating
+        // when the connection fails or the stream ends are delivered before closed").
         this.heldClose = ev;
         return;
       }
       this.heldClose = null;
       codecs.dropInput();
-      if (hangup === 'abort') codecs.dropOutput();
       // A graceful end still flushes what the codec is compressing (S4); the codec is released after that.
       codecs.release();
     }
     // Ended by the application while events of the last input were being delivered (terminate() in
     // onMessage): what that input brought after the current event is no longer delivered, as a read
     // is not parsed further once the connection is closed (test/core/connection.test.ts,
-    // "terminate() from a handler drops the rest of the read").
-    if (this.eventQueue !== null && this.eventQueue.delivering && !this.parsing) this.eventQueue.dropUndelivered();
+    // "terminate() from a handler drops the rest of the read"). Unless the host asked to keep what
+    // was received (sockeye/ws's terminate(), as ws's: test/compat/ws/websocket.test.ts,
+    // "terminate() from a 'message' listener").
+    if (undelivered !== 'all' && this.eventQueue !== null && this.eventQueue.delivering && !this.parsing) this.eventQueue.dropUndelivered();
     this.events().push(ev);
   }
 
@@ -368,8 +388,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   private closeReceived(close: { payload: Buffer; code: number; reason: string }): void {
     this.peerClose = null;
     if (this._state === 'closed') return; // the application terminated meanwhile
-    // Section 5.5.1: answer a close we did not start, echoing its code.
-    if (!this.sender.closeSent) this.sender.close(close.payload.length === 0 ? EMPTY : encodeClosePayload(close.code, ''));
+    // Section 5.5.1: answer a close we did not start, echoing its code (and its reason, as ws does, with closeFrames 'ws').
+    if (!this.sender.closeSent) this.sender.close(close.payload.length === 0 ? EMPTY : encodeClosePayload(close.code, this.wsCloseFrames ? close.reason : ''));
     this.finish(close.code, close.reason, true, undefined, 'graceful');
   }
 
@@ -391,11 +411,16 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   onCodecError(err: WebSocketError, input: boolean): void {
     const codecs = this.codecs!;
     if (input && this.heldClose !== null) {
+      // A stream already gone stays an abort; otherwise the stream is ended gracefully.
+      const hangup = this.heldClose.hangup;
       this.heldClose = null;
       codecs.dropInput();
-      this.finish(CloseCode.Abnormal, err.message, false, err, 'graceful');
+      this.finish(CloseCode.Abnormal, err.message, false, err, hangup);
       return;
     }
+    // A message that cannot be restored fails the connection where it stands: the messages after it
+    // are not delivered (those before it were, the codec restores them in order).
+    if (input) codecs.dropInput();
     if (!input) {
       // The failed frame will never be written, so nothing queued behind it can be either: it is all
       // dropped and counted (S4), and our close frame goes out at once (test/core/connection-codec.test.ts,

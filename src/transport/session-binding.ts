@@ -39,6 +39,8 @@ export interface SessionInit<S> {
   codec?: MessageCodec | null;
   /** Answer pings automatically (default true; ConnectionOptions.autoPong). */
   autoPong?: boolean;
+  /** @internal How close frames read (ConnectionOptions.closeFrames; sockeye/ws sets 'ws'). */
+  closeFrames?: 'sockeye' | 'ws';
   /** The counters this session reports to, shared by every session of its server (server.metrics()); none for a client. */
   counters?: SessionCounters | null;
 }
@@ -127,6 +129,7 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
       now: init.context.now(),
       codec: init.codec ?? null,
       autoPong: init.autoPong,
+      closeFrames: init.closeFrames,
       allocFrame: pool === null ? undefined : pool.alloc,
     });
   }
@@ -178,6 +181,16 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
   /** Bytes accepted by send() that the kernel has not taken yet (our queue plus the stream's buffer). */
   get bufferedAmount(): number {
     return this.out.pendingBytes + (this.held?.bytes ?? 0) + this.conn.pendingOutputBytes;
+  }
+
+  /**
+   * @internal bufferedAmount without the fixed charge each message waiting for the codec carries
+   * (maxQueuedBytes still counts it, S3): the bytes sent and not yet written, which is what ws's
+   * bufferedAmount reports (test/compat/ws/websocket.test.ts, "bufferedAmount counts a message
+   * waiting for compression by its size").
+   */
+  get bufferedPayloadAmount(): number {
+    return this.bufferedAmount - this.conn.pendingOutputOverhead;
   }
 
   /** @internal PacerHost */
@@ -313,7 +326,11 @@ export abstract class SessionBinding<T> implements ConnectionHost, TimerEntry, S
         break;
       case 'closed':
         this.pacer?.cancel();
-        if (ev.error && !this.streamGone) {
+        // The stream's own end (a TransportError once it is gone) is told by onClose alone; a fault of
+        // the peer is reported even if the stream has closed since, as when the closed event waited
+        // for messages still with the codec (test/compat/ws/websocket.test.ts, "messages received
+        // before a fault of the peer are emitted before 'error' and 'close'").
+        if (ev.error && (!this.streamGone || !(ev.error instanceof TransportError))) {
           const e = ev.error;
           this.callHandlerFinal(() => this.handler.onError?.(this, e));
         }

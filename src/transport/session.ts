@@ -159,7 +159,22 @@ export class Session<T = unknown> extends SessionBinding<T> implements FragmentS
 
   /** Drops the connection at once, without a closing handshake. */
   terminate(): void {
-    if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_TERMINATED', 'terminated by the application'));
+    // The application ends it now: messages still being inflated are not delivered.
+    this.abort('drop');
+  }
+
+  /**
+   * @internal terminate() as ws has it (sockeye/ws): what was already received is delivered before
+   * the close (the rest of the read a handler terminated from, the messages still being inflated),
+   * and a fault found in it is reported (test/compat/ws/websocket.test.ts, "terminate() while
+   * messages are being decompressed", "terminate() from a 'message' listener").
+   */
+  terminateKeepingReceived(): void {
+    this.abort('all');
+  }
+
+  private abort(undelivered: 'drop' | 'all'): void {
+    if (this.conn.state !== 'closed') this.conn.transportClosed(new TransportError('ERR_TERMINATED', 'terminated by the application'), undelivered);
     this.destroyStream();
   }
 

@@ -213,6 +213,60 @@ describe('codec pipeline: incoming', () => {
     codec.finishDecompress(0);
     assert.deepEqual(host.summary(), ['message text last words', 'closed 1000 true']);
   });
+
+  describe('messages still inflating when the connection fails or the stream ends are delivered before closed', () => {
+    it('the stream ends without a close frame: they are delivered, then closed 1006', () => {
+      const { host, codec, conn } = setup();
+      conn.receive(concat(
+        peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('one') }),
+        peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('two') }),
+      ), 1);
+      conn.transportClosed();
+      assert.deepEqual(host.summary(), [], 'closed waits for the codec');
+      codec.finishDecompress(0);
+      codec.finishDecompress(1);
+      assert.deepEqual(host.summary(), ['message text one', 'message text two', 'closed 1006 false']);
+      assert.equal(codec.closed, true);
+    });
+
+    it('a bad frame behind them: our close frame goes at once, they are delivered, then closed 1002', () => {
+      const { host, codec, conn } = setup();
+      conn.receive(concat(
+        peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('before the fault') }),
+        peerFrame('server', { opcode: 0x5, payload: Buffer.alloc(0) }),
+      ), 1);
+      assert.equal(conn.state, 'closed');
+      assert.equal(host.frames().at(-1)?.opcode, Op.Close);
+      assert.equal(host.frames().at(-1)?.payload.readUInt16BE(0), 1002);
+      assert.deepEqual(host.summary(), []);
+      codec.finishDecompress(0);
+      assert.deepEqual(host.summary(), ['message text before the fault', 'closed 1002 false']);
+    });
+
+    it('a message that cannot be restored: the ones after it are dropped and closed carries its error', () => {
+      const { host, codec, conn } = setup(8);
+      codec.expand = 3;
+      conn.receive(concat(
+        peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('ok') }),
+        peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('bomb') }),
+        peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('after') }),
+      ), 1);
+      conn.transportClosed();
+      codec.finishDecompress(0);
+      codec.finishDecompress(1);
+      codec.finishDecompress(2);
+      assert.deepEqual(host.summary(), ['message text okokok', 'closed 1006 false']);
+    });
+
+    it("'drop' (the application terminates): nothing more is delivered", () => {
+      const { host, codec, conn } = setup();
+      conn.receive(peerFrame('server', { opcode: Op.Text, rsv: RSV1, payload: rev('dropped') }), 1);
+      conn.transportClosed(new Error('terminated'), 'drop');
+      assert.deepEqual(host.summary(), ['closed 1006 false']);
+      codec.finishDecompress(0);
+      assert.deepEqual(host.summary(), ['closed 1006 false']);
+    });
+  });
 });
 
 describe('codec pipeline: outgoing', () => {
@@ -264,6 +318,16 @@ describe('codec pipeline: outgoing', () => {
     assert.equal(codec.closed, true);
     codec.finishCompress(0);
     assert.equal(host.writes.length, 0, 'a late codec result is ignored after an abort');
+  });
+
+  it('pendingOutputOverhead is the fixed charge of the messages the codec holds, part of pendingOutputBytes', () => {
+    const { codec, conn } = setup();
+    conn.send(utf8('compress me'), false);
+    assert.equal(conn.pendingOutputBytes, 11 + conn.pendingOutputOverhead);
+    assert.ok(conn.pendingOutputOverhead > 0);
+    codec.finishCompress(0);
+    assert.equal(conn.pendingOutputBytes, 0);
+    assert.equal(conn.pendingOutputOverhead, 0);
   });
 
   it('a graceful end flushes what the codec holds before releasing it', () => {

@@ -470,6 +470,33 @@ describe('Connection: autoPong and a close without a status code', () => {
   }
 });
 
+describe("Connection: closeFrames 'ws' (sockeye/ws writes close frames as ws does)", () => {
+  for (const role of ROLES) {
+    it(`${role}: the reply to the peer's close repeats its code and its reason; by default the code only`, () => {
+      for (const [closeFrames, reason] of [['ws', 'see you'], [undefined, '']] as const) {
+        const { conn, rec } = open(role, { closeFrames });
+        conn.receive(peerFrame(role, { opcode: Op.Close, payload: closePayload(4001, 'see you') }), 0);
+        const [reply] = rec.writes;
+        assert.equal(reply.opcode, Op.Close);
+        assert.equal(reply.payload.readUInt16BE(0), 4001);
+        assert.equal(reply.payload.subarray(2).toString(), reason, `closeFrames ${closeFrames}`);
+      }
+    });
+
+    it(`${role}: a failure's close frame has the code only; by default it says what the fault was`, () => {
+      for (const closeFrames of ['ws', undefined] as const) {
+        const { conn, rec } = open(role, { closeFrames });
+        conn.receive(peerFrame(role, { opcode: 0x5 }), 0);
+        const [frame] = rec.writes;
+        assert.equal(frame.opcode, Op.Close);
+        assert.equal(frame.payload.readUInt16BE(0), 1002);
+        if (closeFrames === 'ws') assert.equal(frame.payload.length, 2);
+        else assert.match(frame.payload.subarray(2).toString(), /opcode/);
+      }
+    });
+  }
+});
+
 describe('Connection: section 3, reserved bits (Autobahn 3.x)', () => {
   for (const role of ROLES) {
     it(`${role}: any RSV bit without an extension fails with 1002, and nothing after the bad frame is processed`, () => {
@@ -1573,6 +1600,14 @@ describe('Connection: events are delivered after parsing (a handler never runs i
       });
       conn.receive(concat(text(role, 'one'), text(role, 'two'), ping(role, 'p')), 0);
       assert.deepEqual(summary(rec.items), [wPong('p'), 'text "one"', 'closed 1006 ERR_CONNECTION_LOST abort']);
+    });
+
+    it(`${role}: transportClosed with 'all' (sockeye/ws's terminate()) from a handler still delivers the rest of the read, then 'closed'`, () => {
+      const { conn, rec } = reacting(role, (conn, e) => {
+        if (e.type === 'message' && e.text === 'one') conn.transportClosed(new Error('terminated'), 'all');
+      });
+      conn.receive(concat(text(role, 'one'), text(role, 'two'), ping(role, 'p')), 0);
+      assert.deepEqual(summary(rec.items), [wPong('p'), 'text "one"', 'text "two"', 'ping 70', 'closed 1006 ERR_CONNECTION_LOST abort']);
     });
 
     it(`${role}: close() from a handler keeps delivering the rest of the read (a closing connection still receives)`, () => {

@@ -20,6 +20,7 @@ const OWN_OPTIONS = [
   'closeTimeout',
   'maxPayload',
   'maxFragments',
+  'maxBufferedChunks',
   'skipUTF8Validation',
   'maxQueuedBytes',
   'handshakeTimeout',

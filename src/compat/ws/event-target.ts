@@ -3,43 +3,85 @@ import type { EventEmitter } from 'node:events';
 /**
  * The event objects of ws's EventTarget form (addEventListener and the on*
  * attributes): plain classes with ws's shapes, not the DOM's (`target` is the
- * WebSocket; a text message's `data` is a string).
+ * WebSocket; a text message's `data` is a string). As in ws, each attribute
+ * is a read-only getter on the prototype, enumerable and configurable
+ * (test/compat/ws/event-target.test.ts, "attributes are read-only getters on
+ * the prototype").
  */
+/** Sets an event's `target` when it is dispatched (the attribute itself is read-only). */
+let setTarget: (event: WsEvent, target: unknown) => void;
+
 export class WsEvent {
-  readonly type: string;
-  target: unknown = null;
+  #type: string;
+  #target: unknown = null;
+  static {
+    setTarget = (event, target) => {
+      event.#target = target;
+    };
+  }
   constructor(type: string) {
-    this.type = type;
+    this.#type = type;
+  }
+  get type(): string {
+    return this.#type;
+  }
+  get target(): unknown {
+    return this.#target;
   }
 }
 
 export class WsCloseEvent extends WsEvent {
-  readonly code: number;
-  readonly reason: string;
-  readonly wasClean: boolean;
+  #code: number;
+  #reason: string;
+  #wasClean: boolean;
   constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
     super(type);
-    this.code = init.code ?? 0;
-    this.reason = init.reason ?? '';
-    this.wasClean = init.wasClean ?? false;
+    this.#code = init.code ?? 0;
+    this.#reason = init.reason ?? '';
+    this.#wasClean = init.wasClean ?? false;
+  }
+  get code(): number {
+    return this.#code;
+  }
+  get reason(): string {
+    return this.#reason;
+  }
+  get wasClean(): boolean {
+    return this.#wasClean;
   }
 }
 
 export class WsErrorEvent extends WsEvent {
-  readonly error: unknown;
-  readonly message: string;
+  #error: unknown;
+  #message: string;
   constructor(type: string, init: { error?: unknown; message?: string } = {}) {
     super(type);
-    this.error = init.error ?? null;
-    this.message = init.message ?? '';
+    this.#error = init.error ?? null;
+    this.#message = init.message ?? '';
+  }
+  get error(): unknown {
+    return this.#error;
+  }
+  get message(): string {
+    return this.#message;
   }
 }
 
 export class WsMessageEvent extends WsEvent {
-  readonly data: unknown;
+  #data: unknown;
   constructor(type: string, init: { data?: unknown } = {}) {
     super(type);
-    this.data = init.data ?? null;
+    this.#data = init.data ?? null;
+  }
+  get data(): unknown {
+    return this.#data;
+  }
+}
+
+for (const [cls, names] of [[WsEvent, ['type', 'target']], [WsCloseEvent, ['code', 'reason', 'wasClean']], [WsErrorEvent, ['error', 'message']], [WsMessageEvent, ['data']]] as const) {
+  for (const name of names) {
+    const descriptor = Object.getOwnPropertyDescriptor(cls.prototype, name)!;
+    Object.defineProperty(cls.prototype, name, { ...descriptor, enumerable: true });
   }
 }
 
@@ -94,7 +136,7 @@ export function addEventListener(emitter: EventEmitter, type: string, listener: 
   }
   const wrapped: Wrapped = function (this: unknown, ...args: unknown[]) {
     const event = toEvent(emitter, type, args);
-    event.target = emitter;
+    setTarget(event, emitter);
     call(listener, emitter, event);
   };
   wrapped[LISTENER] = listener;

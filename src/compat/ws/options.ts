@@ -27,6 +27,12 @@ export interface WsCommonOptions {
   maxPayload?: number;
   /** Most frames in one message; 0 for no limit. Default 131072. */
   maxFragments?: number;
+  /**
+   * Accepted for compatibility and not used: the engine keeps no list of received chunks per
+   * message; its limits on what a peer makes it hold are in bytes (maxPayload) and frames
+   * (maxFragments). docs/migrating-from-ws.md says more.
+   */
+  maxBufferedChunks?: number;
   /** Accepted for compatibility; UTF-8 is always validated (RFC 6455 section 8.1). */
   skipUTF8Validation?: boolean;
   /**

@@ -143,6 +143,8 @@ export class WebSocket extends EventEmitter {
   #onClosed: ((ws: WebSocket) => void) | undefined;
   /** The handshake failed or was aborted: CLOSING until 'close'. */
   #aborted = false;
+  /** As in ws, a socket emits 'error' at most once (test/compat/ws/websocket.test.ts, "'error' is emitted at most once"). */
+  #errorEmitted = false;
   #socket: Duplex | null = null;
   #sender: { sendFrame(frame: Buffer | readonly Buffer[], cb?: SendCallback): void } | null = null;
   /** @internal the client's handshake request while it runs (aborted by close() or terminate()). */
@@ -196,9 +198,14 @@ export class WebSocket extends EventEmitter {
   get isPaused(): boolean {
     return this.#paused;
   }
-  /** Bytes accepted by send() and not yet written to the socket (frame headers included). */
+  /**
+   * Bytes accepted by send() and not yet written to the socket (frame headers included). A message
+   * waiting for compression counts by its size, as in ws; the engine's extra charge for it bounds
+   * maxQueuedBytes only (test/compat/ws/websocket.test.ts, "bufferedAmount counts a message waiting
+   * for compression by its size").
+   */
   get bufferedAmount(): number {
-    return (this.#session?.bufferedAmount ?? 0) + this.#lateBytes;
+    return (this.#session?.bufferedPayloadAmount ?? 0) + this.#lateBytes;
   }
 
   get onopen(): EventListenerLike | null {
@@ -255,6 +262,9 @@ export class WebSocket extends EventEmitter {
       closeTimeoutMs: a.options.closeTimeout ?? WS_DEFAULT_CLOSE_TIMEOUT,
       head: EMPTY,
       autoPong: a.options.autoPong ?? true,
+      // ws's close frames: a reply repeats the peer's reason, a failure's close frame has none
+      // (test/compat/ws/websocket.test.ts, "close frames read as ws writes them").
+      closeFrames: 'ws',
       onHandlerError: (err) => this.#listenerThrew(err),
     });
     this.#session = session as unknown as Session;
@@ -271,7 +281,7 @@ export class WebSocket extends EventEmitter {
     if (this.#closed) return;
     this.#aborted = true;
     process.nextTick(() => {
-      if (error) this.emit('error', error);
+      if (error) this.#emitError(error);
       this.#emitClose(1006, EMPTY, false);
     });
   }
@@ -353,7 +363,14 @@ export class WebSocket extends EventEmitter {
     if (err instanceof LimitExceededError && err.limit === 'maxQueuedBytes') return;
     if (err.code === 'ERR_TERMINATED') return;
     const mapped = toWsError(err);
-    if (mapped) this.emit('error', mapped);
+    if (mapped) this.#emitError(mapped);
+  }
+
+  /** 'error', unless one was emitted already or the socket has closed: ws emits it at most once, never after 'close'. */
+  #emitError(err: unknown): void {
+    if (this.#errorEmitted || this.#closed) return;
+    this.#errorEmitted = true;
+    this.emit('error', err);
   }
 
   #onClose(info: CloseInfo): void {
@@ -362,9 +379,13 @@ export class WebSocket extends EventEmitter {
     const pending = this.#callbacks;
     this.#callbacks = null;
     if (pending) {
+      // ws's message for them: on a connection with permessage-deflate every message is queued behind
+      // the codec's, so what is left unsent was being compressed or waited behind a message that was
+      // (test/compat/ws/websocket.test.ts, "a send cut short while compressing").
+      const message = this.#extensions === '' ? 'The socket was closed before the data could be written' : 'The socket was closed while data was being compressed';
       for (const { seq, cb } of pending) {
         if (seq <= sentUpTo) cb();
-        else cb(new Error('The socket was closed before the data could be written'));
+        else cb(new Error(message));
       }
     }
     this.#writer = null;
@@ -467,7 +488,7 @@ export class WebSocket extends EventEmitter {
     const session = this.#session!;
     const err = new LimitExceededError('maxQueuedBytes', `send dropped: ${session.bufferedAmount} bytes already wait to be written (maxQueuedBytes); the connection is closed with 1008`, 1008);
     if (cb) process.nextTick(cb, err);
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.#emitError(err);
     session.close(1008, 'send queue full');
   }
 
@@ -493,17 +514,19 @@ export class WebSocket extends EventEmitter {
           bytes = Buffer.from(await data.arrayBuffer());
         } catch (err) {
           // A Blob that cannot be read leaves a hole in the messages: the connection fails (S4), as in ws.
-          q.length = 0;
-          this.#blobQueue = null;
-          if (cb) cb(err as Error);
-          this.emit('error', err);
-          if (this.readyState === OPEN) this.#session!.close(1011, 'a Blob could not be read');
+          // Its callback and those of the sends behind it get the error, then 'error' follows unless the
+          // socket has closed (test/compat/ws/websocket.test.ts, "a Blob that cannot be read").
+          this.#failBlobQueue(err as Error, () => {
+            this.#emitError(err);
+            if (this.readyState === OPEN) this.#session!.close(1011, 'a Blob could not be read');
+          });
           return;
         }
         if (this.readyState !== OPEN) {
-          q.shift();
-          if (cb) process.nextTick(cb, new Error('The socket was closed while the blob was being read'));
-          continue;
+          // As in ws, the sends queued behind the Blob get the same error (test/compat/ws/websocket.test.ts,
+          // "terminate() while a Blob is read").
+          this.#failBlobQueue(new Error('The socket was closed while the blob was being read'));
+          return;
         }
       } else bytes = data;
       q.shift();
@@ -511,6 +534,16 @@ export class WebSocket extends EventEmitter {
       else this.#sendNow(bytes, isBlob(data) ? { binary: true, ...options } : options, cb);
     }
     this.#blobQueue = null;
+  }
+
+  /** Every send waiting in the Blob queue fails with `err` on the next tick, as ws calls them; `then` runs after them. */
+  #failBlobQueue(err: Error, then?: () => void): void {
+    const q = this.#blobQueue!;
+    this.#blobQueue = null;
+    process.nextTick(() => {
+      for (const { cb } of q) if (cb) cb(err);
+      then?.();
+    });
   }
 
   /** Sends a ping (at most 125 bytes). `mask` is accepted for compatibility: a client always masks, a server never does (RFC 6455 section 5.1). */
@@ -582,8 +615,9 @@ export class WebSocket extends EventEmitter {
       this.#abortHandshake('WebSocket was closed before the connection was established');
       return;
     }
-    // CLOSING after a failed handshake has no session: 'close' is on its way.
-    this.#session?.terminate();
+    // CLOSING after a failed handshake has no session: 'close' is on its way. As in ws, messages
+    // already received and still being decompressed are emitted before 'close'.
+    this.#session?.terminateKeepingReceived();
   }
 
   #abortHandshake(message: string): void {

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { addEventListener, attributeListener, removeEventListener, setAttributeListener, WAS_CLEAN, WsCloseEvent, WsErrorEvent, WsMessageEvent, type WsEvent } from '../../../src/compat/ws/event-target.js';
+import { addEventListener, attributeListener, removeEventListener, setAttributeListener, WAS_CLEAN, WsCloseEvent, WsErrorEvent, WsEvent, WsMessageEvent } from '../../../src/compat/ws/event-target.js';
 
 describe('addEventListener', () => {
   it("accepts only 'open', 'message', 'close' and 'error'", () => {
@@ -82,5 +82,34 @@ describe('addEventListener', () => {
     setAttributeListener(e, 'message', null);
     assert.equal(attributeListener(e, 'message'), null);
     assert.equal(e.listenerCount('message'), 0);
+  });
+});
+
+describe('event objects', () => {
+  it('attributes are read-only getters on the prototype, enumerable and configurable, as in ws', () => {
+    const cases: Array<[object, string[]]> = [
+      [WsEvent.prototype, ['type', 'target']],
+      [WsCloseEvent.prototype, ['code', 'reason', 'wasClean']],
+      [WsErrorEvent.prototype, ['error', 'message']],
+      [WsMessageEvent.prototype, ['data']],
+    ];
+    for (const [proto, names] of cases) {
+      for (const name of names) {
+        const d = Object.getOwnPropertyDescriptor(proto, name);
+        assert.ok(d, name);
+        assert.equal(typeof d.get, 'function', `${name} has a getter`);
+        assert.equal(d.set, undefined, `${name} has no setter`);
+        assert.equal(d.enumerable, true, `${name} is enumerable`);
+        assert.equal(d.configurable, true, `${name} is configurable`);
+      }
+    }
+    const ev = new WsCloseEvent('close', { code: 1000, reason: 'done', wasClean: true });
+    assert.deepEqual(Object.keys(ev), []);
+    assert.throws(() => {
+      (ev as unknown as { code: number }).code = 1;
+    }, TypeError);
+    assert.equal(ev.code, 1000);
+    assert.equal(ev.target, null);
+    assert.ok(ev instanceof WsEvent);
   });
 });

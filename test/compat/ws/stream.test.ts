@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import { WebSocket, WebSocketServer, createWebSocketStream } from '../../../src/compat/ws/index.js';
@@ -19,8 +19,8 @@ after(async () => {
   }
 });
 
-async function server(onSocket: (ws: WebSocket) => void): Promise<number> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+async function server(onSocket: (ws: WebSocket) => void, options: { perMessageDeflate?: boolean } = {}): Promise<number> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', ...options });
   servers.push(wss);
   wss.on('connection', onSocket);
   await once(wss, 'listening');
@@ -117,6 +117,25 @@ describe('createWebSocketStream', () => {
     await withTimeout(once(duplex, 'close'), 5000, 'stream close');
     assert.equal(ws.readyState, WebSocket.CLOSED);
     assert.equal(await withTimeout(peerClosed, 5000, 'peer close'), 1006);
+  });
+
+  it('destroy() while a received message is being decompressed: a corrupt one still errors the stream (zlib\'s code)', async () => {
+    const port = await server(
+      (ws) => {
+        // A compressed text frame whose deflate data starts a block of the reserved type 3 (sent once the client is open).
+        setTimeout(() => (ws._socket as Socket).write(Buffer.from('c10107', 'hex')), 50);
+      },
+      { perMessageDeflate: true },
+    );
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: true });
+    const duplex = createWebSocketStream(ws);
+    const failed = new Promise<Error>((resolve) => duplex.on('error', resolve));
+    const streamClosed = new Promise<void>((resolve) => duplex.on('close', () => resolve()));
+    await once(ws, 'open');
+    (ws._socket as Socket).once('data', () => duplex.destroy());
+    const err = await withTimeout(failed, 5000, 'stream error');
+    assert.equal((err as Error & { code?: string }).code, 'Z_DATA_ERROR');
+    await withTimeout(streamClosed, 5000, 'stream close');
   });
 
   it('pipeline: a readable of 1,000 chunks through the socket to an echo and back into a writable', async () => {

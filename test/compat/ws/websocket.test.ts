@@ -358,6 +358,164 @@ describe('send()', () => {
   });
 });
 
+/** A Blob whose bytes come when the test says: read() resolves them, fail() rejects as an unreadable file does. */
+class HeldBlob extends Blob {
+  #settle: { resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void } | null = null;
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return new Promise((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+  }
+  get reading(): boolean {
+    return this.#settle !== null;
+  }
+  read(): void {
+    this.#settle!.resolve(new ArrayBuffer(3));
+  }
+  fail(err: Error): void {
+    this.#settle!.reject(err);
+  }
+}
+
+function unreadable(): Error {
+  const err = new Error('The blob could not be read');
+  err.name = 'NotReadableError';
+  return err;
+}
+
+describe('send() of a Blob that cannot go out', () => {
+  it('a Blob that cannot be read: its callback and those queued behind it get the error, then one \'error\' and the close', async () => {
+    const p = await pair();
+    const blob = new HeldBlob(['abc']);
+    const order: string[] = [];
+    const results: Array<Error | undefined> = [];
+    const errors: unknown[] = [];
+    p.client.on('error', (err) => {
+      order.push('error');
+      errors.push(err);
+    });
+    const closed = nextEvent<[number]>(p.client, 'close');
+    p.client.send(blob, (err) => {
+      order.push('blob callback');
+      results.push(err);
+    });
+    p.client.send('queued behind the blob', (err) => {
+      order.push('queued callback');
+      results.push(err);
+    });
+    await waitUntil(() => blob.reading, WAIT, 'the blob to be read');
+    const failure = unreadable();
+    blob.fail(failure);
+    await closed;
+    assert.deepEqual(results, [failure, failure]);
+    assert.deepEqual(errors, [failure]);
+    assert.deepEqual(order, ['blob callback', 'queued callback', 'error']);
+  });
+
+  it("a Blob that fails after 'close': the callback gets the error and no 'error' is emitted", async () => {
+    const p = await pair();
+    const blob = new HeldBlob(['abc']);
+    const errors: unknown[] = [];
+    p.client.on('error', (err) => errors.push(err));
+    const result = new Promise<Error | undefined>((resolve) => p.client.send(blob, resolve));
+    const closed = nextEvent(p.client, 'close');
+    p.server.terminate();
+    await closed;
+    const failure = unreadable();
+    blob.fail(failure);
+    assert.equal(await withTimeout(result, WAIT, 'the send callback'), failure);
+    await delay(20);
+    assert.deepEqual(errors, []);
+  });
+
+  it("'error' is emitted at most once: a Blob failing after a fault of the peer reports to its callback only", async () => {
+    const port = await rawServer((socket, req) => {
+      socket.write(switchingProtocols(req.key));
+      // A frame with the reserved opcode 0x5: the client fails the connection.
+      setTimeout(() => socket.write(Buffer.from([0x85, 0x00])), 50);
+    });
+    const c = client(`ws://127.0.0.1:${port}/`, undefined, { perMessageDeflate: false });
+    await opened(c);
+    const errors: Array<Error & { code?: string }> = [];
+    c.on('error', (err: Error) => errors.push(err));
+    const blob = new HeldBlob(['abc']);
+    const result = new Promise<Error | undefined>((resolve) => c.send(blob, resolve));
+    await waitUntil(() => errors.length === 1, WAIT, "the peer's fault");
+    const failure = unreadable();
+    blob.fail(failure);
+    assert.equal(await withTimeout(result, WAIT, 'the send callback'), failure);
+    await delay(20);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].code, 'WS_ERR_INVALID_OPCODE');
+  });
+
+  it('terminate() while a Blob is read: its callback and those queued behind it get "The socket was closed while the blob was being read" while CLOSING', async () => {
+    const p = await pair();
+    const blob = new HeldBlob(['abc']);
+    const results: Array<{ err: Error | undefined; state: number }> = [];
+    const record = (err: Error | undefined) => results.push({ err, state: p.client.readyState });
+    p.client.send(blob, record);
+    p.client.send('queued');
+    p.client.send('queued too', record);
+    await waitUntil(() => blob.reading, WAIT, 'the blob to be read');
+    p.client.terminate();
+    blob.read();
+    await waitUntil(() => results.length === 2, WAIT, 'both callbacks');
+    for (const { err, state } of results) {
+      assert.ok(err instanceof Error);
+      assert.equal(err.message, 'The socket was closed while the blob was being read');
+      assert.equal(state, WebSocket.CLOSING);
+    }
+  });
+});
+
+describe('send() with permessage-deflate', () => {
+  it('bufferedAmount counts a message waiting for compression by its size', async () => {
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    assert.equal(p.client.extensions, 'permessage-deflate');
+    p.client.send('abc');
+    assert.equal(p.client.bufferedAmount, 3);
+    const written = new Promise<Error | undefined>((resolve) => p.client.send('defg', resolve));
+    assert.equal(p.client.bufferedAmount, 7);
+    assert.equal(await withTimeout(written, WAIT, 'the send callback'), undefined);
+    assert.equal(p.client.bufferedAmount, 0);
+  });
+
+  it('a send cut short while compressing: the callback gets "The socket was closed while data was being compressed"', async () => {
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    const result = new Promise<{ err: Error | undefined; state: number }>((resolve) => p.client.send('hi', (err) => resolve({ err, state: p.client.readyState })));
+    p.client.terminate();
+    const { err, state } = await withTimeout(result, WAIT, 'the send callback');
+    assert.ok(err instanceof Error);
+    assert.equal(err.message, 'The socket was closed while data was being compressed');
+    assert.equal(state, WebSocket.CLOSING);
+  });
+
+  it("messages received before the peer's socket ended without a close frame are all emitted before 'close' (1006)", async () => {
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    const got = collect(p.client);
+    const closed = nextEvent<[number]>(p.client, 'close');
+    const words = ['one', 'two', 'three', 'four'];
+    for (const w of words.slice(0, -1)) p.server.send(w);
+    p.server.send(words.at(-1)!, () => (p.server._socket as Socket).end());
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.deepEqual(got.map((m) => asBuffer(m.data).toString()), words);
+  });
+
+  it("messages received before a fault of the peer are emitted before 'error' and 'close'", async () => {
+    const events: string[] = [];
+    const p = await pair({ perMessageDeflate: { threshold: 0 } }, { perMessageDeflate: { threshold: 0 } });
+    p.client.on('message', (data: Buffer) => events.push(`message ${data.toString()}`));
+    p.client.on('error', (err: Error & { code?: string }) => events.push(`error ${err.code}`));
+    const closed = nextEvent(p.client, 'close');
+    p.server.send('first');
+    p.server.send('second', () => (p.server._socket as Socket).write(Buffer.from([0x85, 0x00])));
+    await closed;
+    assert.deepEqual(events, ['message first', 'message second', 'error WS_ERR_INVALID_OPCODE']);
+  });
+});
+
 describe("'message' and binaryType", () => {
   it('text arrives as a Buffer with isBinary false', async () => {
     const p = await pair();
@@ -578,6 +736,68 @@ describe('close() and terminate()', () => {
     assert.equal(c.readyState, WebSocket.CLOSED);
     await delay(30);
     assert.equal(openedEvent, false);
+  });
+
+  it("close frames read as ws writes them: the reply repeats the closer's reason, and a failure's close frame has none", async () => {
+    const p = await pair();
+    const closed = nextEvent<[number, Buffer]>(p.client, 'close');
+    p.client.close(4000, 'my reason');
+    const [code, reason] = await closed;
+    assert.equal(code, 4000);
+    assert.equal(reason.toString(), 'my reason');
+
+    const q = await pair();
+    q.client.on('error', () => {});
+    const serverClosed = nextEvent<[number, Buffer]>(q.server, 'close');
+    // A frame with the reserved opcode 0x5: the client fails the connection with 1002.
+    (q.server._socket as Socket).write(Buffer.from([0x85, 0x00]));
+    const [failCode, failReason] = await serverClosed;
+    assert.equal(failCode, 1002);
+    assert.equal(failReason.length, 0);
+  });
+
+  it("terminate() while messages are being decompressed: they are emitted before 'close' (1006), as in ws", async () => {
+    const p = await pair({ perMessageDeflate: true }, { perMessageDeflate: true });
+    const events: string[] = [];
+    p.client.on('message', (data: Buffer) => events.push(`message '${data.toString()}'`));
+    const closed = nextEvent<[number]>(p.client, 'close');
+    // Terminated as soon as the bytes are read, while zlib still has the messages.
+    (p.client._socket as Socket).once('data', () => p.client.terminate());
+    // Four compressed text frames, each an empty message (0x00 is an empty stored block's start; the
+    // receiver appends 00 00 ff ff, RFC 7692 section 7.2.2).
+    (p.server._socket as Socket).write(Buffer.from('c10100'.repeat(4), 'hex'));
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.deepEqual(events, ["message ''", "message ''", "message ''", "message ''"]);
+  });
+
+  it("terminate() while a message is being decompressed that turns out corrupt: 'error' with zlib's code, then 'close'", async () => {
+    const p = await pair({ perMessageDeflate: true }, { perMessageDeflate: true });
+    const errors: Array<Error & { code?: string }> = [];
+    p.client.on('error', (err: Error) => errors.push(err));
+    const closed = nextEvent<[number]>(p.client, 'close');
+    (p.client._socket as Socket).once('data', () => p.client.terminate());
+    // A compressed text frame whose deflate data starts a block of the reserved type 3: zlib fails it.
+    (p.server._socket as Socket).write(Buffer.from('c10107', 'hex'));
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].code, 'Z_DATA_ERROR');
+  });
+
+  it("terminate() from a 'message' listener: the other messages of the same read are still emitted, then 'close', as in ws", async () => {
+    const p = await pair({ perMessageDeflate: false }, { perMessageDeflate: false });
+    const events: string[] = [];
+    p.client.on('message', (data: Buffer) => {
+      events.push(data.toString());
+      if (events.length === 1) p.client.terminate();
+    });
+    const closed = nextEvent<[number]>(p.client, 'close');
+    // Three text frames in one write: 'a', 'b', 'c'.
+    (p.server._socket as Socket).write(Buffer.from('810161810162810163', 'hex'));
+    const [code] = await closed;
+    assert.equal(code, 1006);
+    assert.deepEqual(events, ['a', 'b', 'c']);
   });
 
   it('terminate() gives 1006 on both sides', async () => {
@@ -1003,6 +1223,16 @@ describe('allowSynchronousEvents', () => {
   it('true (the default): they are emitted in the same turn', async () => {
     const turns = await turnsOfMessages({});
     assert.equal(new Set(turns).size, 1, `turns: ${turns.join(', ')}`);
+  });
+});
+
+describe('maxBufferedChunks', () => {
+  it('is accepted by the server and the client, which connect and exchange messages as usual', async () => {
+    const p = await pair({ maxBufferedChunks: 4 }, { maxBufferedChunks: 4 });
+    const got = collect(p.server);
+    p.client.send(Buffer.alloc(100_000, 7));
+    await waitCount(got, 1, 'message');
+    assert.equal(asBuffer(got[0].data).length, 100_000);
   });
 });
 
