@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createClient, type RedisClientOptions } from 'redis';
+import { createClient, createCluster, type RedisClientOptions, type RedisClusterOptions } from 'redis';
 import { InvalidArgumentError, InvalidStateError } from '../core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type Publication } from '../pubsub/broker.js';
 import { decodePublication, encodePublicationBytes, HEADER_BYTES, MAX_ORIGIN_BYTES } from './redis-codec.js';
+import { ClusterLink, type ClusterClient } from './redis-cluster-link.js';
 import { DurableOutbox, StreamReader } from './redis-durable.js';
 import { isReplyError, messageOf, type RedisLink } from './redis-link.js';
 import { HEARTBEAT_SCRIPT, MARK_DOWN_SCRIPT, PresenceWatch, REGISTRY_SCRIPT, formatEntry, isAlive, parseEntry, parseRegistry, type NodeEntry } from './redis-presence.js';
@@ -14,6 +15,12 @@ export type RedisClientSettings = Pick<RedisClientOptions, 'socket' | 'username'
 export interface RedisBrokerOptions {
   /** The Redis server. Default `redis://127.0.0.1:6379`. */
   url?: string;
+  /**
+   * A Redis Cluster instead of one server: the URLs of one or more of its nodes, from which the broker
+   * discovers the others (give several: any one that answers will do). Pub/sub is then sharded (see
+   * `sharded`) and durable topics' streams share one hash tag. Not with `url`.
+   */
+  cluster?: readonly string[];
   /** More node-redis client options (`socket` for TLS or timeouts, `username`, `password`, `database`, `pingInterval`). The broker sets its own reconnect strategy. */
   client?: RedisClientSettings;
   /** This node's id, unique among the nodes, 1 to 255 bytes of UTF-8. Default `<hostname>-<pid>-<6 random hex digits>`. */
@@ -22,7 +29,11 @@ export interface RedisBrokerOptions {
   channelPrefix?: string;
   /** Prefix of the broker's keys: the streams of durable topics and the presence hashes. Default `sockeye:`. */
   keyPrefix?: string;
-  /** Sharded pub/sub (SPUBLISH, SSUBSCRIBE; Redis 7) instead of PUBLISH, SUBSCRIBE: what a Redis Cluster needs to keep a message on its channel's shard. Default false. */
+  /**
+   * Sharded pub/sub (SPUBLISH, SSUBSCRIBE; Redis 7) instead of PUBLISH, SUBSCRIBE: what a Redis Cluster needs to keep a
+   * message on its channel's shard. Default false for one server, true with `cluster`, where false is refused
+   * (ERR_BROKER_OPTION): a plain PUBLISH in a cluster goes to every node of it.
+   */
   sharded?: boolean;
   /** The durable topics (at least once, through Redis Streams): a list, or a test. Every node must be given the same. Default none. */
   durable?: readonly string[] | ((topic: string) => boolean);
@@ -92,7 +103,13 @@ export class RedisBroker implements Broker {
   private attached = false;
   private closing: Promise<void> | null = null;
   private closed = false;
-  private readonly o: Required<Omit<RedisBrokerOptions, 'client' | 'nodeId' | 'durable' | 'sharded'>> & { sharded: boolean };
+  private readonly o: Required<Omit<RedisBrokerOptions, 'client' | 'nodeId' | 'durable' | 'sharded' | 'cluster'>> & { sharded: boolean };
+  /** The cluster's seed URLs, or null for one server. */
+  private readonly clusterUrls: readonly string[] | null;
+  /** The subscriber link when on a cluster: it says which node serves a channel. */
+  private readonly subCluster: ClusterLink | null = null;
+  /** Cluster nodes (host:port) whose loss the subscriber link reported and that are not back yet. */
+  private readonly lostNodes = new Set<string>();
   private readonly isDurable: (topic: string) => boolean;
   private readonly cmd: RedisLink;
   private readonly sub: RedisLink;
@@ -131,11 +148,22 @@ export class RedisBroker implements Broker {
     if (idBytes === 0 || idBytes > MAX_ORIGIN_BYTES || /\s/.test(this.nodeId)) {
       throw new InvalidArgumentError('ERR_BROKER_NODE_ID', `nodeId is 1 to ${MAX_ORIGIN_BYTES} bytes of UTF-8 without white space (got '${this.nodeId}')`);
     }
+    this.clusterUrls = options.cluster === undefined ? null : [...options.cluster];
+    if (this.clusterUrls) {
+      if (this.clusterUrls.length === 0 || this.clusterUrls.some((u) => typeof u !== 'string' || u === '')) throw new InvalidArgumentError('ERR_BROKER_OPTION', 'cluster is a list of one or more node URLs');
+      if (options.url !== undefined) throw new InvalidArgumentError('ERR_BROKER_OPTION', 'url and cluster are exclusive: url for one Redis server, cluster for the nodes of a Redis Cluster');
+      if (options.sharded === false) {
+        throw new InvalidArgumentError(
+          'ERR_BROKER_OPTION',
+          'sharded: false is refused with cluster: a plain PUBLISH in a Redis Cluster is sent to every node of the cluster, so pub/sub would not scale with the shards; leave sharded out (it is true with cluster)',
+        );
+      }
+    }
     this.o = {
       url: options.url ?? DEFAULTS.url,
       channelPrefix: options.channelPrefix ?? DEFAULTS.channelPrefix,
       keyPrefix: options.keyPrefix ?? DEFAULTS.keyPrefix,
-      sharded: options.sharded ?? false,
+      sharded: options.sharded ?? this.clusterUrls !== null,
       streamMaxLength: options.streamMaxLength ?? DEFAULTS.streamMaxLength,
       heartbeatMs: options.heartbeatMs ?? DEFAULTS.heartbeatMs,
       requestTimeoutMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
@@ -157,10 +185,10 @@ export class RedisBroker implements Broker {
     this.readyPromise = this.armReady();
 
     const maxDelay = this.o.reconnectMaxDelayMs;
-    const make = (role: string): RedisLink => {
-      const link = createClient({
+    const backoff = (retries: number) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50);
+    const make = (role: 'cmd' | 'sub' | 'read'): RedisLink => {
+      const settings = {
         ...options.client,
-        url: this.o.url,
         // Commands while a link is down fail at once (and are reported) instead of piling up unbounded (S3);
         // durable publications wait in the bounded outbox instead.
         disableOfflineQueue: true,
@@ -169,15 +197,31 @@ export class RedisBroker implements Broker {
           ...options.client?.socket,
           // Always reconnect (node-redis gives up on a socket timeout by default): 50 ms doubling to maxDelay, with jitter
           // so that the nodes of a deployment do not all come back in the same millisecond.
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50),
+          reconnectStrategy: backoff,
         },
-      } as RedisClientOptions) as unknown as RedisLink;
+      };
+      const link: RedisLink = this.clusterUrls
+        ? new ClusterLink(
+            createCluster({
+              rootNodes: this.clusterUrls.map((url) => ({ url })),
+              // Every node's connection gets these: node-redis does not carry rootNodes' settings over to the nodes it discovers.
+              defaults: settings,
+              // The subscriber connects to the nodes of its channels only, the reader to the streams' node only.
+              minimizeConnections: role !== 'cmd',
+            } as RedisClusterOptions) as unknown as ClusterClient,
+            { anchorKey: this.streamKey(''), readyNeedsEveryNode: role === 'read', retryDelay: backoff },
+          )
+        : (createClient({ ...settings, url: this.o.url } as RedisClientOptions) as unknown as RedisLink);
       link.on('error', (err) => this.linkError(link, err));
       link.on('ready', () => this.linkReady(link));
       return link;
     };
     this.cmd = make('cmd');
     this.sub = make('sub');
+    if (this.sub instanceof ClusterLink) {
+      this.subCluster = this.sub;
+      this.sub.onNode((address, err) => this.subscriberNode(address, err));
+    }
     this.reader = durable === undefined ? null : make('read');
     this.links = this.reader ? [this.cmd, this.sub, this.reader] : [this.cmd, this.sub];
     this.outbox = new DurableOutbox({
@@ -376,7 +420,7 @@ export class RedisBroker implements Broker {
     if (!this.everReady.has(link)) {
       // Redis cannot be reached at start: a clear error now, not a ready() that never settles. node-redis
       // keeps trying; a later ready() waits for the next attempt (test/redis/redis-scale.test.ts, "unreachable").
-      const where = redactUrl(this.o.url);
+      const where = this.clusterUrls ? `the Redis Cluster nodes ${this.clusterUrls.map(redactUrl).join(', ')}` : redactUrl(this.o.url);
       const e = new BrokerError('ERR_BROKER_DISCONNECTED', `node ${this.nodeId} cannot reach Redis at ${where}: ${err.message} (it keeps trying)`, [], undefined, { cause: err });
       if (this.settleReady) {
         this.settleReady.reject(e);
@@ -388,6 +432,8 @@ export class RedisBroker implements Broker {
       }
       return;
     }
+    // On a cluster, the subscriber's losses are per node (subscriberNode()); the others' are reported by what fails.
+    if (this.clusterUrls) return;
     // node-redis emits 'error' at the loss and at each failed attempt after it: reported at the loss only.
     if (link !== this.sub || !this.subscriberLinkUp) return;
     this.subscriberLinkUp = false;
@@ -399,6 +445,35 @@ export class RedisBroker implements Broker {
       new BrokerError('ERR_BROKER_DISCONNECTED', `node ${this.nodeId} lost its Redis connection (${err.message}): publications of other nodes on these topics are lost until it is back`, topics, undefined, {
         cause: err,
       }),
+    );
+  }
+
+  /**
+   * On a cluster, the subscriber's connection to one node failed (`err`) or is back (null). A loss is
+   * reported once, naming the non-durable topics whose channels that node serves: what other nodes
+   * publish on them is lost until it is back, while the topics of the other shards carry on
+   * (test/redis/redis-cluster.test.ts, "a killed shard").
+   */
+  private subscriberNode(address: string, err: Error | null): void {
+    if (err === null) {
+      this.lostNodes.delete(address);
+      return;
+    }
+    if (this.closing || this.lostNodes.has(address) || !this.everReady.has(this.sub)) return;
+    this.lostNodes.add(address);
+    const host = this.host;
+    const cluster = this.subCluster;
+    if (!host || !cluster) return;
+    const topics = [...host.subscribedTopics()].filter((t) => !this.isDurable(t) && cluster.nodeOf(this.channel(t)) === address);
+    if (topics.length === 0) return;
+    this.report(
+      new BrokerError(
+        'ERR_BROKER_DISCONNECTED',
+        `node ${this.nodeId} lost its connection to the Redis Cluster node ${address} (${err.message}): publications of other nodes on these topics, whose channels that node serves, are lost until it is back`,
+        topics,
+        undefined,
+        { cause: err },
+      ),
     );
   }
 
@@ -621,8 +696,14 @@ export class RedisBroker implements Broker {
     return this.o.channelPrefix + topic;
   }
 
+  /**
+   * On a cluster the streams share one hash tag, so one slot: a node reads all its durable topics with one
+   * XREAD BLOCK on one connection, which a cluster allows only for keys of one slot (CROSSSLOT otherwise).
+   * The cost: durable topics live on one shard and do not spread over the others, as plain ones do
+   * (test/redis/redis-cluster.test.ts, "durable").
+   */
   private streamKey(topic: string): string {
-    return `${this.o.keyPrefix}stream:${topic}`;
+    return this.clusterUrls ? `${this.o.keyPrefix}{streams}:${topic}` : `${this.o.keyPrefix}stream:${topic}`;
   }
 
   private registryKey(): string {
