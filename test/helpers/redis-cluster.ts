@@ -30,12 +30,15 @@ export interface ClusterNode {
   readonly url: string;
   /** Kills this node (SIGKILL) and waits for it to exit. */
   kill(): Promise<void>;
+  /** Starts it again (same port and cluster config file: it rejoins with its slots, without data) and waits until it says cluster_state:ok. */
+  restart(): Promise<void>;
 }
 
 export class RedisCluster {
   readonly nodes: ClusterNode[];
   private readonly dir: string;
   private readonly children: Array<ChildProcess | null>;
+  private readonly stderr: string[];
   private readonly killOnExit = () => {
     for (const c of this.children) c?.kill('SIGKILL');
   };
@@ -43,7 +46,8 @@ export class RedisCluster {
   private constructor(dir: string, ports: number[]) {
     this.dir = dir;
     this.children = ports.map(() => null);
-    this.nodes = ports.map((port, i) => ({ port, url: `redis://127.0.0.1:${port}`, kill: () => this.killNode(i) }));
+    this.stderr = ports.map(() => '');
+    this.nodes = ports.map((port, i) => ({ port, url: `redis://127.0.0.1:${port}`, kill: () => this.killNode(i), restart: () => this.restartNode(i) }));
   }
 
   static async start(size = 3): Promise<RedisCluster> {
@@ -96,40 +100,53 @@ export class RedisCluster {
     await withTimeout(exited, 5000, 'redis-server to exit');
   }
 
-  private async run(): Promise<void> {
-    const stderr: string[] = [];
-    this.nodes.forEach((n, i) => {
-      const args = [
-        '--port', String(n.port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning',
-        '--save', '', '--appendonly', 'no',
-        '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${n.port}.conf`),
-        '--cluster-node-timeout', '3000', '--cluster-require-full-coverage', 'no',
-      ];
-      const child = spawn(existsSync(REDIS_SERVER) ? REDIS_SERVER : 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      stderr[i] = '';
-      child.stderr!.on('data', (b: Buffer) => (stderr[i] += b.toString()));
-      this.children[i] = child;
+  private spawnNode(i: number): void {
+    const n = this.nodes[i];
+    const args = [
+      '--port', String(n.port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning',
+      '--save', '', '--appendonly', 'no',
+      '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, `nodes-${n.port}.conf`),
+      '--cluster-node-timeout', '3000', '--cluster-require-full-coverage', 'no',
+    ];
+    const child = spawn(existsSync(REDIS_SERVER) ? REDIS_SERVER : 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.stderr[i] = '';
+    child.stderr!.on('data', (b: Buffer) => (this.stderr[i] += b.toString()));
+    this.children[i] = child;
+  }
+
+  /** Throws if a node exited or the deadline passed. */
+  private check(deadline: number, what: string): void {
+    this.children.forEach((c, i) => {
+      if (c && c.exitCode !== null) throw new Error(`redis-server on ${this.nodes[i].port} exited with ${c.exitCode}: ${this.stderr[i]}`);
     });
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+
+  private async clusterOk(i: number, deadline: number): Promise<void> {
+    const port = this.nodes[i].port;
+    while (!/cluster_state:ok/.test(await cli(['-p', String(port), 'CLUSTER', 'INFO']).catch(() => ''))) {
+      this.check(deadline, `cluster_state:ok on ${port}`);
+      await sleep(50);
+    }
+  }
+
+  private async restartNode(i: number): Promise<void> {
+    await this.killNode(i);
+    this.spawnNode(i);
+    await this.clusterOk(i, Date.now() + 10_000);
+  }
+
+  private async run(): Promise<void> {
+    this.nodes.forEach((_, i) => this.spawnNode(i));
     const deadline = Date.now() + 15_000;
-    const check = (what: string) => {
-      this.children.forEach((c, i) => {
-        if (c && c.exitCode !== null) throw new Error(`redis-server on ${this.nodes[i].port} exited with ${c.exitCode}: ${stderr[i]}`);
-      });
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    };
     for (const n of this.nodes) {
       while ((await cli(['-p', String(n.port), 'PING']).catch(() => '')).trim() !== 'PONG') {
-        check(`redis-server on ${n.port} to answer PING`);
+        this.check(deadline, `redis-server on ${n.port} to answer PING`);
         await sleep(20);
       }
     }
     await cli(['--cluster', 'create', ...this.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], 15_000);
-    for (const n of this.nodes) {
-      while (!/cluster_state:ok/.test(await cli(['-p', String(n.port), 'CLUSTER', 'INFO']).catch(() => ''))) {
-        check(`cluster_state:ok on ${n.port}`);
-        await sleep(50);
-      }
-    }
+    for (let i = 0; i < this.nodes.length; i++) await this.clusterOk(i, deadline);
   }
 }
 

@@ -196,8 +196,8 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
     }
   });
 
-  // Last: it leaves the cluster without one of its shards.
-  it('a killed shard is reported by the nodes, naming the topics it served; the topics of the other shards and presence carry on', async () => {
+  // Last: it kills one of the cluster's shards (and starts it again, empty).
+  it('a killed shard is reported by the nodes, naming the topics it served; the topics of the other shards and presence carry on; once it is back its topics are delivered again', async () => {
     const p = prefix();
     const byPort = topicPerShard(p);
     // A shard that serves neither presence (the {presence} slot) nor anything else this test needs.
@@ -229,6 +229,12 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
       assert.deepEqual(rec.texts().sort(), liveTopics.flatMap((t) => [0, 1, 2, 3, 4].map((i) => `${t} ${i}`)).sort());
       assert.deepEqual((await b.broker.nodes()).map((n) => n.id).sort(), ['node-0', 'node-1']);
       assert.equal(await a.broker.subscriberCount(liveTopics[0]), 1);
+
+      // The shard back (without its data): b's subscription there is made again, and its topic delivered again.
+      await cluster.nodes.find((n) => n.port === victim)!.restart();
+      await eventually(async () => (await subscribers(p + lostTopic)).sharded === 1, 10_000, 'b subscribed again on the restarted shard');
+      a.t.server.publish(lostTopic, 'back');
+      await waitUntil(() => rec.texts().includes('back'), 5000, "the lost shard's topic delivered again");
       for (const n of ns) assert.ok(n.errors.every((e) => e instanceof BrokerError && e.topics.every((t) => t === lostTopic)), `${n.broker.nodeId}: only the lost topic is named`);
     } finally {
       await closeAll(ns);
