@@ -80,9 +80,13 @@ interface Waiter {
 
 /**
  * The Redis broker: the nodes of a deployment (processes, machines) share
- * topics through one Redis 7. Each node has up to three connections: one for
- * commands (PUBLISH, XADD, heartbeats, presence), one subscribed to the
- * channels of its topics, and, with durable topics, one blocked in XREAD.
+ * topics through one Redis 7, or a Redis Cluster. Each node has up to three
+ * links: one for commands (PUBLISH, XADD, heartbeats, presence), one
+ * subscribed to the channels of its topics, and, with durable topics, one
+ * blocked in XREAD. On a cluster each link is a node-redis cluster client
+ * (redis-cluster-link.ts) with a connection to each node it needs, pub/sub is
+ * sharded, and every command stays within one slot (streamKey(), the
+ * {presence} tag).
  *
  * Delivery is at most once by default: a publication is a PUBLISH (or
  * SPUBLISH) of its bytes (redis-codec.ts) to the topic's channel; Redis

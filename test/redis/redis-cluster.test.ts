@@ -16,7 +16,8 @@ import { createRedisBroker } from '../../src/redis/index.js';
 import { keySlot } from '../../src/redis/redis-slot.js';
 import { requirePeer } from '../helpers/peers.js';
 import { RedisCluster, redisClusterAvailable } from '../helpers/redis-cluster.js';
-import { waitUntil } from '../helpers/ws-pair.js';
+import { freePort } from '../helpers/free-port.js';
+import { waitUntil, withTimeout } from '../helpers/ws-pair.js';
 import { eventually, rawClient, startNode, type TestNode } from './redis-test-nodes.js';
 
 const skip = requirePeer('redis-server and redis-cli', redisClusterAvailable(), 'apt-get install redis-server (redis-cli comes with redis-tools)');
@@ -38,6 +39,9 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
     await cluster?.stop();
   });
 
+  /** A report of a node's heartbeats coming late (the machine is loaded), not of the cluster: left out where a test counts reports. */
+  const tookForDown = (e: BrokerError) => e.code === 'ERR_BROKER_NODE_DOWN' || /taken for down/.test(e.message);
+
   /** One topic per shard: topics whose channels (prefix + topic) hash to slots of three different nodes, by port. */
   function topicPerShard(p: string): Map<number, string> {
     const out = new Map<number, string>();
@@ -51,7 +55,8 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
 
   async function nodes(n: number, options: Parameters<typeof startNode>[0]): Promise<TestNode[]> {
     const out: TestNode[] = [];
-    for (let i = 0; i < n; i++) out.push(await startNode({ cluster: urls(), nodeId: `node-${i}`, ...options }));
+    // heartbeatMs 300: three nodes and three redis-servers share a small machine; a node taken for down meanwhile would add reports.
+    for (let i = 0; i < n; i++) out.push(await startNode({ cluster: urls(), nodeId: `node-${i}`, heartbeatMs: 300, ...options }));
     return out;
   }
 
@@ -83,6 +88,24 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
     assert.match(code(() => createRedisBroker({ cluster: ['redis://127.0.0.1:1'], sharded: false })), /^ERR_BROKER_OPTION: .*every node/);
     assert.match(code(() => createRedisBroker({ cluster: ['redis://127.0.0.1:1'], url: 'redis://127.0.0.1:1' })), /^ERR_BROKER_OPTION: url and cluster/);
     assert.match(code(() => createRedisBroker({ cluster: [] })), /^ERR_BROKER_OPTION: cluster/);
+  });
+
+  it('an unreachable cluster: ready() rejects with ERR_BROKER_DISCONNECTED naming the nodes tried (password hidden), and the broker keeps trying', async () => {
+    const port = await freePort();
+    const broker = createRedisBroker({ cluster: [`redis://u:secret@127.0.0.1:${port}`], reconnectMaxDelayMs: 50 });
+    try {
+      const err = await withTimeout(broker.ready().then(() => null, (e: unknown) => e), 5000, 'ready() settles');
+      assert.ok(err instanceof BrokerError, String(err));
+      assert.equal(err.code, 'ERR_BROKER_DISCONNECTED');
+      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      assert.doesNotMatch(err.message, /secret/);
+      // A later ready() waits for a later attempt, which fails again.
+      const again = await withTimeout(broker.ready().then(() => null, (e: unknown) => e), 5000, 'ready() settles again');
+      assert.ok(again instanceof BrokerError);
+      assert.equal(broker.state, 'connecting');
+    } finally {
+      await withTimeout(broker.close(), 5000, 'close');
+    }
   });
 
   it('keySlot() is the slot Redis computes (CLUSTER KEYSLOT), hash tags included', async () => {
@@ -127,7 +150,7 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
       }
       await new Promise((r) => setTimeout(r, 200));
       for (const r of recs) assert.equal(r.got.length, 90, 'nothing more');
-      for (const n of ns) assert.deepEqual([...n.errors.map((e) => e.code), ...n.other.map(String)], [], `${n.broker.nodeId} reported nothing`);
+      for (const n of ns) assert.deepEqual([...n.errors.filter((e) => !tookForDown(e)).map((e) => e.message), ...n.other.map(String)], [], `${n.broker.nodeId} reported nothing`);
     } finally {
       await closeAll(ns);
     }
@@ -143,10 +166,10 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
       await ns[1].client([topics[0]]);
       await ns[2].client([topics[2]]);
       await eventually(async () => (await ns[2].broker.subscriberCount(topics[0])) === 3, 5000, `3 subscribers of ${topics[0]}`);
-      assert.equal(await ns[0].broker.subscriberCount(topics[1]), 1);
-      assert.equal(await ns[1].broker.subscriberCount(topics[2]), 1);
-      const ids = (await ns[0].broker.nodes()).map((n) => n.id).sort();
-      assert.deepEqual(ids, ['node-0', 'node-1', 'node-2']);
+      // Each through eventually: on a loaded machine a heartbeat can come late, and a node unheard of for two is not counted.
+      await eventually(async () => (await ns[0].broker.subscriberCount(topics[1])) === 1, 5000, `1 subscriber of ${topics[1]}`);
+      await eventually(async () => (await ns[1].broker.subscriberCount(topics[2])) === 1, 5000, `1 subscriber of ${topics[2]}`);
+      await eventually(async () => (await ns[0].broker.nodes()).map((n) => n.id).sort().join() === 'node-0,node-1,node-2', 5000, 'nodes() lists the three');
     } finally {
       await closeAll(ns);
     }
@@ -215,7 +238,7 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
 
       await cluster.nodes.find((n) => n.port === victim)!.kill();
       await waitUntil(() => b.errors.some((e) => e.code === 'ERR_BROKER_DISCONNECTED'), 5000, 'b reports the lost shard');
-      const reports = b.errors.filter((e) => e.code === 'ERR_BROKER_DISCONNECTED');
+      const reports = b.errors.filter((e) => e.code === 'ERR_BROKER_DISCONNECTED' && !tookForDown(e));
       assert.equal(reports.length, 1, reports.map((e) => e.message).join('\n'));
       assert.deepEqual(reports[0].topics, [lostTopic]);
       assert.match(reports[0].message, new RegExp(`127\\.0\\.0\\.1:${victim}`));
@@ -227,15 +250,18 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
       for (const t of liveTopics) for (let i = 0; i < 5; i++) a.t.server.publish(t, `${t} ${i}`);
       await waitUntil(() => rec.got.length >= 10, 5000, 'the other shards\' messages');
       assert.deepEqual(rec.texts().sort(), liveTopics.flatMap((t) => [0, 1, 2, 3, 4].map((i) => `${t} ${i}`)).sort());
-      assert.deepEqual((await b.broker.nodes()).map((n) => n.id).sort(), ['node-0', 'node-1']);
-      assert.equal(await a.broker.subscriberCount(liveTopics[0]), 1);
+      await eventually(async () => (await b.broker.nodes()).map((n) => n.id).sort().join() === 'node-0,node-1', 5000, 'nodes() lists both');
+      await eventually(async () => (await a.broker.subscriberCount(liveTopics[0])) === 1, 5000, `1 subscriber of ${liveTopics[0]}`);
 
       // The shard back (without its data): b's subscription there is made again, and its topic delivered again.
       await cluster.nodes.find((n) => n.port === victim)!.restart();
       await eventually(async () => (await subscribers(p + lostTopic)).sharded === 1, 10_000, 'b subscribed again on the restarted shard');
       a.t.server.publish(lostTopic, 'back');
       await waitUntil(() => rec.texts().includes('back'), 5000, "the lost shard's topic delivered again");
-      for (const n of ns) assert.ok(n.errors.every((e) => e instanceof BrokerError && e.topics.every((t) => t === lostTopic)), `${n.broker.nodeId}: only the lost topic is named`);
+      for (const n of ns) {
+        const named = n.errors.filter((e) => !tookForDown(e));
+        assert.ok(named.every((e) => e.topics.every((t) => t === lostTopic)), `${n.broker.nodeId}: only the lost topic is named: ${named.map((e) => e.message).join('\n')}`);
+      }
     } finally {
       await closeAll(ns);
     }
