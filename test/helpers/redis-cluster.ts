@@ -50,22 +50,28 @@ export class RedisCluster {
     this.nodes = ports.map((port, i) => ({ port, url: `redis://127.0.0.1:${port}`, kill: () => this.killNode(i), restart: () => this.restartNode(i) }));
   }
 
+  /**
+   * Starts a cluster of `size` nodes. Tried up to three times on fresh ports: a node needs two ports
+   * (its port, and its cluster bus port, port + 10000), and the second was not checked free.
+   */
   static async start(size = 3): Promise<RedisCluster> {
-    const dir = mkdtempSync(join(tmpdir(), 'sockeye-rcluster-'));
-    const ports: number[] = [];
-    while (ports.length < size) {
-      const p = await freePort();
-      if (!ports.includes(p) && !ports.includes(p - 10000) && p + 10000 < 65536) ports.push(p); // the bus port is port + 10000
+    for (let attempt = 1; ; attempt++) {
+      const dir = mkdtempSync(join(tmpdir(), 'sockeye-rcluster-'));
+      const ports: number[] = [];
+      while (ports.length < size) {
+        const p = await freePort();
+        if (!ports.includes(p) && !ports.includes(p - 10000) && !ports.includes(p + 10000) && p + 10000 < 65536) ports.push(p);
+      }
+      const cluster = new RedisCluster(dir, ports);
+      process.on('exit', cluster.killOnExit);
+      try {
+        await cluster.run();
+        return cluster;
+      } catch (err) {
+        await cluster.stop();
+        if (attempt === 3) throw err;
+      }
     }
-    const cluster = new RedisCluster(dir, ports);
-    process.on('exit', cluster.killOnExit);
-    try {
-      await cluster.run();
-    } catch (err) {
-      await cluster.stop();
-      throw err;
-    }
-    return cluster;
   }
 
   /** The slot ranges and the port of the node that serves each, from CLUSTER SLOTS (as redis-cli prints it: one value a line). */
