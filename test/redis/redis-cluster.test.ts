@@ -12,6 +12,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BrokerError } from '../../src/index.js';
+import { createCluster } from 'redis';
 import { createRedisBroker } from '../../src/redis/index.js';
 import { keySlot } from '../../src/redis/redis-slot.js';
 import { requirePeer } from '../helpers/peers.js';
@@ -88,6 +89,9 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
     assert.match(code(() => createRedisBroker({ cluster: ['redis://127.0.0.1:1'], sharded: false })), /^ERR_BROKER_OPTION: .*every node/);
     assert.match(code(() => createRedisBroker({ cluster: ['redis://127.0.0.1:1'], url: 'redis://127.0.0.1:1' })), /^ERR_BROKER_OPTION: url and cluster/);
     assert.match(code(() => createRedisBroker({ cluster: [] })), /^ERR_BROKER_OPTION: cluster/);
+    const given = createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:1' }] });
+    assert.match(code(() => createRedisBroker({ redis: given, sharded: false })), /^ERR_BROKER_OPTION: .*every node/);
+    assert.match(code(() => createRedisBroker({ redis: given, cluster: ['redis://127.0.0.1:1'] })), /^ERR_BROKER_OPTION: redis and cluster/);
   });
 
   it('an unreachable cluster: ready() rejects with ERR_BROKER_DISCONNECTED naming the nodes tried (password hidden), and the broker keeps trying', async () => {
@@ -154,6 +158,33 @@ describe('RedisBroker on a Redis Cluster', { skip }, () => {
     } finally {
       await closeAll(ns);
     }
+  });
+
+  it('a broker made from a node-redis cluster client (redis option) works with one made from URLs, and leaves the client given alone', async () => {
+    const p = prefix();
+    const topics = [...topicPerShard(p).values()];
+    const given = createCluster({ rootNodes: [{ url: cluster.nodes[1].url }], defaults: { socket: { connectTimeout: 2000 } } });
+    const ns = [await startNode({ redis: given, nodeId: 'from-client', channelPrefix: p, keyPrefix: p, heartbeatMs: 300 }), ...(await nodes(1, { channelPrefix: p, keyPrefix: p }))];
+    try {
+      assert.equal(given.isOpen, false, 'the client given is not connected by the broker');
+      const recs = await Promise.all(ns.map((n) => n.client(topics)));
+      await eventually(async () => {
+        for (const t of topics) if ((await subscribers(p + t)).sharded !== 2) return false;
+        return true;
+      }, 8000, 'both nodes subscribed to each channel on its shard');
+      for (const t of topics) {
+        ns[0].t.server.publish(t, `from-client ${t}`);
+        ns[1].t.server.publish(t, `node-0 ${t}`);
+      }
+      for (const r of recs) {
+        await waitUntil(() => r.got.length >= 6, 5000, 'both nodes\' messages');
+        assert.deepEqual(r.texts().sort(), topics.flatMap((t) => [`from-client ${t}`, `node-0 ${t}`]).sort());
+      }
+      await eventually(async () => (await ns[1].broker.nodes()).map((n) => n.id).sort().join() === 'from-client,node-0', 5000, 'nodes() lists both');
+    } finally {
+      await closeAll(ns);
+    }
+    assert.equal(given.isOpen, false, 'nor closed: it was never opened');
   });
 
   it('presence on a cluster: subscriberCount sums the nodes, nodes() lists them', async () => {
