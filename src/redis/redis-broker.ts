@@ -6,7 +6,7 @@ import { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type Pu
 import { decodePublication, encodePublicationBytes, HEADER_BYTES, MAX_ORIGIN_BYTES } from './redis-codec.js';
 import { ClusterLink, type ClusterClient } from './redis-cluster-link.js';
 import { DurableOutbox, StreamReader } from './redis-durable.js';
-import { isReplyError, messageOf, type RedisLink } from './redis-link.js';
+import { isReplyError, isTransientReply, messageOf, type RedisLink } from './redis-link.js';
 import { HEARTBEAT_SCRIPT, MARK_DOWN_SCRIPT, PresenceWatch, REGISTRY_SCRIPT, formatEntry, isAlive, parseEntry, parseRegistry, type NodeEntry } from './redis-presence.js';
 
 type AnyClientOptions = RedisClientOptions<RedisModules, RedisFunctions, RedisScripts, RespVersions, TypeMapping>;
@@ -572,7 +572,8 @@ export class RedisBroker implements Broker {
         await attempt();
         return;
       } catch (err) {
-        if (isReplyError(err)) throw err;
+        // A transient answer (CLUSTERDOWN while a restarted node rejoins, LOADING) is tried again like a lost link.
+        if (isReplyError(err) && !isTransientReply(err)) throw err;
         // Lost during the attempt. Still "ready" means it is not noticed yet: not retried in a tight loop.
         if (link.isReady) await new Promise((r) => setTimeout(r, 50).unref());
       }
