@@ -1,12 +1,33 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createClient, type RedisClientOptions } from 'redis';
+import { createClient, createCluster, type RedisClientOptions, type RedisClusterOptions, type RedisFunctions, type RedisModules, type RedisScripts, type RespVersions, type TypeMapping } from 'redis';
 import { InvalidArgumentError, InvalidStateError } from '../core/errors.js';
 import { BrokerError, type Broker, type BrokerHost, type BrokerNodeInfo, type Publication } from '../pubsub/broker.js';
 import { decodePublication, encodePublicationBytes, HEADER_BYTES, MAX_ORIGIN_BYTES } from './redis-codec.js';
+import { ClusterLink, type ClusterClient } from './redis-cluster-link.js';
 import { DurableOutbox, StreamReader } from './redis-durable.js';
-import { isReplyError, messageOf, type RedisLink } from './redis-link.js';
+import { isReplyError, isTransientReply, messageOf, type RedisLink } from './redis-link.js';
 import { HEARTBEAT_SCRIPT, MARK_DOWN_SCRIPT, PresenceWatch, REGISTRY_SCRIPT, formatEntry, isAlive, parseEntry, parseRegistry, type NodeEntry } from './redis-presence.js';
+
+type AnyClientOptions = RedisClientOptions<RedisModules, RedisFunctions, RedisScripts, RespVersions, TypeMapping>;
+type AnyClusterOptions = RedisClusterOptions<RedisModules, RedisFunctions, RedisScripts, RespVersions, TypeMapping>;
+
+/** What the broker reads of a node-redis client given as `redis` (what createClient() returns, whatever its modules or RESP). */
+interface RedisClientSource {
+  readonly options: Pick<AnyClientOptions, 'socket' | 'url'> | undefined;
+  duplicate(overrides: Partial<AnyClientOptions>): unknown;
+}
+
+/** What the broker reads of a node-redis cluster client given as `redis` (what createCluster() returns). */
+interface RedisClusterSource {
+  readonly _options: Pick<AnyClusterOptions, 'defaults' | 'rootNodes'>;
+  duplicate(overrides: Partial<AnyClusterOptions>): unknown;
+  getSlotMaster(slot: number): unknown;
+}
+
+function isClusterSource(source: RedisClientSource | RedisClusterSource): source is RedisClusterSource {
+  return typeof (source as Partial<RedisClusterSource>).getSlotMaster === 'function';
+}
 
 /** The node-redis options the broker passes on to its connections (TLS, credentials, database...). */
 export type RedisClientSettings = Pick<RedisClientOptions, 'socket' | 'username' | 'password' | 'database' | 'pingInterval'>;
@@ -14,6 +35,18 @@ export type RedisClientSettings = Pick<RedisClientOptions, 'socket' | 'username'
 export interface RedisBrokerOptions {
   /** The Redis server. Default `redis://127.0.0.1:6379`. */
   url?: string;
+  /**
+   * A Redis Cluster instead of one server: the URLs of one or more of its nodes, from which the broker
+   * discovers the others (give several: any one that answers will do). Pub/sub is then sharded (see
+   * `sharded`) and durable topics' streams share one hash tag. Not with `url`.
+   */
+  cluster?: readonly string[];
+  /**
+   * A node-redis client (createClient) or cluster client (createCluster), instead of `url`, `cluster` and
+   * `client`: the broker's connections are copies of it (duplicate()) with the broker's own reconnect strategy
+   * and offline queue. The broker neither connects, uses nor closes the one given. A cluster client is as `cluster`.
+   */
+  redis?: RedisClientSource | RedisClusterSource;
   /** More node-redis client options (`socket` for TLS or timeouts, `username`, `password`, `database`, `pingInterval`). The broker sets its own reconnect strategy. */
   client?: RedisClientSettings;
   /** This node's id, unique among the nodes, 1 to 255 bytes of UTF-8. Default `<hostname>-<pid>-<6 random hex digits>`. */
@@ -22,7 +55,11 @@ export interface RedisBrokerOptions {
   channelPrefix?: string;
   /** Prefix of the broker's keys: the streams of durable topics and the presence hashes. Default `sockeye:`. */
   keyPrefix?: string;
-  /** Sharded pub/sub (SPUBLISH, SSUBSCRIBE; Redis 7) instead of PUBLISH, SUBSCRIBE: what a Redis Cluster needs to keep a message on its channel's shard. Default false. */
+  /**
+   * Sharded pub/sub (SPUBLISH, SSUBSCRIBE; Redis 7) instead of PUBLISH, SUBSCRIBE: what a Redis Cluster needs to keep a
+   * message on its channel's shard. Default false for one server, true on a cluster (`cluster`, or a cluster client as `redis`), where false is refused
+   * (ERR_BROKER_OPTION): a plain PUBLISH in a cluster goes to every node of it.
+   */
   sharded?: boolean;
   /** The durable topics (at least once, through Redis Streams): a list, or a test. Every node must be given the same. Default none. */
   durable?: readonly string[] | ((topic: string) => boolean);
@@ -69,9 +106,13 @@ interface Waiter {
 
 /**
  * The Redis broker: the nodes of a deployment (processes, machines) share
- * topics through one Redis 7. Each node has up to three connections: one for
- * commands (PUBLISH, XADD, heartbeats, presence), one subscribed to the
- * channels of its topics, and, with durable topics, one blocked in XREAD.
+ * topics through one Redis 7, or a Redis Cluster. Each node has up to three
+ * links: one for commands (PUBLISH, XADD, heartbeats, presence), one
+ * subscribed to the channels of its topics, and, with durable topics, one
+ * blocked in XREAD. On a cluster each link is a node-redis cluster client
+ * (redis-cluster-link.ts) with a connection to each node it needs, pub/sub is
+ * sharded, and every command stays within one slot (streamKey(), the
+ * {presence} tag).
  *
  * Delivery is at most once by default: a publication is a PUBLISH (or
  * SPUBLISH) of its bytes (redis-codec.ts) to the topic's channel; Redis
@@ -92,7 +133,15 @@ export class RedisBroker implements Broker {
   private attached = false;
   private closing: Promise<void> | null = null;
   private closed = false;
-  private readonly o: Required<Omit<RedisBrokerOptions, 'client' | 'nodeId' | 'durable' | 'sharded'>> & { sharded: boolean };
+  private readonly o: Required<Omit<RedisBrokerOptions, 'client' | 'nodeId' | 'durable' | 'sharded' | 'cluster' | 'redis'>> & { sharded: boolean };
+  /** On a Redis Cluster (the cluster option, or a cluster client as redis). */
+  private readonly clustered: boolean;
+  /** Where Redis is, for messages (passwords hidden). */
+  private readonly where: string;
+  /** The subscriber link when on a cluster: it says which node serves a channel. */
+  private readonly subCluster: ClusterLink | null = null;
+  /** Cluster nodes (host:port) whose loss the subscriber link reported and that are not back yet. */
+  private readonly lostNodes = new Set<string>();
   private readonly isDurable: (topic: string) => boolean;
   private readonly cmd: RedisLink;
   private readonly sub: RedisLink;
@@ -131,11 +180,31 @@ export class RedisBroker implements Broker {
     if (idBytes === 0 || idBytes > MAX_ORIGIN_BYTES || /\s/.test(this.nodeId)) {
       throw new InvalidArgumentError('ERR_BROKER_NODE_ID', `nodeId is 1 to ${MAX_ORIGIN_BYTES} bytes of UTF-8 without white space (got '${this.nodeId}')`);
     }
+    const source = options.redis;
+    const clusterUrls = options.cluster === undefined ? null : [...options.cluster];
+    if (source !== undefined) {
+      if (typeof source !== 'object' || source === null || typeof source.duplicate !== 'function') throw new InvalidArgumentError('ERR_BROKER_OPTION', 'redis is a node-redis client (createClient) or cluster client (createCluster)');
+      const others = (['url', 'cluster', 'client'] as const).filter((k) => options[k] !== undefined);
+      if (others.length > 0) throw new InvalidArgumentError('ERR_BROKER_OPTION', `redis and ${others.join(', ')} are exclusive: the broker takes its connection settings from the client given as redis`);
+    }
+    this.clustered = clusterUrls !== null || (source !== undefined && isClusterSource(source));
+    if (clusterUrls) {
+      if (clusterUrls.length === 0 || clusterUrls.some((u) => typeof u !== 'string' || u === '')) throw new InvalidArgumentError('ERR_BROKER_OPTION', 'cluster is a list of one or more node URLs');
+      if (options.url !== undefined) throw new InvalidArgumentError('ERR_BROKER_OPTION', 'url and cluster are exclusive: url for one Redis server, cluster for the nodes of a Redis Cluster');
+    }
+    if (this.clustered) {
+      if (options.sharded === false) {
+        throw new InvalidArgumentError(
+          'ERR_BROKER_OPTION',
+          'sharded: false is refused on a Redis Cluster: a plain PUBLISH in a Redis Cluster is sent to every node of the cluster, so pub/sub would not scale with the shards; leave sharded out (it is true on a cluster)',
+        );
+      }
+    }
     this.o = {
       url: options.url ?? DEFAULTS.url,
       channelPrefix: options.channelPrefix ?? DEFAULTS.channelPrefix,
       keyPrefix: options.keyPrefix ?? DEFAULTS.keyPrefix,
-      sharded: options.sharded ?? false,
+      sharded: options.sharded ?? this.clustered,
       streamMaxLength: options.streamMaxLength ?? DEFAULTS.streamMaxLength,
       heartbeatMs: options.heartbeatMs ?? DEFAULTS.heartbeatMs,
       requestTimeoutMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
@@ -153,31 +222,52 @@ export class RedisBroker implements Broker {
       const set = new Set(durable ?? []);
       this.isDurable = (topic) => set.has(topic);
     }
+    const seeds = clusterUrls ?? (source && isClusterSource(source) ? source._options.rootNodes.map((n) => n.url ?? 'a root node without url') : null);
+    const url = source && !isClusterSource(source) ? (source.options?.url ?? 'the client given as redis') : this.o.url;
+    this.where = seeds ? `the Redis Cluster nodes ${seeds.map(redactUrl).join(', ')}` : redactUrl(url);
     this.watch = new PresenceWatch(this.nodeId);
     this.readyPromise = this.armReady();
 
     const maxDelay = this.o.reconnectMaxDelayMs;
-    const make = (role: string): RedisLink => {
-      const link = createClient({
-        ...options.client,
-        url: this.o.url,
+    const backoff = (retries: number) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50);
+    const make = (role: 'cmd' | 'sub' | 'read'): RedisLink => {
+      // The user's settings: the client option, or those of the client given as redis (a cluster's per-node defaults).
+      const base: Partial<AnyClientOptions> | undefined = source ? (isClusterSource(source) ? source._options.defaults : source.options) : options.client;
+      const settings = {
+        ...base,
         // Commands while a link is down fail at once (and are reported) instead of piling up unbounded (S3);
         // durable publications wait in the bounded outbox instead.
         disableOfflineQueue: true,
         name: `sockeye:${role}:${this.nodeId}`,
         socket: {
-          ...options.client?.socket,
+          ...(base?.socket as object | undefined),
           // Always reconnect (node-redis gives up on a socket timeout by default): 50 ms doubling to maxDelay, with jitter
           // so that the nodes of a deployment do not all come back in the same millisecond.
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, maxDelay) + Math.floor(Math.random() * 50),
+          reconnectStrategy: backoff,
         },
-      } as RedisClientOptions) as unknown as RedisLink;
+      } as Partial<AnyClientOptions>;
+      // The subscriber connects to the nodes of its channels only, the reader to the streams' node only.
+      const clusterOverrides = { defaults: settings, minimizeConnections: role !== 'cmd' };
+      let link: RedisLink;
+      if (this.clustered) {
+        const cluster = source
+          ? (source as RedisClusterSource).duplicate(clusterOverrides)
+          : // Every node's connection gets the defaults: node-redis does not carry rootNodes' settings over to the nodes it discovers.
+            createCluster({ rootNodes: clusterUrls!.map((u) => ({ url: u })), ...clusterOverrides } as RedisClusterOptions);
+        link = new ClusterLink(cluster as unknown as ClusterClient, { anchorKey: this.streamKey(''), readyNeedsEveryNode: role === 'read', retryDelay: backoff });
+      } else {
+        link = (source ? (source as RedisClientSource).duplicate(settings) : createClient({ ...settings, url: this.o.url } as RedisClientOptions)) as unknown as RedisLink;
+      }
       link.on('error', (err) => this.linkError(link, err));
       link.on('ready', () => this.linkReady(link));
       return link;
     };
     this.cmd = make('cmd');
     this.sub = make('sub');
+    if (this.sub instanceof ClusterLink) {
+      this.subCluster = this.sub;
+      this.sub.onNode((address, err) => this.subscriberNode(address, err));
+    }
     this.reader = durable === undefined ? null : make('read');
     this.links = this.reader ? [this.cmd, this.sub, this.reader] : [this.cmd, this.sub];
     this.outbox = new DurableOutbox({
@@ -376,7 +466,7 @@ export class RedisBroker implements Broker {
     if (!this.everReady.has(link)) {
       // Redis cannot be reached at start: a clear error now, not a ready() that never settles. node-redis
       // keeps trying; a later ready() waits for the next attempt (test/redis/redis-scale.test.ts, "unreachable").
-      const where = redactUrl(this.o.url);
+      const where = this.where;
       const e = new BrokerError('ERR_BROKER_DISCONNECTED', `node ${this.nodeId} cannot reach Redis at ${where}: ${err.message} (it keeps trying)`, [], undefined, { cause: err });
       if (this.settleReady) {
         this.settleReady.reject(e);
@@ -388,6 +478,8 @@ export class RedisBroker implements Broker {
       }
       return;
     }
+    // On a cluster, the subscriber's losses are per node (subscriberNode()); the others' are reported by what fails.
+    if (this.clustered) return;
     // node-redis emits 'error' at the loss and at each failed attempt after it: reported at the loss only.
     if (link !== this.sub || !this.subscriberLinkUp) return;
     this.subscriberLinkUp = false;
@@ -399,6 +491,35 @@ export class RedisBroker implements Broker {
       new BrokerError('ERR_BROKER_DISCONNECTED', `node ${this.nodeId} lost its Redis connection (${err.message}): publications of other nodes on these topics are lost until it is back`, topics, undefined, {
         cause: err,
       }),
+    );
+  }
+
+  /**
+   * On a cluster, the subscriber's connection to one node failed (`err`) or is back (null). A loss is
+   * reported once, naming the non-durable topics whose channels that node serves: what other nodes
+   * publish on them is lost until it is back, while the topics of the other shards carry on
+   * (test/redis/redis-cluster.test.ts, "a killed shard").
+   */
+  private subscriberNode(address: string, err: Error | null): void {
+    if (err === null) {
+      this.lostNodes.delete(address);
+      return;
+    }
+    if (this.closing || this.lostNodes.has(address) || !this.everReady.has(this.sub)) return;
+    this.lostNodes.add(address);
+    const host = this.host;
+    const cluster = this.subCluster;
+    if (!host || !cluster) return;
+    const topics = [...host.subscribedTopics()].filter((t) => !this.isDurable(t) && cluster.nodeOf(this.channel(t)) === address);
+    if (topics.length === 0) return;
+    this.report(
+      new BrokerError(
+        'ERR_BROKER_DISCONNECTED',
+        `node ${this.nodeId} lost its connection to the Redis Cluster node ${address} (${err.message}): publications of other nodes on these topics, whose channels that node serves, are lost until it is back`,
+        topics,
+        undefined,
+        { cause: err },
+      ),
     );
   }
 
@@ -451,7 +572,8 @@ export class RedisBroker implements Broker {
         await attempt();
         return;
       } catch (err) {
-        if (isReplyError(err)) throw err;
+        // A transient answer (CLUSTERDOWN while a restarted node rejoins, LOADING) is tried again like a lost link.
+        if (isReplyError(err) && !isTransientReply(err)) throw err;
         // Lost during the attempt. Still "ready" means it is not noticed yet: not retried in a tight loop.
         if (link.isReady) await new Promise((r) => setTimeout(r, 50).unref());
       }
@@ -621,8 +743,14 @@ export class RedisBroker implements Broker {
     return this.o.channelPrefix + topic;
   }
 
+  /**
+   * On a cluster the streams share one hash tag, so one slot: a node reads all its durable topics with one
+   * XREAD BLOCK on one connection, which a cluster allows only for keys of one slot (CROSSSLOT otherwise).
+   * The cost: durable topics live on one shard and do not spread over the others, as plain ones do
+   * (test/redis/redis-cluster.test.ts, "durable").
+   */
   private streamKey(topic: string): string {
-    return `${this.o.keyPrefix}stream:${topic}`;
+    return this.clustered ? `${this.o.keyPrefix}{streams}:${topic}` : `${this.o.keyPrefix}stream:${topic}`;
   }
 
   private registryKey(): string {

@@ -1,6 +1,6 @@
 import type { Publication } from '../pubsub/broker.js';
 import { decodePublication, encodePublicationBytes } from './redis-codec.js';
-import { BUFFERS, compareStreamIds, isReplyError, messageOf, type RedisLink } from './redis-link.js';
+import { BUFFERS, compareStreamIds, isReplyError, isTransientReply, messageOf, type RedisLink } from './redis-link.js';
 
 /**
  * Durable topics of the Redis broker: at least once, through Redis Streams.
@@ -46,6 +46,9 @@ export class DurableOutbox {
   private epoch = 0;
   private _bytes = 0;
   private readonly drained: Array<() => void> = [];
+  /** A sending again after a transient refusal (CLUSTERDOWN, LOADING...), and how many came in a row. */
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retries = 0;
 
   constructor(sink: OutboxSink) {
     this.sink = sink;
@@ -80,6 +83,8 @@ export class DurableOutbox {
 
   /** Empties the outbox (closing): what was still in it, for a report. */
   takeAll(): Publication[] {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     const rest = this.queue.slice(this.head).map((e) => e.p);
     this.queue.length = 0;
     this.head = 0;
@@ -94,15 +99,32 @@ export class DurableOutbox {
     e.epoch = this.epoch;
     const args = ['XADD', e.key, 'MAXLEN', '~', String(this.sink.maxLength), '*', 'm', encodePublicationBytes(e.p, redelivery)];
     this.sink.link.sendCommand(args).then(
-      () => this.remove(e),
+      () => {
+        this.retries = 0;
+        this.remove(e);
+      },
       (err: unknown) => {
-        if (isReplyError(err)) {
+        if (isTransientReply(err)) {
+          // "Not now" (a cluster node just restarted, a server loading its data): the entry stays and everything
+          // still here is sent again, in order, shortly (test/redis/redis-cluster.test.ts, "streams' shard is down").
+          this.retryLater();
+        } else if (isReplyError(err)) {
           this.remove(e);
           this.sink.refused(e.p, err);
         }
         // Otherwise the link was lost (or is not up): the entry stays, and is sent again by linkReady().
       },
     );
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer) return;
+    const delay = Math.min(50 * 2 ** this.retries++, 1000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.size > 0 && this.sink.link.isReady) this.linkReady();
+    }, delay);
+    this.retryTimer.unref();
   }
 
   private remove(e: OutboxEntry): void {
@@ -254,7 +276,10 @@ export class StreamReader {
       } catch (err) {
         this.readingGeneration = -1;
         if (this.closed) return;
-        if (isReplyError(err)) {
+        if (isTransientReply(err)) {
+          // "Not now": nothing is lost (the read starts again from this node's position), so nothing is said.
+          await this.sleep(100);
+        } else if (isReplyError(err)) {
           // Redis refused the read (a key of another type, an ACL): said once per round, not in a tight loop.
           this.host.failed(err);
           await this.sleep(this.host.blockMs);

@@ -34,6 +34,18 @@ export function isReplyError(err: unknown): boolean {
   return err instanceof ErrorReply;
 }
 
+/**
+ * An answer of Redis that means "not now" rather than "never": a cluster node
+ * that has not yet found the cluster whole after a restart (CLUSTERDOWN), a
+ * slot being moved (TRYAGAIN), a server loading its data (LOADING), a replica
+ * without its master (MASTERDOWN), a script running (BUSY). What met one is
+ * tried again, not given up (test/redis/redis-cluster.test.ts, "streams'
+ * shard is down").
+ */
+export function isTransientReply(err: unknown): boolean {
+  return err instanceof ErrorReply && /^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|BUSY)\b/.test(err.message);
+}
+
 /** A message for a failure of any kind. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

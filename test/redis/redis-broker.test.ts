@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodePublicationBytes } from '../../src/redis/redis-codec.js';
+import { createClient } from 'redis';
 import { createRedisBroker } from '../../src/redis/index.js';
 import { requirePeer } from '../helpers/peers.js';
 import { RedisServer, redisServerAvailable } from '../helpers/redis-server.js';
@@ -271,6 +272,36 @@ describe('RedisBroker', { skip }, () => {
       await raw.close();
       await closeAll(ns);
     }
+  });
+
+  it('a broker made from a node-redis client (redis option) works with one made from a URL, with its connections copied from the client given (settings and all), which it leaves alone', async () => {
+    const p = prefix();
+    const given = createClient({ url: redis.url, name: 'not-the-broker' });
+    const ns = [await startNode({ redis: given, nodeId: 'from-client', channelPrefix: p, keyPrefix: p, durable: ['ledger'] }), ...(await nodes(1, { channelPrefix: p, keyPrefix: p, durable: ['ledger'] }))];
+    const raw = await rawClient(redis.url);
+    try {
+      assert.equal(given.isOpen, false, 'the client given is not connected by the broker');
+      // Its own connection names (sockeye:<role>:<nodeId>) over the given client's.
+      const list = String(await raw.send(['CLIENT', 'LIST']));
+      for (const role of ['cmd', 'sub', 'read']) assert.ok(list.includes(`name=sockeye:${role}:from-client `), `${role} link copied from the client given:\n${list}`);
+      const recs = await Promise.all(ns.map((n) => n.client(['news', 'ledger'])));
+      await eventually(async () => (await numsub(raw, `${p}news`)) === 2, 5000, 'subscriptions');
+      await waitUntil(() => ns.every((n) => n.t.server.subscriberCount('ledger') === 1), 3000, 'durable subscriptions');
+      await new Promise((r) => setTimeout(r, 100));
+      ns[0].t.server.publish('news', 'from-client');
+      ns[1].t.server.publish('news', 'node-0');
+      ns[0].t.server.publish('ledger', 'from-client ledger');
+      for (const r of recs) {
+        await waitUntil(() => r.got.length >= 3, 5000, 'the messages');
+        assert.deepEqual(r.texts().sort(), ['from-client', 'from-client ledger', 'node-0']);
+      }
+      for (const n of ns) assert.deepEqual(n.errors, []);
+    } finally {
+      await raw.close();
+      await closeAll(ns);
+    }
+    assert.equal(given.isOpen, false, 'nor closed: it was never opened');
+    assert.throws(() => createRedisBroker({ redis: given, url: redis.url }), /redis and url are exclusive/);
   });
 
   it('Redis killed and restarted: each node reports ERR_BROKER_DISCONNECTED naming its topics, publications meanwhile are reported lost, and delivery resumes after the reconnect', async () => {
