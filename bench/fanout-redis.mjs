@@ -1,4 +1,4 @@
-// Issue 20's benchmark: fan-out to many clients spread over two processes
+// Fan-out to many clients spread over two processes
 // through Redis, against one process, and against socket.io 4 with its Redis
 // adapter doing the same fan-out on the same machine.
 //
@@ -14,7 +14,7 @@
 //   socketio-redis    socket.io 4, two processes with @socket.io/redis-adapter on the same Redis,
 //                     half the clients each in one room, io.to(room).emit()
 //   socketio          socket.io 4, one process, the in-memory adapter
-// The ratios are to socketio-redis in the same round (issue 20's goal: sockeye-redis at 3× or more).
+// The ratios are to socketio-redis in the same round (the goal: sockeye-redis at 3× or more).
 //
 // A redis-server (Debian's, from PATH) is started for the run on a free port
 // with --save '' --appendonly no, and killed at the end, as every server.
@@ -540,7 +540,7 @@ function report(opts, meta, rows) {
     L.push('');
     const base = rows.find((r) => r.id === BASE);
     const unsure = flags.includes('disturbed') || flags.includes('gen-bound') || goal.ok < opts.rounds || base.ok < opts.rounds;
-    L.push(`Goal (issue 20): ${GOAL.row} at ${GOAL.ratio}× socket.io's Redis adapter or more: ${ratio(goal.ratioToBase)} in this run, ${goal.ratioToBase >= GOAL.ratio ? 'met' : 'not met'}${unsure ? ' (but rows are disturbed, gen-bound or failed: this run does not decide it)' : ''}.`);
+    L.push(`Goal: ${GOAL.row} at ${GOAL.ratio}× socket.io's Redis adapter or more: ${ratio(goal.ratioToBase)} in this run, ${goal.ratioToBase >= GOAL.ratio ? 'met' : 'not met'}${unsure ? ' (but rows are disturbed, gen-bound or failed: this run does not decide it)' : ''}.`);
   }
   if (flags.includes('gen-bound')) L.push('', `gen-bound: the generator used ≥ ${Math.round(GEN_CPU_WARN * 100)}% of its core; the row measured it as much as the servers.`);
   if (flags.includes('disturbed')) L.push('', `disturbed: the pinned CPUs spent ≥ ${Math.round(OTHER_CPU_WARN * 100)}% of a core on other work: rerun before drawing conclusions.`);
