@@ -135,7 +135,7 @@ export const SCENARIOS = [
     binary: true,
     connections: 10_000,
     depth: 1,
-    servers: ['sockeye', 'ws'],
+    servers: ['sockeye', 'ws', 'floor'],
     measures: 'broadcast: one message sent to every connected client; deliveries per second and the time until the last client has it',
   },
   // WebSockets over HTTP/2 (RFC 8441), against the same servers over HTTP/1.1

@@ -9,6 +9,11 @@
 // from raw to this row is what framing itself costs; the distance from this
 // row to sockeye is what the rest of a real library costs.
 //
+// --fanout: each message is sent to every upgraded connection instead, the
+// frame built once and handed to each socket with one write (the least a
+// broadcast on node:net can cost: one write per client), as a reference row
+// for the fan-out scenario.
+//
 // Only what the generator sends is accepted: masked binary or text frames with
 // fin set, payloads up to 65,535 bytes, and a close frame at the end. Anything
 // else destroys the connection (the generator then fails the run, so a
@@ -18,17 +23,22 @@ import { createServer } from 'node:net';
 import { serverOptions, serveSockets } from '../lib/server-life.mjs';
 
 const opts = serverOptions();
-if (opts.tls || opts.fanout) {
-  process.stderr.write('floor.mjs: plain echo only (no --tls, no --fanout)\n');
+if (opts.tls) {
+  process.stderr.write('floor.mjs: plain TCP only (no --tls)\n');
   process.exit(64);
 }
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const sockets = new Set();
+/** Connections past their opening handshake: a broadcast goes to these only. */
+const upgraded = new Set();
 
 function onConnection(socket) {
   socket.setNoDelay(true);
   sockets.add(socket);
-  socket.on('close', () => sockets.delete(socket));
+  socket.on('close', () => {
+    sockets.delete(socket);
+    upgraded.delete(socket);
+  });
   socket.on('error', () => {});
   let head = '';
   let rest = null; // bytes of a frame split across reads
@@ -48,6 +58,7 @@ function onConnection(socket) {
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
     socket.off('data', onHead);
     socket.on('data', onFrames);
+    upgraded.add(socket);
     const after = Buffer.from(head.slice(end + 4), 'latin1');
     if (after.length > 0) onFrames(after);
   };
@@ -106,7 +117,13 @@ function onConnection(socket) {
       }
     }
     if (!close && p < buf.length) rest = Buffer.from(buf.subarray(p));
-    if (o > 0) socket.write(out.subarray(0, o));
+    if (close) upgraded.delete(socket);
+    if (o > 0) {
+      if (opts.fanout && !close) {
+        const frame = out.subarray(0, o);
+        for (const s of upgraded) s.write(frame);
+      } else socket.write(out.subarray(0, o));
+    }
     if (close) socket.end();
   };
   socket.on('data', onHead);

@@ -118,7 +118,7 @@ describe('against the real bench servers', { concurrency: 3 }, () => {
 });
 
 describe('fan-out against the real bench servers', { concurrency: 2 }, () => {
-  for (const name of ['sockeye', 'ws']) {
+  for (const name of ['sockeye', 'ws', 'floor']) {
     test(`fanout passes against ${name} --fanout`, async () => {
       await withServer(startBenchServer(name, ['--fanout']), async (server) => {
         // A window long enough that a loaded machine still completes broadcasts in it (a correctness test, not a
