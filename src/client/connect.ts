@@ -381,8 +381,23 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
         // Through connect()'s redirect loop (or after an HTTP/2 attempt) the session reaches the caller a few
         // microtasks later: the frames wait for the next turn of the event loop then (test/client/redirects.test.ts,
         // "paused right after"); without it, connect() hands the session on before this microtask runs.
-        if (deferStart) setImmediate(() => session.start(rest));
-        else queueMicrotask(() => session.start(rest));
+        if (deferStart) {
+          // Until the session listens, its stream's error and close are kept here: the caller may send
+          // at once on a connection the server has reset, and that write's error would otherwise be
+          // unhandled (a crash), its close never told (test/client/redirects.test.ts, "reset right after
+          // the 101").
+          let closedEarly = false;
+          const keepError = () => undefined;
+          const keepClose = () => void (closedEarly = true);
+          socket.on('error', keepError);
+          socket.once('close', keepClose);
+          setImmediate(() => {
+            socket.off('error', keepError);
+            socket.off('close', keepClose);
+            session.start(rest);
+            if (closedEarly) session.onStreamClose();
+          });
+        } else queueMicrotask(() => session.start(rest));
       } catch (err) {
         if (err instanceof HandshakeError && !result && tlsRecord(chunk) && !target.secure) {
           fail(new HandshakeError(err.code, `${target.url.href}: the server answered with TLS, not HTTP: use wss://`));

@@ -99,6 +99,28 @@ describe('connect() with followRedirects', { concurrency: 3 }, () => {
     }
   });
 
+  it('reset right after the 101, through the redirect path: a client that sends at once gets its close (1006), never an unhandled error', async () => {
+    // The server answers 101 and resets the connection at once. The session reaches the caller a turn before
+    // it listens to its socket; what the caller sends meanwhile fails to write, and that error and the socket's
+    // close must wait for the session, not crash the process.
+    const raw = await startRawServer((socket, request) => {
+      socket.write(switchingProtocols(request.key), 'latin1');
+      socket.resetAndDestroy();
+    });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const client = await connect(`ws://127.0.0.1:${raw.port}/`, { followRedirects: true, keepalive: null });
+        for (let k = 0; k < 10; k++) client.send('x'.repeat(1000));
+        const info = await Promise.race([client.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+        assert.ok(info !== null, `connection ${i}: the session was never told its socket closed`);
+        assert.equal(info.code, 1006);
+        assert.equal(info.wasClean, false);
+      }
+    } finally {
+      await raw.close();
+    }
+  });
+
   it('stops after maxRedirects with ERR_TOO_MANY_REDIRECTS; without followRedirects a redirect rejects with its Location', async () => {
     let n = 0;
     const a = await server(() => to(302, `/loop${++n}`));
