@@ -32,25 +32,60 @@ if (files.length === 0) {
 // 127.0.0.1 and must not go through a proxy the machine happens to set (the proxy tests pass theirs
 // explicitly: test/client/proxy*.test.ts, test/cli/proxy-cli.test.ts).
 const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(?:ws|wss|http|https|all|no)_proxy$/i.test(name)));
-// --test-force-exit: a test file whose tests have all finished ends even if it left a handle open (a
-// socket that reconnects, a timer), so one such leak fails or passes that file instead of hanging the run.
-const child = spawn(process.execPath, ['--test', '--test-force-exit', '--test-concurrency=2', ...files], { stdio: ['inherit', 'pipe', 'inherit'], env });
+// Each file runs in a node --test process of its own, two at a time, each bounded in time: a file
+// that leaves a handle open (a socket that reconnects, a timer) is killed after FILE_TIMEOUT_MS and
+// fails the run, named, instead of hanging it. Not --test-force-exit: with several files at once it
+// can drop the last verdicts a file's process reported before exiting (nodejs/node#64833), so a
+// run's counts, even a failure's name, could go missing while it still passed.
+const FILE_TIMEOUT_MS = Number(process.env.RUN_TESTS_FILE_TIMEOUT_MS) || 10 * 60_000;
+const CONCURRENCY = 2;
 const skipped = [];
-let partial = '';
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk);
-  const lines = (partial + chunk.toString('utf8')).split('\n');
-  partial = lines.pop() ?? '';
-  for (const line of lines) {
-    const m = /^\s*ok \d+ - (.*?) # SKIP\s*(.*)$/.exec(line);
-    if (m) skipped.push(`${m[1]}${m[2] ? `: ${m[2]}` : ''}`);
-  }
-});
-child.on('close', (code, signal) => {
-  if (skipped.length === 0) console.log('# run-tests: nothing skipped');
-  else {
-    console.log(`# run-tests: ${skipped.length} skipped (tests or whole suites), each with its reason:`);
-    for (const s of skipped) console.log(`#   ${s}`);
-  }
-  process.exit(code ?? (signal ? 1 : 0));
-});
+const failedFiles = [];
+const totals = { tests: 0, suites: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
+
+/** Runs one file; resolves when its process has exited, with its TAP output printed as one block. */
+function runFile(file) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const out = [];
+    child.stdout.on('data', (c) => out.push(c));
+    child.stderr.on('data', (c) => out.push(c));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, FILE_TIMEOUT_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const text = Buffer.concat(out).toString('utf8');
+      process.stdout.write(`# file: ${file}\n${text}${text.endsWith('\n') ? '' : '\n'}`);
+      for (const line of text.split('\n')) {
+        const m = /^\s*ok \d+ - (.*?) # SKIP\s*(.*)$/.exec(line);
+        if (m) skipped.push(`${m[1]}${m[2] ? `: ${m[2]}` : ''}`);
+        const t = /^# (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
+        if (t) totals[t[1]] += Number(t[2]);
+      }
+      if (timedOut) failedFiles.push(`${file}: still running after ${FILE_TIMEOUT_MS / 1000} s (a handle left open?), killed`);
+      else if (code !== 0) failedFiles.push(`${file}: exit ${code ?? signal}`);
+      resolve();
+    });
+  });
+}
+
+const queue = [...files];
+await Promise.all(
+  Array.from({ length: CONCURRENCY }, async () => {
+    while (queue.length > 0) await runFile(queue.shift());
+  }),
+);
+console.log(`# run-tests: ${files.length} files; ${Object.entries(totals).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+if (skipped.length === 0) console.log('# run-tests: nothing skipped');
+else {
+  console.log(`# run-tests: ${skipped.length} skipped (tests or whole suites), each with its reason:`);
+  for (const s of skipped) console.log(`#   ${s}`);
+}
+if (failedFiles.length > 0) {
+  console.log(`# run-tests: ${failedFiles.length} files failed:`);
+  for (const f of failedFiles) console.log(`#   ${f}`);
+  process.exit(1);
+}
