@@ -598,6 +598,25 @@ function busyCpuSeconds() {
 
 // ------------------------------------------------------------ the run
 
+/** Opens the measurement window: the time and the CPU readings it is measured from. */
+function openWindow() {
+  return { start: performance.now(), cpu: process.cpuUsage(), server: serverCpuSeconds(), busy: busyCpuSeconds() };
+}
+
+/** Closes the window: its seconds, and the CPU the generator, the server and everything else spent in it (shares of a core). */
+function closeWindow(window) {
+  const seconds = (performance.now() - window.start) / 1000;
+  const cpu = process.cpuUsage(window.cpu);
+  const serverEnd = serverCpuSeconds();
+  const busyEnd = busyCpuSeconds();
+  const generatorCpu = (cpu.user + cpu.system) / 1e6 / seconds;
+  const serverCpu = window.server !== null && serverEnd !== null ? (serverEnd - window.server) / seconds : null;
+  const busy = window.busy !== null && busyEnd !== null ? (busyEnd - window.busy) / seconds : null;
+  // Clock ticks are coarse (10 ms): a small negative difference is rounding.
+  const otherCpu = busy !== null && serverCpu !== null ? Math.max(0, busy - generatorCpu - serverCpu) : null;
+  return { seconds, generatorCpu, serverCpu, otherCpu };
+}
+
 /** Closes the HTTP/2 connections, if any (bounded). */
 async function closeH2Sessions() {
   for (const pending of h2Sessions) {
@@ -645,17 +664,14 @@ async function mainOpen() {
 
   await new Promise((resolve) => setTimeout(resolve, cfg.warmupMs));
   if (finished) return;
-  const window = { start: performance.now(), cpu: process.cpuUsage(), server: serverCpuSeconds(), busy: busyCpuSeconds() };
+  const window = openWindow();
   cycles = 0;
   stats.latency.reset();
   stats.measuring = true;
   await new Promise((resolve) => setTimeout(resolve, cfg.durationMs));
   if (finished) return;
   stats.measuring = false;
-  const seconds = (performance.now() - window.start) / 1000;
-  const cpu = process.cpuUsage(window.cpu);
-  const serverEnd = serverCpuSeconds();
-  const busyEnd = busyCpuSeconds();
+  const measured = closeWindow(window);
   const counted = cycles;
   stats.running = false;
   const drain = setTimeout(() => fail(`open/echo/close loops still running ${CONNECT_TIMEOUT_MS} ms after the window`), CONNECT_TIMEOUT_MS);
@@ -664,9 +680,7 @@ async function mainOpen() {
   await closeH2Sessions();
   if (finished) return;
   finished = true;
-  const generatorCpu = (cpu.user + cpu.system) / 1e6 / seconds;
-  const serverCpu = window.server !== null && serverEnd !== null ? (serverEnd - window.server) / seconds : null;
-  const busy = window.busy !== null && busyEnd !== null ? (busyEnd - window.busy) / seconds : null;
+  const { seconds, generatorCpu, serverCpu, otherCpu } = measured;
   const result = {
     generator: 'node',
     seconds,
@@ -676,7 +690,7 @@ async function mainOpen() {
     p99Ms: stats.latency.quantile(0.99) / 1000,
     generatorCpu,
     serverCpu,
-    otherCpu: busy !== null && serverCpu !== null ? Math.max(0, busy - generatorCpu - serverCpu) : null,
+    otherCpu,
     ...(tlsOptions ? { tlsProtocol: tlsSeen.protocol, tlsCipher: tlsSeen.cipher } : {}),
   };
   process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
@@ -696,7 +710,7 @@ async function main() {
 
   await new Promise((resolve) => setTimeout(resolve, cfg.warmupMs));
   if (finished) return;
-  const window = { start: performance.now(), cpu: process.cpuUsage(), server: serverCpuSeconds(), busy: busyCpuSeconds() };
+  const window = openWindow();
   stats.completed = 0;
   stats.latency.reset();
   for (const c of conns) c.windowCompleted = 0;
@@ -706,10 +720,7 @@ async function main() {
   if (finished) return;
   stats.measuring = false;
   stats.running = false;
-  const seconds = (performance.now() - window.start) / 1000;
-  const cpu = process.cpuUsage(window.cpu);
-  const serverEnd = serverCpuSeconds();
-  const busyEnd = busyCpuSeconds();
+  const measured = closeWindow(window);
   const completed = stats.completed;
   const idle = conns.filter((c) => c.windowCompleted === 0).length;
 
@@ -717,9 +728,7 @@ async function main() {
   await closeH2Sessions();
   if (finished) return;
   finished = true;
-  const generatorCpu = (cpu.user + cpu.system) / 1e6 / seconds;
-  const serverCpu = window.server !== null && serverEnd !== null ? (serverEnd - window.server) / seconds : null;
-  const busy = window.busy !== null && busyEnd !== null ? (busyEnd - window.busy) / seconds : null;
+  const { seconds, generatorCpu, serverCpu, otherCpu } = measured;
   const result = {
     generator: 'node',
     seconds,
@@ -730,8 +739,7 @@ async function main() {
     p99Ms: stats.latency.quantile(0.99) / 1000,
     generatorCpu,
     serverCpu,
-    // Clock ticks are coarse (10 ms): a small negative difference is rounding.
-    otherCpu: busy !== null && serverCpu !== null ? Math.max(0, busy - generatorCpu - serverCpu) : null,
+    otherCpu,
     idleConnections: idle,
     ...(tlsOptions ? { tlsProtocol: tlsSeen.protocol, tlsCipher: tlsSeen.cipher } : {}),
   };
