@@ -36,30 +36,12 @@ import { connect, Context, createServer, HandshakeError, WebSocket, type ClientS
 import { testCert } from '../helpers/certs.js';
 import { decodeFrames, frame, Op } from '../helpers/frames.js';
 import { relayTo, type Relay } from '../helpers/byte-counter.js';
-import { within } from '../helpers/h2.js';
+import { Scope, within } from '../helpers/h2.js';
 import { pseudoRandomBytes, sha256, waitUntil } from '../helpers/ws-pair.js';
 
 const cert = testCert();
 const tls = { ca: cert.ca };
 const MiB = 1024 * 1024;
-
-/** Everything a test opens, closed at its end whatever happened (in reverse order). */
-class Scope {
-  private readonly closers: Array<() => unknown> = [];
-  add<T>(thing: T, close: (t: T) => unknown): T {
-    this.closers.push(() => close(thing));
-    return thing;
-  }
-  async close(): Promise<void> {
-    for (const c of this.closers.reverse()) {
-      try {
-        await within(Promise.resolve(c()), 5000, 'closing a test resource');
-      } catch {
-        /* the next one still closes */
-      }
-    }
-  }
-}
 
 interface Started {
   server: WebSocketServer;

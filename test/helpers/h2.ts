@@ -5,7 +5,8 @@
  */
 import * as http2 from 'node:http2';
 import { Context } from '../../src/transport/context.js';
-import { Session } from '../../src/transport/session.js';
+import type { Session } from '../../src/transport/session.js';
+import { bareSession } from './bare-session.js';
 import type { Handler } from '../../src/transport/types.js';
 import { createDeflateRaw } from 'node:zlib';
 
@@ -13,6 +14,24 @@ import { createDeflateRaw } from 'node:zlib';
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Everything a test opens (servers, connections, contexts), closed at its end whatever happened, in reverse order. */
+export class Scope {
+  private readonly closers: Array<() => unknown> = [];
+  add<T>(thing: T, close: (t: T) => unknown): T {
+    this.closers.push(() => close(thing));
+    return thing;
+  }
+  async close(): Promise<void> {
+    for (const c of this.closers.reverse()) {
+      try {
+        await within(Promise.resolve(c()), 5000, 'closing a test resource');
+      } catch {
+        /* the next one still closes */
+      }
+    }
+  }
 }
 
 /** An HTTP/2 connection, resolved once the server's SETTINGS have come (RFC 8441 section 3 needs them). */
@@ -53,22 +72,7 @@ export async function openStream(session: http2.ClientHttp2Session, path: string
 
 /** A sockeye client Session over `stream` (no handshake of its own: the stream is open). */
 export function clientOver(stream: http2.ClientHttp2Stream, context: Context, handler: Handler<Session> = {}, inbox = !handler.onMessage): Session {
-  const session: Session = new Session<Record<string, unknown>>({
-    role: 'client',
-    socket: stream,
-    context,
-    handler: handler as unknown as Handler<Record<string, unknown>>,
-    protocol: undefined,
-    extensions: [],
-    limits: {},
-    keepalive: null,
-    closeTimeoutMs: 2000,
-    head: Buffer.alloc(0),
-    inbox,
-    onHandlerError: () => undefined,
-  });
-  session.start(Buffer.alloc(0));
-  return session;
+  return bareSession('client', stream, context, handler, { inbox });
 }
 
 /** A raw deflate message (RFC 7692 section 7.2.1: the trailing 00 00 ff ff removed) of `size` zeros. */

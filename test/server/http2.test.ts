@@ -30,29 +30,11 @@ import { Context } from '../../src/transport/context.js';
 import type { Session } from '../../src/transport/session.js';
 import { testCert } from '../helpers/certs.js';
 import { frame, Op, RSV1 } from '../helpers/frames.js';
-import { clientOver, deflatedZeros, h2Connect, openStream, within } from '../helpers/h2.js';
+import { clientOver, deflatedZeros, h2Connect, openStream, Scope, within } from '../helpers/h2.js';
 import { pseudoRandomBytes, sha256, waitUntil } from '../helpers/ws-pair.js';
 
 const cert = testCert();
 const MiB = 1024 * 1024;
-
-/** Servers, connections and contexts of one test, all closed at its end whatever happened. */
-class Scope {
-  private readonly closers: Array<() => unknown> = [];
-  add<T>(thing: T, close: (t: T) => unknown): T {
-    this.closers.push(() => close(thing));
-    return thing;
-  }
-  async close(): Promise<void> {
-    for (const c of this.closers.reverse()) {
-      try {
-        await within(Promise.resolve(c()), 5000, 'closing a test resource');
-      } catch {
-        /* the next one still closes */
-      }
-    }
-  }
-}
 
 interface Started {
   server: WebSocketServer;

@@ -15,6 +15,7 @@ import { Context } from '../../src/transport/context.js';
 import { Session } from '../../src/transport/session.js';
 import type { CloseInfo, Handler, Message } from '../../src/transport/types.js';
 import { duplexPair } from '../helpers/duplex-pair.js';
+import { bareSession } from '../helpers/bare-session.js';
 import { testBytes } from '../helpers/frames.js';
 
 interface Side {
@@ -38,21 +39,7 @@ function side(role: 'server' | 'client', stream: Duplex, context: Context, echo:
       pongs.push(Buffer.from(data));
     },
   };
-  // The handler is typed for the session it gets; SessionInit types it by the session's data.
-  const session: Session = new Session<Record<string, unknown>>({
-    role,
-    socket: stream,
-    context,
-    handler: handler as unknown as Handler<Record<string, unknown>>,
-    protocol: undefined,
-    extensions: [],
-    limits: {},
-    keepalive: null,
-    closeTimeoutMs: 2000,
-    head: Buffer.alloc(0),
-    onHandlerError: (e) => errors.push(e),
-  });
-  if (start) session.start(Buffer.alloc(0));
+  const session = bareSession(role, stream, context, handler, { inbox: false, onHandlerError: (e) => errors.push(e), start });
   return { session, messages, pongs, closed: session.closed, errors };
 }
 
