@@ -27,7 +27,7 @@ import { createConnection, createServer as createNetServer } from 'node:net';
 import { availableParallelism, cpus, loadavg, release, type as osType } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onWordLines } from './lib/server-life.mjs';
+import { startServerProcess, stopProcess } from './lib/server-process.mjs';
 import { packageVersion, SOCKETIO_CHANNEL, SOCKEYE_CHANNEL } from './lib/fanout-servers.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -278,55 +278,10 @@ async function startRedis(pin) {
 
 /** Starts one server process; resolves with { child, port, pid, info, control(line) → MEMORY object }. */
 function startServer(row, pin, args) {
-  const [cmd, ...rest] = pinned(pin ? pin.serverList : null, [process.execPath, '--expose-gc', join(BENCH, row.file), ...args]);
-  const child = track(spawn(cmd, rest, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }));
-  let stderr = '';
-  child.stderr.on('data', (c) => {
-    stderr += c;
-    process.stderr.write(`  [${row.id}] ${c}`);
-  });
-  const waiters = [];
-  const info = {};
-  return new Promise((resolve, reject) => {
-    let listening = false;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${row.id} server did not announce its port within ${START_TIMEOUT_MS} ms`));
-    }, START_TIMEOUT_MS);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (!listening) reject(new Error(`${row.id} server exited (${code}) before listening${stderr ? `: ${stderr.trim()}` : ''}`));
-      for (const w of waiters.splice(0)) w.reject(new Error(`${row.id} server exited (${code})`));
-    });
-    onWordLines(child.stdout, (word, rest2) => {
-      if (word === 'INFO') Object.assign(info, JSON.parse(rest2));
-      else if (word === 'MEMORY') waiters.shift()?.resolve(JSON.parse(rest2));
-      else if (word === 'LISTENING' && !listening) {
-        listening = true;
-        clearTimeout(timer);
-        const control = (line) =>
-          new Promise((res, rej) => {
-            const t = setTimeout(() => rej(new Error(`${row.id} server did not answer "${line}" within ${CONTROL_TIMEOUT_MS} ms`)), CONTROL_TIMEOUT_MS);
-            waiters.push({ resolve: (v) => (clearTimeout(t), res(v)), reject: (e) => (clearTimeout(t), rej(e)) });
-            child.stdin.write(`${line}\n`);
-          });
-        resolve({ child, port: Number(rest2), pid: child.pid, info, control });
-      }
-    });
-  });
-}
-
-function stopProcess(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    if (child.stdin) child.stdin.end();
-    else child.kill('SIGTERM');
-  });
+  const argv = pinned(pin ? pin.serverList : null, [process.execPath, '--expose-gc', join(BENCH, row.file), ...args]);
+  const { child, started } = startServerProcess(row.id, argv, { cwd: ROOT, startTimeoutMs: START_TIMEOUT_MS, controlTimeoutMs: CONTROL_TIMEOUT_MS });
+  track(child);
+  return started;
 }
 
 // ------------------------------------------------------------ one cell

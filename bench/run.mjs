@@ -23,7 +23,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selfSigned } from './lib/certificate.mjs';
 import { FAMILIES, IDLE_NODE_FLAGS, SCENARIOS, serverFor } from './lib/scenarios.mjs';
-import { onWordLines } from './lib/server-life.mjs';
+import { startServerProcess, stopProcess } from './lib/server-process.mjs';
 import { slope } from './lib/slope.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -192,55 +192,13 @@ function startServer(server, pin, extraArgs = [], nodeFlags = []) {
   const args = [...server.args, ...extraArgs];
   if (server.tls) args.push('--tls', server.tlsDir);
   // --expose-gc: the idle-memory scenario asks the server for a full GC before each reading.
-  const [cmd, ...rest] = pinned(pin ? pin.server : null, [process.execPath, '--expose-gc', ...nodeFlags, join(BENCH, server.file), ...args]);
-  const child = spawn(cmd, rest, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c) => {
-    stderr += c;
-    process.stderr.write(`  [${server.name}] ${c}`);
-  });
-  const waiters = [];
-  const info = {};
-  return new Promise((resolve, reject) => {
-    let listening = false;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${server.name} server did not announce its port within ${SERVER_START_TIMEOUT_MS} ms`));
-    }, SERVER_START_TIMEOUT_MS);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (!listening) reject(new Error(`${server.name} server exited (${code}) before listening${stderr ? `: ${stderr.trim()}` : ''}`));
-      for (const w of waiters.splice(0)) w.reject(new Error(`${server.name} server exited (${code})`));
-    });
-    onWordLines(child.stdout, (word, rest) => {
-      if (word === 'INFO') Object.assign(info, JSON.parse(rest));
-      else if (word === 'MEMORY') waiters.shift()?.resolve(JSON.parse(rest));
-      else if (word === 'LISTENING' && !listening) {
-        listening = true;
-        clearTimeout(timer);
-        const control = (command) =>
-          new Promise((res, rej) => {
-            const t = setTimeout(() => rej(new Error(`${server.name} server did not answer "${command}" within ${CONTROL_TIMEOUT_MS} ms`)), CONTROL_TIMEOUT_MS);
-            waiters.push({ resolve: (v) => (clearTimeout(t), res(v)), reject: (e) => (clearTimeout(t), rej(e)) });
-            child.stdin.write(`${command}\n`);
-          });
-        resolve({ ...server, child, port: Number(rest), pid: child.pid, info, control });
-      }
-    });
-  });
+  const argv = pinned(pin ? pin.server : null, [process.execPath, '--expose-gc', ...nodeFlags, join(BENCH, server.file), ...args]);
+  return startServerProcess(server.name, argv, { cwd: ROOT, startTimeoutMs: SERVER_START_TIMEOUT_MS, controlTimeoutMs: CONTROL_TIMEOUT_MS }).started.then((p) => ({ ...server, ...p }));
 }
 
 /** Stops a server we started: close its stdin, then SIGKILL after 5 s. */
 function stopServer(s) {
-  return new Promise((resolve) => {
-    if (s.child.exitCode !== null || s.child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-    s.child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    s.child.stdin.end();
-  });
+  return stopProcess(s.child);
 }
 
 /**
