@@ -381,23 +381,8 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
         // Through connect()'s redirect loop (or after an HTTP/2 attempt) the session reaches the caller a few
         // microtasks later: the frames wait for the next turn of the event loop then (test/client/redirects.test.ts,
         // "paused right after"); without it, connect() hands the session on before this microtask runs.
-        if (deferStart) {
-          // Until the session listens, its stream's error and close are kept here: the caller may send
-          // at once on a connection the server has reset, and that write's error would otherwise be
-          // unhandled (a crash), its close never told (test/client/redirects.test.ts, "reset right after
-          // the 101").
-          let closedEarly = false;
-          const keepError = () => undefined;
-          const keepClose = () => void (closedEarly = true);
-          socket.on('error', keepError);
-          socket.once('close', keepClose);
-          setImmediate(() => {
-            socket.off('error', keepError);
-            socket.off('close', keepClose);
-            session.start(rest);
-            if (closedEarly) session.onStreamClose();
-          });
-        } else queueMicrotask(() => session.start(rest));
+        if (deferStart) startNextTurn(session, socket, rest);
+        else queueMicrotask(() => session.start(rest));
       } catch (err) {
         if (err instanceof HandshakeError && !result && tlsRecord(chunk) && !target.secure) {
           fail(new HandshakeError(err.code, `${target.url.href}: the server answered with TLS, not HTTP: use wss://`));
@@ -491,11 +476,7 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
         },
       };
       c.members.add(member);
-      let streamClosed = false;
-      s.once('close', () => {
-        streamClosed = true;
-        pool.release(poolKey, c, member);
-      });
+      s.once('close', () => pool.release(poolKey, c, member));
       // The session takes the stream's errors once it starts; until then (and after) this one keeps them from being unhandled.
       s.on('error', () => undefined);
       const onEarlyClose = () => {
@@ -523,12 +504,8 @@ function connectOnce<T>(url: string | URL, options: ConnectOptions<T>, followRed
           const opened = newSession(s, agreed.protocol, agreed.extensions, codec, head.headers);
           session = opened;
           resolve(opened);
-          setImmediate(() => {
-            opened.start(Buffer.alloc(0));
-            // A stream reset right after its 200 has closed before the session listened: it is told now, or it
-            // would wait for a 'close' that never comes again (test/client/http2.test.ts, "reset right after").
-            if (streamClosed) opened.onStreamClose();
-            else if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
+          startNextTurn(opened, s, Buffer.alloc(0), () => {
+            if (goneAway) opened.close(1001, 'the HTTP/2 connection is going away');
           });
         } catch (err) {
           fail(answerError(err, Buffer.alloc(0)));
@@ -619,4 +596,27 @@ function dechunk(body: Buffer): Buffer {
     at = eol + 4 + size;
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * Starts a session that its caller already has on the next turn of the event loop (after the
+ * redirect loop or the HTTP/2 lease has handed it over). Until then its stream's error and close
+ * are kept here: the caller may send at once on a stream the server has reset, and that write's
+ * error would otherwise be unhandled (a crash), its close never told to the session, which would
+ * wait for it forever (test/client/redirects.test.ts, "reset right after the 101";
+ * test/client/http2.test.ts, "reset right after"). `then` runs after start() on a stream still open.
+ */
+function startNextTurn(session: ClientSession, stream: Duplex, head: Buffer, then?: () => void): void {
+  let closedEarly = false;
+  const keepError = () => undefined;
+  const keepClose = () => void (closedEarly = true);
+  stream.on('error', keepError);
+  stream.once('close', keepClose);
+  setImmediate(() => {
+    stream.off('error', keepError);
+    stream.off('close', keepClose);
+    session.start(head);
+    if (closedEarly) session.onStreamClose();
+    else then?.();
+  });
 }
