@@ -46,6 +46,7 @@ export class FramePool implements TimerEntry {
   idleBytes = 0;
   private lentSinceTick = false;
   private scheduled = false;
+  private spareList: Buffer[] | null = null;
   wheelSlot?: number;
   wheelPrev?: TimerEntry | null;
   wheelNext?: TimerEntry | null;
@@ -95,6 +96,28 @@ export class FramePool implements TimerEntry {
       this.lentSinceTick = false;
       this.timers.schedule(this, this.timers.now() + POOL_IDLE_MS);
     }
+  }
+
+  /**
+   * The list a session gathers one read's replies in (Outbound's batch),
+   * lent for the length of that read. Reads run one at a time on the
+   * context's thread, so one spare list serves every session: an idle
+   * session holds no list (and no backing store a few frames long), and a
+   * busy one allocates none per read. A read nested in another (an
+   * in-memory pair, a handler writing to a peer in the same process) finds
+   * the spare taken and gets a list of its own
+   * (test/transport/frame-pool.test.ts, "batch lists").
+   */
+  takeList(): Buffer[] {
+    const list = this.spareList;
+    if (list === null) return [];
+    this.spareList = null;
+    return list;
+  }
+
+  /** Takes back an emptied list from takeList(), keeping one spare. */
+  returnList(list: Buffer[]): void {
+    if (this.spareList === null && list.length === 0) this.spareList = list;
   }
 
   /** True if `buf` is a buffer this pool lent and has not had back. */

@@ -57,7 +57,11 @@ export class Outbound {
    * straight to the stream are batched; order with the queues is unchanged.
    */
   private batching = false;
-  /** The frames of the batch (made on the first batched write, then reused read after read). */
+  /**
+   * The frames of the batch: a list the pool lends for the read (made here
+   * when there is no pool), given back when the batch is written, so an idle
+   * session holds none (test/transport/outbound.test.ts, "batch list").
+   */
   private batch: Buffer[] | null = null;
   batchBytes = 0;
   private batchMessages = 0;
@@ -142,7 +146,7 @@ export class Outbound {
     for (let i = 0; i < chunks.length; i++) bytes += chunks[i].length;
     if (!this.blocked && this.queuesEmpty) {
       if (this.batching) {
-        const batch = (this.batch ??= []);
+        const batch = (this.batch ??= this.pool !== null ? this.pool.takeList() : []);
         for (let i = 0; i < chunks.length; i++) batch.push(chunks[i]);
         this.batchBytes += bytes;
         if (endsMessage) this.batchMessages++;
@@ -194,8 +198,13 @@ export class Outbound {
     this.writeToStream(batch.length === 1 ? batch : bytes <= BATCH_COPY_BYTES ? [Buffer.concat(batch, bytes)] : batch.length > 8 ? joinSmallFrames(batch) : batch, messages);
     // writeToStream() hands each chunk to the stream and keeps no reference to the list: reuse it.
     // Emptied by pop(): `length = 0` also frees V8's backing store, and the next read's push would
-    // make a new one (an allocation per read on the small-message path).
+    // make a new one (an allocation per read on the small-message path). With a pool, the emptied
+    // list goes back to it for the next read of any session.
     while (batch.length > 0) batch.pop();
+    if (this.pool !== null) {
+      this.batch = null;
+      this.pool.returnList(batch);
+    }
     return true;
   }
 

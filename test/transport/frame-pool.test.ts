@@ -92,4 +92,19 @@ describe('FramePool', () => {
       wheel.stop();
     }
   });
+
+  it('batch lists: one spare list is lent to one read at a time, and a nested read gets its own', () => {
+    const pool = new FramePool(null);
+    const outer = pool.takeList();
+    const nested = pool.takeList();
+    assert.notEqual(nested, outer, 'a list already lent is not lent again');
+    outer.push(Buffer.alloc(1));
+    pool.returnList(outer);
+    assert.notEqual(pool.takeList(), outer, 'a list still holding frames is not kept');
+    outer.pop();
+    pool.returnList(outer);
+    pool.returnList(nested);
+    assert.equal(pool.takeList(), outer, 'the first emptied list returned is the spare');
+    assert.notEqual(pool.takeList(), nested, 'only one spare is kept');
+  });
 });

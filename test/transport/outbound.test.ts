@@ -196,6 +196,35 @@ describe('Outbound: frame buffers lent by a FramePool (S2: never reused while th
     assert.deepEqual(s.sent.map((x) => x[0]), [1, 2, 3], 'each went out with its own bytes');
   });
 
+  it("batch list: sessions of one pool batch in the pool's list one read at a time, a nested read in its own, and an idle session keeps none", () => {
+    const pool = new FramePool(null);
+    const sa = new HeldStream(1 << 20);
+    const sb = new HeldStream(1 << 20);
+    const a = new Outbound(sa, false, pool);
+    const b = new Outbound(sb, false, pool);
+    for (let round = 0; round < 2; round++) {
+      a.beginBatch();
+      assert.equal(a.write(f(0x82, 1, 1), false, true, false, MAX, 0), 'batched');
+      // A read of b inside a's read (a handler writing to a peer in the same process).
+      b.beginBatch();
+      assert.equal(b.write(f(0x82, 1, 2), false, true, false, MAX, 0), 'batched');
+      assert.equal(b.write(f(0x82, 1, 3), false, true, false, MAX, 0), 'batched');
+      assert.equal(b.endBatch(), true);
+      assert.equal(a.write(f(0x82, 1, 4), false, true, false, MAX, 0), 'batched');
+      assert.equal(a.endBatch(), true);
+    }
+    sa.completeAll();
+    sb.completeAll();
+    assert.deepEqual([...sa.bytes], [0x82, 1, 1, 0x82, 1, 4, 0x82, 1, 1, 0x82, 1, 4], "a's frames only, each read's in one write");
+    assert.deepEqual([...sb.bytes], [0x82, 1, 2, 0x82, 1, 3, 0x82, 1, 2, 0x82, 1, 3]);
+    assert.equal(sa.writes, 2);
+    assert.equal(sb.writes, 2);
+    // Both lists came back: the pool lends its spare, and a second take finds none (a fresh list).
+    const spare = pool.takeList();
+    assert.equal(spare.length, 0);
+    assert.notEqual(pool.takeList(), spare);
+  });
+
   it("a frame in a read's batch is given back once the batch's write completes", () => {
     const pool = new FramePool(null);
     const s = new HeldStream(1 << 30);
