@@ -43,8 +43,18 @@ const EMPTY = Buffer.alloc(0);
 export class Connection implements AssemblerOutput, CodecQueuesHost {
   readonly role: Role;
   private _state: ConnectionState = 'open';
-  private readonly parser: FrameParser;
-  private readonly assembler: MessageAssembler;
+  /**
+   * The receiving side, made when bytes arrive and let go once a read ends
+   * between messages (no frame, header or fragmented message under way):
+   * between messages they hold nothing but settings, and an idle connection
+   * is thousands of times cheaper without them (test/core/connection.test.ts,
+   * "the receiving side"). Their counts and settings live here.
+   */
+  private parser: FrameParser | null = null;
+  private assembler: MessageAssembler | null = null;
+  /** Frames parsed by parsers already let go (framesReceived). */
+  private framesBefore = 0;
+  private streamMessagesOn: boolean;
   private readonly limits: ConnectionLimits;
   private readonly liveness: Liveness;
   /** Only with a codec: without one nothing is ever held back. */
@@ -75,15 +85,23 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     const maskSource = this.role === 'client' ? options.maskSource! : null;
     this.codecs = codec ? new CodecQueues(codec, this, host, maskSource) : null;
     this.sender = new FrameSender(host, this.codecs, maskSource, options.allocFrame ?? null);
-    this.assembler = new MessageAssembler(this, this.limits, codec, options.streamMessages ?? false);
-    this.parser = new FrameParser(this.assembler, {
+    this.streamMessagesOn = options.streamMessages ?? false;
+  }
+
+  /** The parser (and its sink, the assembler) for the bytes arriving now. */
+  private receiver(): FrameParser {
+    if (this.parser !== null) return this.parser;
+    const limits = this.limits;
+    const codec = this.codecs !== null ? this.codecs.codec : null;
+    const assembler = (this.assembler = new MessageAssembler(this, limits, codec, this.streamMessagesOn));
+    return (this.parser = new FrameParser(assembler, {
       role: this.role,
-      maxFrameBytes: this.limits.maxFrameBytes,
+      maxFrameBytes: limits.maxFrameBytes,
       // A frame over a frame limit that is not below the message limit is a message over it: name that
       // one (it is what the application set; maxFrameBytes defaults to it).
-      frameLimitName: this.limits.maxFrameBytes >= this.limits.maxMessageBytes ? 'maxMessageBytes' : 'maxFrameBytes',
-      allowedRsv: codec ? codec.rsv : 0,
-    });
+      frameLimitName: limits.maxFrameBytes >= limits.maxMessageBytes ? 'maxMessageBytes' : 'maxFrameBytes',
+      allowedRsv: codec !== null ? codec.rsv : 0,
+    }));
   }
 
   get state(): ConnectionState {
@@ -101,10 +119,11 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   }
   /** Deliver data as 'fragment' events as it arrives instead of whole 'message' events. */
   get streamMessages(): boolean {
-    return this.assembler.streamMessages;
+    return this.streamMessagesOn;
   }
   set streamMessages(value: boolean) {
-    this.assembler.streamMessages = value;
+    this.streamMessagesOn = value;
+    if (this.assembler !== null) this.assembler.streamMessages = value;
   }
   /** Received messages waiting for the codec or behind one (the host bounds this by pausing its reads). */
   get pendingInputMessages(): number {
@@ -141,7 +160,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   }
   /** Whole frames received so far (control frames included). */
   get framesReceived(): number {
-    return this.parser.framesParsed;
+    return this.framesBefore + (this.parser !== null ? this.parser.framesParsed : 0);
   }
 
 
@@ -161,7 +180,16 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     let used = data.length;
     let failure: WebSocketError | null = null;
     try {
-      used = this.parser.push(data, maxFrames);
+      const parser = this.receiver();
+      used = parser.push(data, maxFrames);
+      // Between messages the receiving side is let go (a stopped parser never is: after a close frame or
+      // a bad one nothing more is read); a read nested in this one (a host that feeds us from inside its
+      // write) leaves that to the outer one, which is still using it.
+      if (!wasParsing && parser.betweenMessages) {
+        this.framesBefore += parser.framesParsed;
+        this.parser = null;
+        this.assembler = null;
+      }
     } catch (err) {
       if (!(err instanceof WebSocketError)) throw err;
       failure = err;
@@ -322,8 +350,8 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
 
   private finish(code: number, reason: string, wasClean: boolean, error: WebSocketError | undefined, hangup: Hangup, undelivered: 'inflating' | 'drop' | 'all' = 'inflating'): void {
     this._state = 'closed';
-    this.parser.stop();
-    this.assembler.clear();
+    this.parser?.stop();
+    this.assembler?.clear();
     const ev: ClosedEvent = { type: 'closed', code, reason, wasClean, error, hangup };
     const codecs = this.codecs;
     if (codecs !== null) {
@@ -381,7 +409,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
     } else {
       // Section 5.5.1: nothing after a close frame is read; it is acted on once the events before it are delivered (receive()).
       this.peerClose = { payload, ...decodeClosePayload(payload) };
-      this.parser.stop();
+      this.parser?.stop();
     }
   }
 
@@ -395,7 +423,7 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
 
   /** @internal CodecQueues: a received message restored (or queued behind one that was). */
   onInflated(binary: boolean, data: Buffer): void {
-    if (this.assembler.streamMessages) this.events().push({ type: 'fragment', binary, data, first: true, last: true });
+    if (this.streamMessagesOn) this.events().push({ type: 'fragment', binary, data, first: true, last: true });
     else this.events().push(new MessageEvent(binary, data));
   }
 

@@ -89,6 +89,15 @@ export class FrameParser {
     this.allowedRsv = options.allowedRsv ?? 0;
   }
 
+  /**
+   * True between messages: no frame, split header, control frame or
+   * fragmented message under way, and not failed. A parser in this state
+   * holds nothing a new one would not (Connection lets it go then).
+   */
+  get betweenMessages(): boolean {
+    return this.state === State.Header && this.headerLen === 0 && this.messageOpcode === 0 && this.controlParts === null;
+  }
+
   /** True once a protocol error was raised or stop() was called; further input is ignored. */
   get failed(): boolean {
     return this.state === State.Failed;

@@ -1493,6 +1493,57 @@ describe('Connection: streaming receive (streamMessages: true)', () => {
   }
 });
 
+describe('Connection: the receiving side (made when bytes arrive, let go between messages)', () => {
+  // An idle connection holds no parser and no assembler: between messages they hold nothing but
+  // settings. Every other block here feeds its input split at every position, across reads that
+  // end between messages and inside them, so each of them also checks that nothing a message needs
+  // is lost when the receiving side is let go and made again.
+  const receiving = (c: Connection): boolean => Reflect.get(c, 'parser') !== null && Reflect.get(c, 'assembler') !== null;
+  for (const role of ROLES) {
+    const pf = (spec: FrameSpec) => peerFrame(role, spec);
+    it(`${role}: none before the first byte or after a read that ends between messages; kept while a frame, header or fragmented message is part-read`, () => {
+      const { conn: c, rec } = open(role);
+      assert.equal(receiving(c), false, 'a new connection');
+      c.receive(pf({ opcode: Op.Binary, payload: 'one' }), 0);
+      assert.equal(receiving(c), false, 'after a whole message');
+      const two = pf({ opcode: Op.Text, payload: 'two€' });
+      c.receive(two.subarray(0, 1), 0);
+      assert.equal(receiving(c), true, 'a header cut short');
+      c.receive(two.subarray(1, two.length - 1), 0);
+      assert.equal(receiving(c), true, 'a payload cut short (inside a UTF-8 sequence)');
+      c.receive(two.subarray(two.length - 1), 0);
+      assert.equal(receiving(c), false);
+      c.receive(pf({ opcode: Op.Binary, payload: 'th', fin: false }), 0);
+      assert.equal(receiving(c), true, 'a fragmented message under way');
+      c.receive(pf({ opcode: Op.Ping, payload: 'p' }), 0);
+      c.receive(pf({ opcode: Op.Continuation, payload: 'ree' }), 0);
+      assert.equal(receiving(c), false);
+      assert.equal(c.framesReceived, 5, 'frames counted across receiving sides');
+      assert.deepEqual(
+        rec.items.filter((i) => i.kind === 'message').map((i) => (i as { data: Buffer }).data.toString()),
+        ['one', 'two€', 'three'],
+      );
+    });
+
+    it(`${role}: streamMessages set between messages applies to the next one; a close frame stops reading for good`, () => {
+      const { conn: c, rec } = open(role);
+      c.receive(pf({ opcode: Op.Text, payload: 'whole' }), 0);
+      c.streamMessages = true;
+      c.receive(pf({ opcode: Op.Text, payload: 'streamed' }), 0);
+      c.streamMessages = false;
+      c.receive(pf({ opcode: Op.Text, payload: 'whole again' }), 0);
+      assert.deepEqual(
+        rec.items.filter((i) => i.kind === 'message' || i.kind === 'fragment').map((i) => `${i.kind} ${(i as { data: Buffer }).data.toString()}`),
+        ['message whole', 'fragment streamed', 'message whole again'],
+      );
+      c.receive(concat(pf({ opcode: Op.Close, payload: closePayload(1000) }), pf({ opcode: Op.Text, payload: 'after' })), 0);
+      c.receive(pf({ opcode: Op.Text, payload: 'later' }), 0);
+      assert.equal(rec.items.some((i) => i.kind === 'message' && ['after', 'later'].includes(i.data.toString())), false, 'nothing after the close frame');
+      assert.equal(c.state, 'closed');
+    });
+  }
+});
+
 describe('sendEncoded (a frame built once for many connections)', () => {
   it('a server writes the given chunks unchanged, as one message, in order with other sends', () => {
     const { conn, rec } = open('server');

@@ -472,3 +472,29 @@ describe('FrameParser: a bound on frames per push (maxFrames)', () => {
     assert.equal(sink.calls.length, 5000);
   });
 });
+
+describe('FrameParser: betweenMessages (nothing under way that a new parser would not have)', () => {
+  for (const role of ROLES) {
+    it(`${role}: true only where a message ends and no header, frame, control frame or fragmented message is part-read`, () => {
+      const parser = new FrameParser(new RecordingSink(), { role, maxFrameBytes: 1 << 20 });
+      const at = (bytes: Buffer): boolean => {
+        parser.push(Buffer.from(bytes));
+        return parser.betweenMessages;
+      };
+      assert.equal(parser.betweenMessages, true, 'new');
+      const whole = peer(role, { opcode: Op.Binary, payload: 'abcdef' });
+      assert.equal(at(whole), true, 'after a whole message');
+      assert.equal(at(whole.subarray(0, 1)), false, 'a header cut after one byte');
+      assert.equal(at(whole.subarray(1, 4)), false, 'the rest of the header and part of the payload');
+      assert.equal(at(whole.subarray(4)), true, 'the payload completed');
+      const ping = peer(role, { opcode: Op.Ping, payload: 'ping!' });
+      assert.equal(at(ping.subarray(0, ping.length - 2)), false, 'a control frame part-read');
+      assert.equal(at(ping.subarray(ping.length - 2)), true);
+      assert.equal(at(peer(role, { opcode: Op.Text, payload: 'first', fin: false })), false, 'a fragmented message under way');
+      assert.equal(at(peer(role, { opcode: Op.Ping, payload: '' })), false, 'a ping between its fragments');
+      assert.equal(at(peer(role, { opcode: Op.Continuation, payload: 'last' })), true, 'its final fragment');
+      parser.stop();
+      assert.equal(parser.betweenMessages, false, 'stopped');
+    });
+  }
+});
