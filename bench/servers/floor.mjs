@@ -1,6 +1,7 @@
 // The framing floor: the least a WebSocket echo server on node:net can do per
-// message, as a reference row for the small-message scenarios (it is NOT a
-// usable server). It answers the opening handshake, then for each read parses
+// message, as a reference row for the small-message scenarios and for
+// connection setup (it is NOT a usable server). It answers the opening
+// handshake, then for each read parses
 // the masked frames in it, unmasks them and writes every echo of the read in
 // one buffer and one write, as sockeye does. It leaves out everything a real
 // server needs on top: size limits, UTF-8 validation, fragmentation, a close
@@ -14,13 +15,23 @@
 // broadcast on node:net can cost: one write per client), as a reference row
 // for the fan-out scenario.
 //
+// A frame that spans reads (the large-message scenarios) is the least a
+// server that hands whole messages to an application can do: the reply
+// frame's buffer is made once, when the header arrives, and each read's
+// piece is unmasked straight into it (sockeye's own copyMasked, so both
+// unmask at the same speed); the whole frame then leaves in one write. One
+// pass over each payload byte between the kernel's two copies, where
+// sockeye with `transfer` makes the same pass and ws-native makes two (its
+// join, then its unmasking in C).
+//
 // Only what the generator sends is accepted: masked binary or text frames with
-// fin set, payloads up to 65,535 bytes, and a close frame at the end. Anything
-// else destroys the connection (the generator then fails the run, so a
-// number is never produced from a frame this server did not understand).
+// fin set, and a close frame at the end. Anything else destroys the connection
+// (the generator then fails the run, so a number is never produced from a
+// frame this server did not understand).
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { serverOptions, serveSockets } from '../lib/server-life.mjs';
+import { copyMasked } from '../../dist/src/core/mask.js';
 
 const opts = serverOptions();
 if (opts.tls) {
@@ -41,7 +52,12 @@ function onConnection(socket) {
   });
   socket.on('error', () => {});
   let head = '';
-  let rest = null; // bytes of a frame split across reads
+  let rest = null; // bytes of a header split across reads, or of a small frame
+  // A frame that spans reads: its reply (server header, then payload) filled as the pieces come.
+  let big = null;
+  let bigAt = 0; // next payload byte of `big` to fill
+  let bigKey = 0;
+  let bigGot = 0; // payload bytes unmasked so far
   const onHead = (chunk) => {
     head += chunk.toString('latin1');
     const end = head.indexOf('\r\n\r\n');
@@ -63,6 +79,17 @@ function onConnection(socket) {
     if (after.length > 0) onFrames(after);
   };
   const onFrames = (chunk) => {
+    if (big !== null) {
+      const take = Math.min(big.length - bigAt, chunk.length);
+      copyMasked(chunk.subarray(0, take), bigKey, bigGot, big, bigAt);
+      bigAt += take;
+      bigGot += take;
+      if (bigAt < big.length) return;
+      socket.write(big);
+      big = null;
+      if (take === chunk.length) return;
+      chunk = chunk.subarray(take);
+    }
     const buf = rest === null ? chunk : Buffer.concat([rest, chunk]);
     rest = null;
     // Every echo of this read: at most the input's size (server headers are 4 bytes shorter: no mask key).
@@ -75,26 +102,58 @@ function onConnection(socket) {
       const b1 = buf[p + 1];
       let len = b1 & 0x7f;
       let h = 2;
+      if ((b1 & 0x80) === 0 || (b0 & 0x70) !== 0 || (b0 & 0x80) === 0) {
+        socket.destroy();
+        return;
+      }
       if (len === 126) {
         if (p + 4 > buf.length) break;
         len = buf.readUInt16BE(p + 2);
         h = 4;
-      } else if (len === 127 || (b1 & 0x80) === 0 || (b0 & 0x70) !== 0 || (b0 & 0x80) === 0) {
-        socket.destroy();
-        return;
+      } else if (len === 127) {
+        if (p + 10 > buf.length) break;
+        len = buf.readUInt32BE(p + 2) * 2 ** 32 + buf.readUInt32BE(p + 6);
+        h = 10;
       }
-      if (p + h + 4 + len > buf.length) break;
       const opcode = b0 & 0x0f;
       const m = p + h;
+      if (p + h + 4 + len > buf.length) {
+        // A frame that spans reads: its reply is made now and filled read by read. Smaller frames split
+        // by a read's end wait whole in `rest` (no more than a few kilobytes).
+        if (len < 4096 || m + 4 > buf.length || opcode === 0x8) break;
+        const sh = len < 126 ? 2 : len < 65_536 ? 4 : 10;
+        big = Buffer.allocUnsafe(sh + len);
+        big[0] = 0x80 | opcode;
+        if (sh === 4) {
+          big[1] = 126;
+          big.writeUInt16BE(len, 2);
+        } else {
+          big[1] = 127;
+          big.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+          big.writeUInt32BE(len >>> 0, 6);
+        }
+        bigKey = buf.readInt32LE(m);
+        const piece = buf.subarray(m + 4);
+        copyMasked(piece, bigKey, 0, big, sh);
+        bigAt = sh + piece.length;
+        bigGot = piece.length;
+        p = buf.length;
+        break;
+      }
       const k0 = buf[m], k1 = buf[m + 1], k2 = buf[m + 2], k3 = buf[m + 3];
       out[o] = 0x80 | opcode;
       if (len < 126) {
         out[o + 1] = len;
         o += 2;
-      } else {
+      } else if (len < 65_536) {
         out[o + 1] = 126;
         out.writeUInt16BE(len, o + 2);
         o += 4;
+      } else {
+        out[o + 1] = 127;
+        out.writeUInt32BE(Math.floor(len / 2 ** 32), o + 2);
+        out.writeUInt32BE(len >>> 0, o + 6);
+        o += 10;
       }
       const s = m + 4;
       let i = 0;
@@ -124,7 +183,12 @@ function onConnection(socket) {
         for (const s of upgraded) s.write(frame);
       } else socket.write(out.subarray(0, o));
     }
-    if (close) socket.end();
+    // The closing handshake is complete: close the TCP connection at once (section 7.1.1, the server first),
+    // as sockeye does, unless the kernel has not taken the close frame yet.
+    if (close) {
+      if (socket.writableLength === 0) socket.destroy();
+      else socket.end();
+    }
   };
   socket.on('data', onHead);
 }
