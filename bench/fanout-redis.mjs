@@ -29,6 +29,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess, stopProcess } from './lib/server-process.mjs';
 import { packageVersion, SOCKETIO_CHANNEL, SOCKEYE_CHANNEL } from './lib/fanout-servers.mjs';
+import { median, int, sig, pct, ratio } from './lib/report-format.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -392,22 +393,6 @@ async function ready(row, servers, share, env) {
 }
 
 // ------------------------------------------------------------ statistics and report
-
-function median(values) {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-const int = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
-function sig(n, digits = 3) {
-  if (!Number.isFinite(n)) return '—';
-  if (n === 0) return '0';
-  const d = Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(n))));
-  return n.toFixed(Math.min(d, 3));
-}
-const pct = (n) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${Math.round(n * 100)}%`);
-const ratio = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '—');
 
 /** Bytes of one delivery on the wire, server to client: the WebSocket frame header and its payload. */
 function wire(row, size) {

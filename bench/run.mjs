@@ -25,6 +25,7 @@ import { selfSigned } from './lib/certificate.mjs';
 import { FAMILIES, IDLE_NODE_FLAGS, SCENARIOS, serverFor } from './lib/scenarios.mjs';
 import { startServerProcess, stopProcess } from './lib/server-process.mjs';
 import { slope } from './lib/slope.mjs';
+import { median, int, sig, pct, ratio, mib, kib } from './lib/report-format.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -391,25 +392,6 @@ function generatorFor(scenario, opts) {
 }
 
 // ------------------------------------------------------------ statistics and report
-
-function median(values) {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
-const int = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
-function sig(n, digits = 3) {
-  if (!Number.isFinite(n)) return '—';
-  if (n === 0) return '0';
-  const d = Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(n))));
-  return n.toFixed(Math.min(d, 3));
-}
-const pct = (n) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${Math.round(n * 100)}%`);
-const ratio = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '—');
-const mib = (n) => (Number.isFinite(n) ? `${(n / 2 ** 20).toFixed(1)} MiB` : '—');
-const kib = (n) => (Number.isFinite(n) ? `${(n / 1024).toFixed(1)} KiB` : '—');
 
 /** The measure a scenario's rows are ranked by (higher is better except for memory). */
 const METRIC = { echo: 'msgPerSec', handshake: 'handshakesPerSec', open: 'opensPerSec', fanout: 'deliveriesPerSec', idle: 'bytesPerConn' };
