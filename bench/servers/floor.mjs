@@ -43,6 +43,24 @@ const sockets = new Set();
 /** Connections past their opening handshake: a broadcast goes to these only. */
 const upgraded = new Set();
 
+/** Writes an unmasked final frame's header at target[at]; returns where its payload starts. */
+function putHeader(target, at, opcode, len) {
+  target[at] = 0x80 | opcode;
+  if (len < 126) {
+    target[at + 1] = len;
+    return at + 2;
+  }
+  if (len < 65_536) {
+    target[at + 1] = 126;
+    target.writeUInt16BE(len, at + 2);
+    return at + 4;
+  }
+  target[at + 1] = 127;
+  target.writeUInt32BE(Math.floor(len / 2 ** 32), at + 2);
+  target.writeUInt32BE(len >>> 0, at + 6);
+  return at + 10;
+}
+
 function onConnection(socket) {
   socket.setNoDelay(true);
   sockets.add(socket);
@@ -121,17 +139,8 @@ function onConnection(socket) {
         // A frame that spans reads: its reply is made now and filled read by read. Smaller frames split
         // by a read's end wait whole in `rest` (no more than a few kilobytes).
         if (len < 4096 || m + 4 > buf.length || opcode === 0x8) break;
-        const sh = len < 126 ? 2 : len < 65_536 ? 4 : 10;
-        big = Buffer.allocUnsafe(sh + len);
-        big[0] = 0x80 | opcode;
-        if (sh === 4) {
-          big[1] = 126;
-          big.writeUInt16BE(len, 2);
-        } else {
-          big[1] = 127;
-          big.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-          big.writeUInt32BE(len >>> 0, 6);
-        }
+        big = Buffer.allocUnsafe((len < 65_536 ? 4 : 10) + len); // len >= 4096: a 16- or 64-bit length
+        const sh = putHeader(big, 0, opcode, len);
         bigKey = buf.readInt32LE(m);
         const piece = buf.subarray(m + 4);
         copyMasked(piece, bigKey, 0, big, sh);
@@ -141,20 +150,7 @@ function onConnection(socket) {
         break;
       }
       const k0 = buf[m], k1 = buf[m + 1], k2 = buf[m + 2], k3 = buf[m + 3];
-      out[o] = 0x80 | opcode;
-      if (len < 126) {
-        out[o + 1] = len;
-        o += 2;
-      } else if (len < 65_536) {
-        out[o + 1] = 126;
-        out.writeUInt16BE(len, o + 2);
-        o += 4;
-      } else {
-        out[o + 1] = 127;
-        out.writeUInt32BE(Math.floor(len / 2 ** 32), o + 2);
-        out.writeUInt32BE(len >>> 0, o + 6);
-        o += 10;
-      }
+      o = putHeader(out, o, opcode, len);
       const s = m + 4;
       let i = 0;
       for (; i + 4 <= len; i += 4) {
