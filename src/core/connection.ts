@@ -46,9 +46,9 @@ export class Connection implements AssemblerOutput, CodecQueuesHost {
   /**
    * The receiving side, made when bytes arrive and let go once a read ends
    * between messages (no frame, header or fragmented message under way):
-   * between messages they hold nothing but settings, and an idle connection
-   * is thousands of times cheaper without them (test/core/connection.test.ts,
-   * "the receiving side"). Their counts and settings live here.
+   * there they hold nothing but settings, so an idle connection does not
+   * carry them (test/core/connection.test.ts, "the receiving side"). Their
+   * counts and settings live here.
    */
   private parser: FrameParser | null = null;
   private assembler: MessageAssembler | null = null;
